@@ -1,1 +1,378 @@
+//! Harness for the end-to-end tests: runs the real `vigie-collector` and `vigie-agent`
+//! binaries on 127.0.0.1 in temporary directories, and a raw gRPC client for messages no
+//! honest agent would send.
 
+pub mod grpc;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// Path of a workspace binary next to the test executable (`target/<profile>/NAME`).
+/// The test command builds the binaries first (`cargo build --workspace --bins`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/e2e-HASH → target/<profile>/NAME
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile> directory");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: build it first with `cargo build --workspace --bins`",
+        path.display()
+    );
+    path
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// Runs a command to completion with a deadline, capturing its output.
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawn {cmd:?}"))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if child.try_wait()?.is_some() {
+            return Ok(child.wait_with_output()?);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output()?;
+            bail!(
+                "{cmd:?} did not finish within {timeout:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Output of a finished command, as text.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Run {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with both streams when the command failed.
+    pub fn ok(self) -> Self {
+        assert!(
+            self.status.success(),
+            "command failed ({}):\nstdout: {}\nstderr: {}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics when the command succeeded; returns stderr for message checks.
+    pub fn failed(self) -> String {
+        assert!(
+            !self.status.success(),
+            "command should have failed:\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        self.stderr
+    }
+}
+
+/// A collector data directory, and the `serve` process when running.
+pub struct Collector {
+    pub data_dir: PathBuf,
+    pub agent_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    serve: Option<Child>,
+    log: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Collector {
+    /// `init` in a fresh temporary directory, then `serve`, waiting until the admin
+    /// interface answers.
+    pub fn start() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut c = Self::init_in(&tmp.path().join("collector"));
+        c._tmp = Some(tmp);
+        c.serve();
+        c
+    }
+
+    pub fn init_in(data_dir: &Path) -> Self {
+        let agent_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let admin_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let run = collector_cmd(&[
+            "init",
+            "--data-dir",
+            &data_dir.to_string_lossy(),
+            "--agent-listen",
+            &agent_addr.to_string(),
+            "--admin-listen",
+            &admin_addr.to_string(),
+        ]);
+        run.ok();
+        Collector {
+            data_dir: data_dir.to_owned(),
+            agent_addr,
+            admin_addr,
+            serve: None,
+            log: data_dir.with_extension("serve.log"),
+            _tmp: None,
+        }
+    }
+
+    /// Starts `serve` and waits for both listeners.
+    pub fn serve(&mut self) {
+        assert!(self.serve.is_none(), "already serving");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("serve log");
+        let child = Command::new(bin("vigie-collector"))
+            .args(["serve", "--data-dir"])
+            .arg(&self.data_dir)
+            .env("VIGIE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn vigie-collector serve");
+        self.serve = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let agent_up = std::net::TcpStream::connect(self.agent_addr).is_ok();
+            if agent_up && self.admin(&["clinic", "list"]).status.success() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.serve.as_mut().map(Child::try_wait) {
+                panic!("collector exited at start ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "collector not ready in 30 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, and the exit status of a clean shutdown.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.serve.take().expect("serving");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("collector ignored SIGTERM for 20 s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        let mut child = self.serve.take().expect("serving");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// An admin command (`vigie-collector ARGS --data-dir DIR`).
+    pub fn admin(&self, args: &[&str]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        let dir = self.data_dir.to_string_lossy().into_owned();
+        all.extend(["--data-dir", &dir]);
+        collector_cmd(&all)
+    }
+
+    pub fn add_clinic(&self, name: &str, tier: &str) -> String {
+        let run = self
+            .admin(&["clinic", "add", "--name", name, "--tier", tier])
+            .ok();
+        run.stdout.trim().to_owned()
+    }
+
+    pub fn token(&self, clinic: &str, ttl: Option<&str>) -> String {
+        let mut args = vec!["token", "create", "--clinic", clinic];
+        if let Some(ttl) = ttl {
+            args.extend(["--ttl", ttl]);
+        }
+        self.admin(&args).ok().stdout.trim().to_owned()
+    }
+
+    /// `agents --json`, parsed.
+    pub fn agents(&self) -> Vec<serde_json::Value> {
+        let run = self.admin(&["agents", "--json"]).ok();
+        match serde_json::from_str(&run.stdout) {
+            Ok(serde_json::Value::Array(items)) => items,
+            other => panic!(
+                "agents --json is not a JSON array: {other:?}\n{}",
+                run.stdout
+            ),
+        }
+    }
+
+    pub fn agent(&self, id: &str) -> serde_json::Value {
+        self.agents()
+            .into_iter()
+            .find(|a| a["id"] == id)
+            .unwrap_or_else(|| panic!("agent {id} not listed"))
+    }
+
+    /// Reports stored for one agent, as `agents --json` counts them.
+    pub fn reports_of(&self, agent_id: &str) -> u64 {
+        self.agent(agent_id)["reports"]
+            .as_u64()
+            .expect("reports is a number")
+    }
+
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("ca.crt")).expect("ca.crt")
+    }
+
+    pub fn is_serving(&self) -> bool {
+        self.serve.is_some()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.serve.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn collector_cmd(args: &[&str]) -> Run {
+    let out = run_with_timeout(
+        Command::new(bin("vigie-collector")).args(args),
+        Duration::from_secs(30),
+    )
+    .expect("vigie-collector");
+    Run::from(out)
+}
+
+/// An agent state directory.
+pub struct Agent {
+    pub state_dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Default for Agent {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Agent {
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        Agent {
+            state_dir: tmp.path().join("state"),
+            _tmp: tmp,
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(bin("vigie-agent"));
+        cmd.args(args)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .env("VIGIE_LOG", "warn");
+        Run::from(run_with_timeout(&mut cmd, Duration::from_secs(60)).expect("vigie-agent"))
+    }
+
+    pub fn enroll(&self, token: &str, role: &str) -> Run {
+        self.cmd(&["enroll", "--token", token, "--role", role])
+    }
+
+    /// Enrolls and returns the agent id from `agent.json`.
+    pub fn enrolled(collector: &Collector, clinic: &str, role: &str) -> (Agent, String) {
+        let agent = Agent::new();
+        agent.enroll(&collector.token(clinic, None), role).ok();
+        let id = agent.agent_id();
+        (agent, id)
+    }
+
+    pub fn agent_id(&self) -> String {
+        let text = std::fs::read_to_string(self.state_dir.join("agent.json")).expect("agent.json");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("agent.json is JSON");
+        json["agent_id"].as_str().expect("agent_id").to_owned()
+    }
+
+    /// `run --once`: returns (sent, queued) from its summary line, and the whole run.
+    pub fn run_once(&self) -> (u64, u64, Run) {
+        let run = self.cmd(&["run", "--once"]).ok();
+        let (sent, queued) = parse_summary(&run.stdout)
+            .unwrap_or_else(|| panic!("no `sent N, queued M` line in {:?}", run.stdout));
+        (sent, queued, run)
+    }
+
+    pub fn read(&self, file: &str) -> Vec<u8> {
+        std::fs::read(self.state_dir.join(file)).expect("state file")
+    }
+}
+
+/// Parses `sent N, queued M`.
+pub fn parse_summary(stdout: &str) -> Option<(u64, u64)> {
+    stdout.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("sent ")?;
+        let (sent, queued) = rest.split_once(", queued ")?;
+        Some((sent.trim().parse().ok()?, queued.trim().parse().ok()?))
+    })
+}
+
+/// Copies a directory tree (used to replay an agent's outbox).
+pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}

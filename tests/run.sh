@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every Vigie test on a fresh Debian machine: installs what the tests need, checks
+# formatting and lints, builds the real binaries, runs unit and end-to-end tests, and checks
+# that the agent compiles for Windows.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR=never
+export CARGO_INCREMENTAL=0
+
+apt_packages=(gcc-mingw-w64-x86-64)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add x86_64-pc-windows-gnu >/dev/null
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== build the binaries the end-to-end tests run"
+cargo build --workspace --bins --locked
+
+echo "== tests"
+cargo test --workspace --locked
+
+echo "== Windows: the agent compiles for x86_64-pc-windows-gnu"
+cargo check -p vigie-agent --target x86_64-pc-windows-gnu --locked
