@@ -1,0 +1,171 @@
+//! The command line: argument definitions and what each command prints.
+//!
+//! stdout carries results (the enrollment line, the `--once` summary, JSON); stderr carries
+//! logs and errors.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use vigie_agent::config::{self, Config};
+use vigie_agent::state::StateDir;
+use vigie_agent::{enroll, run, transport};
+use vigie_domain::AgentRole;
+
+#[derive(Debug, Parser)]
+#[command(name = "vigie-agent", version, about = "Vigie endpoint agent")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enroll this machine with a collector, using a token from `vigie-collector token create`.
+    Enroll(EnrollArgs),
+    /// Collect on schedule and deliver to the collector until stopped.
+    Run(RunArgs),
+    /// Collect now and print the reports; sends nothing.
+    Report(ReportArgs),
+    /// Validate a config file and report every problem.
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The enrollment token (single use).
+    #[arg(long)]
+    token: String,
+    #[arg(long, env = "VIGIE_STATE_DIR")]
+    state_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = RoleArg::Workstation)]
+    role: RoleArg,
+    /// Replace an existing enrollment.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[arg(long, env = "VIGIE_STATE_DIR")]
+    state_dir: PathBuf,
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Collect one snapshot, try to send everything queued, print `sent N, queued M`, exit.
+    #[arg(long)]
+    once: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Accepted for symmetry with `run`; nothing is read from it.
+    #[arg(long, env = "VIGIE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print as a JSON array (the only format).
+    #[arg(long, required = true)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    #[arg(long)]
+    config: PathBuf,
+    /// Accepted so every command takes the same arguments; not used.
+    #[arg(long, env = "VIGIE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Server,
+    Workstation,
+    Imaging,
+}
+
+impl From<RoleArg> for AgentRole {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Server => AgentRole::Server,
+            RoleArg::Workstation => AgentRole::Workstation,
+            RoleArg::Imaging => AgentRole::Imaging,
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `VIGIE_LOG`. The service logs at info; one-shot commands
+/// only warn, so their stderr stays readable.
+pub fn init_logging(command: &Command) {
+    use std::io::IsTerminal as _;
+    let default = match command {
+        Command::Run(RunArgs { once: false, .. }) => "info,sled=warn,h2=warn,hyper=warn",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+pub async fn execute(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Enroll(args) => {
+            let state = StateDir::new(args.state_dir);
+            let enrollment =
+                enroll::enroll(&state, &args.token, args.role.into(), args.force).await?;
+            println!(
+                "enrolled agent {} in clinic {}",
+                enrollment.agent_id, enrollment.clinic_id
+            );
+        }
+        Command::Run(args) => {
+            let state = StateDir::new(args.state_dir);
+            let config = load_config(args.config.as_deref())?;
+            if args.once {
+                let summary = run::run_once(&state, &config).await?;
+                println!("sent {}, queued {}", summary.sent, summary.queued);
+                if let Some(failure) = summary.failure {
+                    eprintln!("not sent: {}", transport::render(&failure));
+                }
+            } else {
+                run::run(&state, &config).await?;
+            }
+        }
+        Command::Report(args) => {
+            // Parsed so that a broken config fails here too, before a technician relies on it.
+            load_config(args.config.as_deref())?;
+            let reports = run::collect_now().await?;
+            let json = serde_json::to_string_pretty(&reports)?;
+            println!("{json}");
+        }
+        Command::CheckConfig(args) => {
+            let _ = args.state_dir;
+            let path = args.config.display().to_string();
+            let text = std::fs::read_to_string(&args.config)
+                .with_context(|| format!("cannot read config file {path}"))?;
+            match config::parse_config(&text) {
+                Ok(_) => println!("config OK: {path}"),
+                Err(errors) => {
+                    for problem in &errors.0 {
+                        eprintln!("error: {path}: {problem}");
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(path) => config::load(path)?,
+        None => Config::default(),
+    })
+}

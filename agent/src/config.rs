@@ -1,0 +1,354 @@
+//! The agent's TOML configuration: serde structs with named defaults, and a validation that
+//! reports every problem at once.
+//!
+//! Every field is optional; an empty file (or no `--config` at all) means the defaults:
+//!
+//! ```toml
+//! [collection]
+//! # How often the system snapshot (OS, uptime, memory, disks) is taken.
+//! snapshot_interval = "5m"
+//!
+//! [outbox]
+//! # Bound of the on-disk outbox; when full, the oldest system snapshots are dropped first.
+//! max_bytes = 268435456
+//!
+//! [sender]
+//! # Most reports in one batch (at most vigie_proto::MAX_REPORTS_PER_BATCH).
+//! batch_max_reports = 500
+//! # Retry delay grows from `backoff_initial` to `backoff_max` (full jitter) while the
+//! # collector is unreachable.
+//! backoff_initial = "1s"
+//! backoff_max = "5m"
+//! connect_timeout = "10s"
+//! request_timeout = "60s"
+//! ```
+//!
+//! Later capabilities add their own sections (`[backup]`, `[updates]`, `[lan]`, ...): one
+//! struct here, one entry in [`SECTIONS`].
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default interval between two system snapshots.
+pub const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Default outbox bound: 256 MiB.
+pub const DEFAULT_OUTBOX_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Default number of reports per batch.
+pub const DEFAULT_BATCH_MAX_REPORTS: usize = 500;
+/// First retry delay after a failed send.
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+/// Retry delays never grow beyond this.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(5 * 60);
+/// How long to wait for a TCP+TLS connection to the collector.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one `Report` call may take, transfer included.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Below this the agent would cost the clinic PC more than it tells us.
+const MIN_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
+/// An outbox smaller than this could not hold a day of snapshots.
+const MIN_OUTBOX_BYTES: u64 = 1024 * 1024;
+
+/// Top-level sections this version understands.
+pub const SECTIONS: &[&str] = &["collection", "outbox", "sender"];
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    pub collection: CollectionConfig,
+    pub outbox: OutboxConfig,
+    pub sender: SenderConfig,
+}
+
+/// `[collection]`: what is collected and how often.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CollectionConfig {
+    /// Interval between two system snapshots, e.g. `"5m"`.
+    #[serde(with = "duration_text")]
+    pub snapshot_interval: Duration,
+}
+
+impl Default for CollectionConfig {
+    fn default() -> Self {
+        CollectionConfig {
+            snapshot_interval: DEFAULT_SNAPSHOT_INTERVAL,
+        }
+    }
+}
+
+/// `[outbox]`: the durable queue of reports not yet acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Upper bound of the queued reports, in bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_bytes: DEFAULT_OUTBOX_MAX_BYTES,
+        }
+    }
+}
+
+/// `[sender]`: how queued reports travel to the collector.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SenderConfig {
+    /// Most reports in one batch.
+    pub batch_max_reports: usize,
+    /// First retry delay after a failure.
+    #[serde(with = "duration_text")]
+    pub backoff_initial: Duration,
+    /// Largest retry delay.
+    #[serde(with = "duration_text")]
+    pub backoff_max: Duration,
+    /// Connection (TCP + TLS) timeout.
+    #[serde(with = "duration_text")]
+    pub connect_timeout: Duration,
+    /// Timeout of one `Report` call.
+    #[serde(with = "duration_text")]
+    pub request_timeout: Duration,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        SenderConfig {
+            batch_max_reports: DEFAULT_BATCH_MAX_REPORTS,
+            backoff_initial: DEFAULT_BACKOFF_INITIAL,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// Every problem found in one configuration text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "{n} problem{}: ", if n == 1 { "" } else { "s" })?;
+        f.write_str(&self.0.join("; "))
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {errors}")]
+    Invalid { path: String, errors: ConfigErrors },
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_config(&text).map_err(|errors| LoadError::Invalid {
+        path: path.display().to_string(),
+        errors,
+    })
+}
+
+/// Parses and validates a config text, collecting every problem instead of stopping at the
+/// first: each section is decoded on its own, then the values are checked together.
+pub fn parse_config(text: &str) -> Result<Config, ConfigErrors> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| ConfigErrors(vec![one_line(&e)]))?;
+    let mut problems = Vec::new();
+    for key in table.keys() {
+        if !SECTIONS.contains(&key.as_str()) {
+            problems.push(format!(
+                "unknown section [{key}] (known: {})",
+                SECTIONS.join(", ")
+            ));
+        }
+    }
+    let config = Config {
+        collection: section(&table, "collection", &mut problems),
+        outbox: section(&table, "outbox", &mut problems),
+        sender: section(&table, "sender", &mut problems),
+    };
+    problems.extend(validate(&config));
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(problems))
+    }
+}
+
+fn section<T: Default + for<'de> Deserialize<'de>>(
+    table: &toml::Table,
+    name: &str,
+    problems: &mut Vec<String>,
+) -> T {
+    let Some(value) = table.get(name) else {
+        return T::default();
+    };
+    match value.clone().try_into::<T>() {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            problems.push(format!("[{name}]: {}", one_line(&e)));
+            T::default()
+        }
+    }
+}
+
+/// toml's messages span several lines with a source excerpt; keep them on one.
+fn one_line(e: &dyn fmt::Display) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Checks that need more than one field's type.
+pub fn validate(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    if config.collection.snapshot_interval < MIN_SNAPSHOT_INTERVAL {
+        problems.push(format!(
+            "collection.snapshot_interval = {} is below the minimum of {}",
+            humantime::format_duration(config.collection.snapshot_interval),
+            humantime::format_duration(MIN_SNAPSHOT_INTERVAL),
+        ));
+    }
+    if config.outbox.max_bytes < MIN_OUTBOX_BYTES {
+        problems.push(format!(
+            "outbox.max_bytes = {} is below the minimum of {MIN_OUTBOX_BYTES}",
+            config.outbox.max_bytes
+        ));
+    }
+    let batch = config.sender.batch_max_reports;
+    if batch == 0 || batch > vigie_proto::MAX_REPORTS_PER_BATCH {
+        problems.push(format!(
+            "sender.batch_max_reports = {batch} must be between 1 and {}",
+            vigie_proto::MAX_REPORTS_PER_BATCH
+        ));
+    }
+    let s = &config.sender;
+    if s.backoff_initial.is_zero() {
+        problems.push("sender.backoff_initial must be more than zero".to_owned());
+    }
+    if s.backoff_max < s.backoff_initial {
+        problems.push(format!(
+            "sender.backoff_max = {} is shorter than sender.backoff_initial = {}",
+            humantime::format_duration(s.backoff_max),
+            humantime::format_duration(s.backoff_initial),
+        ));
+    }
+    for (name, value) in [
+        ("sender.connect_timeout", s.connect_timeout),
+        ("sender.request_timeout", s.request_timeout),
+    ] {
+        if value.is_zero() {
+            problems.push(format!("{name} must be more than zero"));
+        }
+    }
+    problems
+}
+
+/// Durations written as text, e.g. `"90s"`, `"5m"`, `"1h 30m"`.
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?} ({e}); write e.g. \"30s\", \"5m\" or \"1h\""
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_text_gives_the_defaults() {
+        assert_eq!(parse_config(""), Ok(Config::default()));
+    }
+
+    #[test]
+    fn module_doc_example_parses_to_the_defaults() {
+        let example = r#"
+            [collection]
+            snapshot_interval = "5m"
+            [outbox]
+            max_bytes = 268435456
+            [sender]
+            batch_max_reports = 500
+            backoff_initial = "1s"
+            backoff_max = "5m"
+            connect_timeout = "10s"
+            request_timeout = "60s"
+        "#;
+        assert_eq!(parse_config(example), Ok(Config::default()));
+    }
+
+    #[test]
+    fn values_override_defaults() {
+        let config =
+            parse_config("[collection]\nsnapshot_interval = \"1h 30m\"\n").expect("valid config");
+        assert_eq!(
+            config.collection.snapshot_interval,
+            Duration::from_secs(5400)
+        );
+        assert_eq!(config.sender, SenderConfig::default());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = r#"
+            [colection]
+            [collection]
+            snapshot_interval = "soon"
+            [outbox]
+            max_bytes = 10
+            [sender]
+            batch_max_reports = 0
+            backoff_initial = "1m"
+            backoff_max = "10s"
+        "#;
+        let errors = parse_config(text).expect_err("invalid config").0;
+        let expect = [
+            "unknown section [colection]",
+            "[collection]: invalid duration \"soon\"",
+            "outbox.max_bytes = 10",
+            "sender.batch_max_reports = 0",
+            "sender.backoff_max = 10s is shorter",
+        ];
+        assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+        for (error, expected) in errors.iter().zip(expect) {
+            assert!(error.starts_with(expected), "{error:?} !~ {expected:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_field_and_bad_syntax_are_problems() {
+        let errors = parse_config("[sender]\nbatch_max = 3\n")
+            .expect_err("unknown field")
+            .0;
+        assert!(errors[0].contains("batch_max"), "{errors:?}");
+        assert!(parse_config("[sender").is_err());
+    }
+}

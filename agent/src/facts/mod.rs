@@ -1,0 +1,117 @@
+//! What the agent reports: one [`Fact`] variant per payload, wrapped in a [`Report`] with its id
+//! and collection time. These are the agent's own types; the protobuf types appear only in
+//! [`Report::to_proto`], at the send edge.
+
+pub mod system;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use uuid::Uuid;
+use vigie_proto::v1;
+
+pub use system::SystemSnapshot;
+
+/// One observation, typed by what it is about. Later capabilities add a variant each (backup
+/// result, update status, antivirus, software inventory, LAN probe).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fact {
+    SystemSnapshot(SystemSnapshot),
+}
+
+impl Fact {
+    /// The `kind` name in JSON output, also the key holding the payload.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fact::SystemSnapshot(_) => "system_snapshot",
+        }
+    }
+
+    fn to_proto(&self) -> v1::report::Payload {
+        match self {
+            Fact::SystemSnapshot(s) => v1::report::Payload::SystemSnapshot(s.to_proto()),
+        }
+    }
+}
+
+/// A fact ready to queue: the id is the idempotency key the collector deduplicates on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// UUIDv7: time-ordered, so the outbox iterates oldest first.
+    pub id: Uuid,
+    pub collected_at: Timestamp,
+    pub fact: Fact,
+}
+
+impl Report {
+    /// Stamps a fact collected just now with a fresh id.
+    pub fn new(fact: Fact) -> Self {
+        Report {
+            id: Uuid::now_v7(),
+            collected_at: Timestamp::now(),
+            fact,
+        }
+    }
+
+    pub fn to_proto(&self) -> v1::Report {
+        v1::Report {
+            id: self.id.to_string(),
+            collected_at: Some(prost_types::Timestamp {
+                seconds: self.collected_at.as_second(),
+                nanos: self.collected_at.subsec_nanosecond(),
+            }),
+            payload: Some(self.fact.to_proto()),
+        }
+    }
+}
+
+/// `{"id", "collected_at", "kind": K, K: {...}}`: the payload sits under its kind's name so
+/// that a reader can pick it without knowing every kind.
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("collected_at", &self.collected_at)?;
+        map.serialize_entry("kind", self.fact.kind())?;
+        match &self.fact {
+            Fact::SystemSnapshot(s) => map.serialize_entry(self.fact.kind(), s)?,
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        Report {
+            id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
+            collected_at: "2025-03-01T08:30:00.5Z".parse().expect("timestamp"),
+            fact: Fact::SystemSnapshot(system::tests::sample_snapshot()),
+        }
+    }
+
+    #[test]
+    fn json_has_id_time_kind_and_payload_under_kind() {
+        let json = serde_json::to_value(sample()).expect("serializes");
+        assert_eq!(json["id"], "01900000-0000-7000-8000-000000000001");
+        assert_eq!(json["collected_at"], "2025-03-01T08:30:00.5Z");
+        assert_eq!(json["kind"], "system_snapshot");
+        assert_eq!(json["system_snapshot"]["hostname"], "cab-accueil");
+        assert_eq!(json["system_snapshot"]["disks"][0]["kind"], "ssd");
+    }
+
+    #[test]
+    fn proto_carries_id_time_and_payload() {
+        let proto = sample().to_proto();
+        assert_eq!(proto.id, "01900000-0000-7000-8000-000000000001");
+        let at = proto.collected_at.expect("timestamp");
+        assert_eq!((at.seconds, at.nanos), (1_740_817_800, 500_000_000));
+        let Some(v1::report::Payload::SystemSnapshot(s)) = proto.payload else {
+            panic!("system snapshot payload expected");
+        };
+        assert_eq!(s.hostname, "cab-accueil");
+        assert_eq!(s.disks[0].kind, "ssd");
+    }
+}

@@ -1,0 +1,15 @@
+//! Vigie's endpoint agent as a library: the binary is a thin command line over these modules.
+//! A new check is a new file under `facts/` and one variant of [`facts::Fact`].
+
+#![forbid(unsafe_code)]
+
+pub mod backoff;
+pub mod config;
+pub mod enroll;
+pub mod facts;
+pub mod outbox;
+pub mod pin;
+pub mod run;
+pub mod sender;
+pub mod state;
+pub mod transport;

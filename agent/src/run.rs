@@ -1,0 +1,158 @@
+//! The agent at work: collect on schedule into the outbox, deliver in the background, stop on
+//! SIGTERM/ctrl-c. A write to the outbox is synchronous, so a signal can only land between two
+//! writes, never in the middle of one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::facts::{self, Report};
+use crate::outbox::{Outbox, OutboxError};
+use crate::sender::{SendError, Sender};
+use crate::state::{StateDir, StateError};
+use crate::transport::{self, ChannelError, Timeouts};
+
+/// `--once` gives the collector this long to connect and answer, so it ends promptly.
+pub const ONCE_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(5),
+    request: Duration::from_secs(10),
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    #[error("collection task failed")]
+    Collect(#[from] tokio::task::JoinError),
+}
+
+/// What `run --once` did.
+#[derive(Debug)]
+pub struct OnceSummary {
+    /// Reports acknowledged by the collector in this run.
+    pub sent: u64,
+    /// Reports still in the outbox.
+    pub queued: u64,
+    /// Why sending stopped early, if it did.
+    pub failure: Option<SendError>,
+}
+
+/// Collects the facts due now, off the async thread (a hung network mount must not stall the
+/// sender or signal handling).
+pub async fn collect_now() -> Result<Vec<Report>, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(|| {
+        vec![Report::new(facts::Fact::SystemSnapshot(
+            facts::system::collect(),
+        ))]
+    })
+    .await
+}
+
+fn queue(outbox: &Outbox, reports: &[Report]) -> Result<(), OutboxError> {
+    for report in reports {
+        outbox.push(&report.to_proto())?;
+        tracing::debug!(report_id = %report.id, kind = report.fact.kind(), "report queued");
+    }
+    Ok(())
+}
+
+fn open(state: &StateDir, config: &Config, timeouts: Timeouts) -> Result<Sender, RunError> {
+    let credentials = state.load()?;
+    let outbox = Arc::new(Outbox::open(&state.outbox_dir(), config.outbox.max_bytes)?);
+    let client = transport::ingest_client(&credentials, timeouts)?;
+    Ok(Sender::new(
+        outbox,
+        client,
+        credentials.enrollment.collector_addr,
+        config.sender.clone(),
+    ))
+}
+
+/// `run --once`: one snapshot, one attempt to deliver everything queued.
+pub async fn run_once(state: &StateDir, config: &Config) -> Result<OnceSummary, RunError> {
+    let mut sender = open(state, config, ONCE_TIMEOUTS)?;
+    let outbox = sender.outbox().clone();
+    queue(&outbox, &collect_now().await?)?;
+    let mut sent = 0;
+    let failure = tokio::select! {
+        result = sender.drain(&mut sent) => result.err(),
+        () = shutdown_signal() => None,
+    };
+    Ok(OnceSummary {
+        sent,
+        queued: outbox.len(),
+        failure,
+    })
+}
+
+/// `run`: until SIGTERM/ctrl-c.
+pub async fn run(state: &StateDir, config: &Config) -> Result<(), RunError> {
+    let timeouts = Timeouts {
+        connect: config.sender.connect_timeout,
+        request: config.sender.request_timeout,
+    };
+    let sender = open(state, config, timeouts)?;
+    let outbox = sender.outbox().clone();
+    let queued = Arc::new(Notify::new());
+    tracing::info!(
+        state_dir = %state.path().display(),
+        snapshot_interval_s = config.collection.snapshot_interval.as_secs(),
+        queued = outbox.len(),
+        dropped_total = outbox.dropped_total(),
+        "agent running"
+    );
+    let collect = async {
+        let mut tick = tokio::time::interval(config.collection.snapshot_interval);
+        // A PC waking from sleep takes one snapshot, not one per missed interval.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            queue(&outbox, &collect_now().await?)?;
+            queued.notify_one();
+        }
+    };
+    let result: Result<(), RunError> = tokio::select! {
+        result = collect => result,
+        () = sender.run(queued.clone()) => Ok(()),
+        () = shutdown_signal() => {
+            tracing::info!(queued = outbox.len(), "stopping");
+            Ok(())
+        }
+    };
+    result
+}
+
+/// Resolves on ctrl-c anywhere, and on SIGTERM on unix (systemd's stop).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

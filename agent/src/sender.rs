@@ -1,0 +1,185 @@
+//! Delivers the outbox to the collector: oldest reports first, in bounded batches, deleting
+//! only what the collector acknowledged. Never deletes on failure: a report leaves the outbox
+//! when its id comes back in `stored_ids` (or `rejected`), nothing else.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use prost::Message as _;
+use tokio::sync::Notify;
+use tonic::transport::Channel;
+use uuid::Uuid;
+use vigie_proto::v1;
+use vigie_proto::v1::ingest_client::IngestClient;
+
+use crate::backoff::Backoff;
+use crate::config::SenderConfig;
+use crate::outbox::{Outbox, OutboxError};
+use crate::transport::{self, CallFailure, FailureKind};
+
+/// Encoded reports per batch stay under half the message limit: room for framing, and a
+/// collector that counts differently still accepts it.
+pub const BATCH_MAX_BYTES: usize = vigie_proto::MAX_MESSAGE_BYTES / 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Call(#[from] CallFailure),
+    #[error("the collector acknowledged none of the {0} reports sent")]
+    NothingAcknowledged(usize),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+}
+
+impl SendError {
+    fn kind(&self) -> &'static str {
+        match self {
+            SendError::Call(f) => f.kind.as_str(),
+            SendError::NothingAcknowledged(_) => "not_acknowledged",
+            SendError::Outbox(_) => "outbox",
+        }
+    }
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Acknowledged as stored by the collector, now deleted here.
+    pub stored: u64,
+    /// Refused for good by the collector, deleted here.
+    pub rejected: u64,
+}
+
+pub struct Sender {
+    outbox: Arc<Outbox>,
+    client: IngestClient<Channel>,
+    collector_addr: String,
+    config: SenderConfig,
+}
+
+impl Sender {
+    pub fn new(
+        outbox: Arc<Outbox>,
+        client: IngestClient<Channel>,
+        collector_addr: String,
+        config: SenderConfig,
+    ) -> Self {
+        Sender {
+            outbox,
+            client,
+            collector_addr,
+            config,
+        }
+    }
+
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// Sends the oldest batch and deletes what the collector acknowledged.
+    pub async fn send_batch(&mut self) -> Result<Delivery, SendError> {
+        let batch = self
+            .outbox
+            .peek_batch(self.config.batch_max_reports, BATCH_MAX_BYTES)?;
+        if let [(id, report)] = batch.as_slice()
+            && report.encoded_len() > BATCH_MAX_BYTES
+        {
+            // It could never be delivered and would block everything behind it.
+            tracing::error!(report_id = %id, bytes = report.encoded_len(), "report too large to send: deleting it");
+            self.outbox.remove(&[*id])?;
+            return Ok(Delivery::default());
+        }
+        if batch.is_empty() {
+            return Ok(Delivery::default());
+        }
+        let sent: HashSet<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+        let request = v1::ReportBatch {
+            outbox: Some(v1::OutboxStatus {
+                dropped_total: self.outbox.dropped_total(),
+                queued: self.outbox.len(),
+            }),
+            reports: batch.into_iter().map(|(_, r)| r).collect(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let count = request.reports.len();
+        let ack = self
+            .client
+            .report(request)
+            .await
+            .map_err(|status| transport::classify(&status, &self.collector_addr))?
+            .into_inner();
+
+        // Only ids we sent: a confused collector must not make us delete anything else.
+        let ours = |text: &str| Uuid::parse_str(text).ok().filter(|id| sent.contains(id));
+        let stored: Vec<Uuid> = ack.stored_ids.iter().filter_map(|s| ours(s)).collect();
+        let mut rejected = Vec::new();
+        for r in &ack.rejected {
+            match ours(&r.id) {
+                Some(id) => {
+                    tracing::warn!(report_id = %id, reason = %r.reason, "collector rejected report: deleting it");
+                    rejected.push(id);
+                }
+                None => {
+                    tracing::warn!(report_id = %r.id, "collector rejected an id we did not send")
+                }
+            }
+        }
+        if stored.is_empty() && rejected.is_empty() {
+            return Err(SendError::NothingAcknowledged(count));
+        }
+        let stored = self.outbox.remove(&stored)?;
+        let rejected = self.outbox.remove(&rejected)?;
+        tracing::info!(
+            stored,
+            rejected,
+            queued = self.outbox.len(),
+            "batch delivered"
+        );
+        Ok(Delivery { stored, rejected })
+    }
+
+    /// Sends batches until the outbox is empty or a call fails, adding the acknowledged count
+    /// to `stored` as it goes (so an interrupted drain still tells what it did).
+    pub async fn drain(&mut self, stored: &mut u64) -> Result<(), SendError> {
+        while !self.outbox.is_empty() {
+            *stored += self.send_batch().await?.stored;
+        }
+        Ok(())
+    }
+
+    /// Forever: waits for queued reports, sends them, and backs off while the collector cannot
+    /// take them. `queued` is notified after every push.
+    pub async fn run(mut self, queued: Arc<Notify>) {
+        let mut backoff = Backoff::new(self.config.backoff_initial, self.config.backoff_max);
+        loop {
+            if self.outbox.is_empty() {
+                queued.notified().await;
+                continue;
+            }
+            match self.send_batch().await {
+                Ok(_) => backoff.reset(),
+                Err(error) => {
+                    let retry_in = backoff.next_delay();
+                    log_failure(&error, &self.collector_addr, retry_in);
+                    tokio::time::sleep(retry_in).await;
+                }
+            }
+        }
+    }
+}
+
+fn log_failure(error: &SendError, collector: &str, retry_in: std::time::Duration) {
+    let queued_note = "reports stay in the outbox";
+    let retry_in_s = retry_in.as_secs_f32();
+    match error {
+        SendError::Call(CallFailure {
+            kind: FailureKind::Unreachable,
+            ..
+        }) => {
+            tracing::warn!(collector, kind = error.kind(), error = %error, retry_in_s, "{queued_note}")
+        }
+        _ => {
+            tracing::error!(collector, kind = error.kind(), error = %error, retry_in_s, "{queued_note}")
+        }
+    }
+}

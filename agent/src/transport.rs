@@ -1,0 +1,382 @@
+//! gRPC channels to the collector and what went wrong when a call fails.
+//!
+//! Failures are classified by walking the error's `source()` chain down to the `rustls` or
+//! `io` error, so that "the collector refused our certificate" is never reported as "network
+//! down" (with TLS 1.3 a refused client certificate only surfaces on the first call).
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use rustls::AlertDescription;
+use tonic::Code;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use vigie_proto::v1::enrollment_client::EnrollmentClient;
+use vigie_proto::v1::ingest_client::IngestClient;
+
+use crate::pin::split_addr;
+use crate::state::Credentials;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub request: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("invalid collector address {0:?} (expected HOST:PORT)")]
+    BadAddress(String),
+    #[error(
+        "cannot set up TLS to the collector (damaged certificate or key in the state directory?)"
+    )]
+    Tls(#[source] tonic::transport::Error),
+}
+
+/// Ingest client over mutual TLS: trusts only the pinned CA, presents the agent certificate.
+pub fn ingest_client(
+    credentials: &Credentials,
+    timeouts: Timeouts,
+) -> Result<IngestClient<Channel>, ChannelError> {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&credentials.ca_pem))
+        .identity(Identity::from_pem(
+            &credentials.cert_pem,
+            &credentials.key_pem,
+        ));
+    let channel = channel(&credentials.enrollment.collector_addr, tls, timeouts)?;
+    Ok(IngestClient::new(channel)
+        .max_decoding_message_size(vigie_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(vigie_proto::MAX_MESSAGE_BYTES))
+}
+
+/// Enrollment client: server-authenticated only, trusting only the CA just pinned.
+pub fn enrollment_client(
+    addr: &str,
+    ca_pem: &str,
+    timeouts: Timeouts,
+) -> Result<EnrollmentClient<Channel>, ChannelError> {
+    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem));
+    Ok(EnrollmentClient::new(channel(addr, tls, timeouts)?))
+}
+
+/// A lazy channel: it connects on the first call and reconnects by itself afterwards.
+fn channel(addr: &str, tls: ClientTlsConfig, timeouts: Timeouts) -> Result<Channel, ChannelError> {
+    let (host, _) = split_addr(addr).ok_or_else(|| ChannelError::BadAddress(addr.to_owned()))?;
+    let endpoint = Endpoint::from_shared(format!("https://{addr}"))
+        .map_err(|_| ChannelError::BadAddress(addr.to_owned()))?
+        .tls_config(tls.domain_name(host))
+        .map_err(ChannelError::Tls)?
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.request);
+    Ok(endpoint.connect_lazy())
+}
+
+/// Why a call to the collector failed, in the terms an operator acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No answer: network down, collector stopped, firewall, timeout.
+    Unreachable,
+    /// The collector refused our certificate during the TLS handshake.
+    CertificateRejected,
+    /// The collector's certificate is not signed by the pinned CA.
+    CollectorUntrusted,
+    /// The collector knows us and refuses us: revoked agent.
+    Revoked,
+    /// Any other refusal, by gRPC status.
+    Refused(Code),
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Unreachable => "unreachable",
+            FailureKind::CertificateRejected => "certificate_rejected",
+            FailureKind::CollectorUntrusted => "collector_untrusted",
+            FailureKind::Revoked => "revoked",
+            FailureKind::Refused(_) => "refused",
+        }
+    }
+}
+
+/// A failed call, classified, with the detail that explains it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallFailure {
+    pub kind: FailureKind,
+    pub addr: String,
+    pub detail: String,
+}
+
+impl fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let CallFailure { addr, detail, .. } = self;
+        match self.kind {
+            FailureKind::Unreachable => write!(f, "collector unreachable at {addr}: {detail}"),
+            FailureKind::CertificateRejected => write!(
+                f,
+                "the collector at {addr} rejected this agent's certificate ({detail}): is this \
+                 agent enrolled with this collector?"
+            ),
+            FailureKind::CollectorUntrusted => write!(
+                f,
+                "the collector at {addr} presented a certificate not signed by the CA pinned at \
+                 enrollment ({detail})"
+            ),
+            FailureKind::Revoked => write!(
+                f,
+                "the collector at {addr} refuses this agent (permission denied: {detail}); it was \
+                 probably revoked"
+            ),
+            FailureKind::Refused(code) => write!(
+                f,
+                "the collector at {addr} refused the call ({}: {detail})",
+                code_name(code)
+            ),
+        }
+    }
+}
+
+impl StdError for CallFailure {}
+
+/// Classifies a failed call by its status and, below it, the transport error chain.
+pub fn classify(status: &tonic::Status, addr: &str) -> CallFailure {
+    let failure = |kind, detail: String| CallFailure {
+        kind,
+        addr: addr.to_owned(),
+        detail,
+    };
+    if let Some(found) = classify_chain(status) {
+        return failure(found.0, found.1);
+    }
+    let message = if status.message().is_empty() {
+        code_name(status.code()).to_owned()
+    } else {
+        status.message().to_owned()
+    };
+    match status.code() {
+        Code::PermissionDenied => failure(FailureKind::Revoked, message),
+        Code::Unauthenticated => failure(FailureKind::CertificateRejected, message),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => failure(
+            FailureKind::Unreachable,
+            innermost(status).unwrap_or(message),
+        ),
+        // tonic reports client-side transport failures as Unknown.
+        Code::Unknown if status.source().is_some() => failure(
+            FailureKind::Unreachable,
+            innermost(status).unwrap_or(message),
+        ),
+        code => failure(FailureKind::Refused(code), message),
+    }
+}
+
+/// Finds a TLS or network cause anywhere in the chain.
+fn classify_chain(error: &(dyn StdError + 'static)) -> Option<(FailureKind, String)> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(classify_tls(tls));
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            // io::Error::source() skips the wrapped error itself: look inside.
+            if let Some(tls) = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                return Some(classify_tls(tls));
+            }
+            if is_network(io.kind()) {
+                return Some((FailureKind::Unreachable, io.to_string()));
+            }
+        }
+        next = e.source();
+    }
+    // Some layers flatten their cause into text; the alert names are stable rustls spellings.
+    let text = render(error);
+    [
+        "CertificateRequired",
+        "UnknownCA",
+        "BadCertificate",
+        "CertificateRevoked",
+    ]
+    .iter()
+    .find(|alert| text.contains(*alert))
+    .map(|alert| {
+        (
+            FailureKind::CertificateRejected,
+            format!("TLS alert {alert}"),
+        )
+    })
+}
+
+fn classify_tls(error: &rustls::Error) -> (FailureKind, String) {
+    match error {
+        rustls::Error::AlertReceived(
+            alert @ (AlertDescription::CertificateRequired
+            | AlertDescription::UnknownCA
+            | AlertDescription::BadCertificate
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::AccessDenied
+            | AlertDescription::DecryptError),
+        ) => (
+            FailureKind::CertificateRejected,
+            format!("TLS alert {alert:?}"),
+        ),
+        rustls::Error::InvalidCertificate(reason) => {
+            (FailureKind::CollectorUntrusted, format!("{reason:?}"))
+        }
+        other => (
+            FailureKind::Refused(Code::Unavailable),
+            format!("TLS error: {other}"),
+        ),
+    }
+}
+
+fn is_network(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | NotConnected
+            | AddrNotAvailable
+            | TimedOut
+            | BrokenPipe
+            | UnexpectedEof
+            | HostUnreachable
+            | NetworkUnreachable
+            | NetworkDown
+    )
+}
+
+/// The deepest cause's text: "Connection refused (os error 111)" says more than
+/// "transport error".
+fn innermost(error: &(dyn StdError + 'static)) -> Option<String> {
+    let mut last = error.source()?;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    Some(last.to_string())
+}
+
+/// The whole chain as `a: b: c`, skipping repeated texts.
+pub fn render(error: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid argument",
+        Code::DeadlineExceeded => "deadline exceeded",
+        Code::NotFound => "not found",
+        Code::AlreadyExists => "already exists",
+        Code::PermissionDenied => "permission denied",
+        Code::ResourceExhausted => "resource exhausted",
+        Code::FailedPrecondition => "failed precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out of range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data loss",
+        Code::Unauthenticated => "unauthenticated",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transport-like error chain: Status -> Wrapper -> io::Error(inner).
+    #[derive(Debug)]
+    struct Wrapper(std::io::Error);
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("transport error")
+        }
+    }
+    impl StdError for Wrapper {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    fn status_over(io: std::io::Error) -> tonic::Status {
+        tonic::Status::from_error(Box::new(Wrapper(io)))
+    }
+
+    fn check(status: tonic::Status, kind: FailureKind, detail_has: &str) {
+        let failure = classify(&status, "collector:7443");
+        assert_eq!(failure.kind, kind, "{failure}");
+        assert!(failure.detail.contains(detail_has), "{failure}");
+    }
+
+    #[test]
+    fn failures_are_told_apart() {
+        use std::io::{Error, ErrorKind};
+        let alert = |a| Error::new(ErrorKind::InvalidData, rustls::Error::AlertReceived(a));
+        check(
+            status_over(alert(AlertDescription::CertificateRequired)),
+            FailureKind::CertificateRejected,
+            "CertificateRequired",
+        );
+        check(
+            status_over(alert(AlertDescription::UnknownCA)),
+            FailureKind::CertificateRejected,
+            "UnknownCA",
+        );
+        check(
+            status_over(Error::new(
+                ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+            )),
+            FailureKind::CollectorUntrusted,
+            "UnknownIssuer",
+        );
+        check(
+            status_over(Error::from(ErrorKind::ConnectionRefused)),
+            FailureKind::Unreachable,
+            "refused",
+        );
+        check(
+            tonic::Status::permission_denied("agent revoked"),
+            FailureKind::Revoked,
+            "agent revoked",
+        );
+        check(
+            tonic::Status::resource_exhausted("too big"),
+            FailureKind::Refused(Code::ResourceExhausted),
+            "too big",
+        );
+        check(
+            tonic::Status::unavailable("down"),
+            FailureKind::Unreachable,
+            "down",
+        );
+    }
+
+    #[test]
+    fn messages_name_the_collector_and_the_cause() {
+        let failure = classify(&tonic::Status::permission_denied("revoked"), "h:1");
+        assert_eq!(
+            failure.to_string(),
+            "the collector at h:1 refuses this agent (permission denied: revoked); it was \
+             probably revoked"
+        );
+    }
+}
