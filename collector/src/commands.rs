@@ -1,0 +1,157 @@
+//! Carries out each subcommand: the binary's edge, where errors become `anyhow` and results
+//! are printed (ids and tokens alone on stdout, diagnostics on stderr).
+
+use std::error::Error as _;
+
+use anyhow::{Context as _, anyhow};
+use tonic::transport::Channel;
+use vigie_proto::v1::admin_client::AdminClient;
+use vigie_proto::v1::{
+    AddClinicRequest, CreateTokenRequest, ListAgentsRequest, ListClinicsRequest, RevokeAgentRequest,
+};
+
+use crate::cli::{AgentCommand, AgentsArgs, ClinicCommand, Command, InitArgs, TokenCommand};
+use crate::config::DataDir;
+use crate::output::{AgentView, ClinicView, agents_table, clinics_table};
+use crate::{admin_client, init, server};
+
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    let data_dir = DataDir::new(command.data_dir());
+    match command {
+        Command::Init(args) => run_init(&data_dir, args),
+        Command::Serve(_) => {
+            let running = server::start(&data_dir).await?;
+            running.run_until(server::shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Clinic(ClinicCommand::Add { name, tier, .. }) => {
+            let mut admin = admin_client::connect(&data_dir).await?;
+            let clinic = admin
+                .add_clinic(AddClinicRequest {
+                    name,
+                    tier: tier.as_str().to_owned(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            println!("{}", clinic.id);
+            Ok(())
+        }
+        Command::Clinic(ClinicCommand::List { json, .. }) => {
+            let mut admin = admin_client::connect(&data_dir).await?;
+            let clinics = admin
+                .list_clinics(ListClinicsRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .clinics;
+            let views: Vec<_> = clinics.iter().map(ClinicView::from).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else {
+                print!("{}", clinics_table(&views));
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { clinic, ttl, .. }) => {
+            let mut admin = admin_client::connect(&data_dir).await?;
+            let created = admin
+                .create_token(CreateTokenRequest {
+                    clinic_id: clinic.clone(),
+                    // Zero would mean "default" on the wire; the smallest real TTL is 1 s.
+                    ttl_seconds: ttl.as_secs().max(1),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            println!("{}", created.token);
+            if let Some(at) = created
+                .expires_at
+                .as_ref()
+                .and_then(server::convert::timestamp_from_proto)
+            {
+                eprintln!("enrollment token for clinic {clinic}, single use, expires at {at}");
+            }
+            Ok(())
+        }
+        Command::Agents(AgentsArgs { clinic, json, .. }) => {
+            let mut admin = admin_client::connect(&data_dir).await?;
+            run_agents(&mut admin, clinic, json).await
+        }
+        Command::Agent(AgentCommand::Revoke { agent_id, .. }) => {
+            let mut admin = admin_client::connect(&data_dir).await?;
+            admin
+                .revoke_agent(RevokeAgentRequest {
+                    agent_id: agent_id.clone(),
+                })
+                .await
+                .map_err(status_error)?;
+            eprintln!("agent {agent_id} revoked");
+            Ok(())
+        }
+    }
+}
+
+fn run_init(data_dir: &DataDir, args: InitArgs) -> anyhow::Result<()> {
+    let report = init::init(
+        data_dir,
+        &init::InitOptions {
+            agent_listen: args.agent_listen,
+            public_addr: args.public_addr,
+            admin_listen: args.admin_listen,
+        },
+    )
+    .with_context(|| format!("cannot initialise {}", data_dir.path().display()))?;
+    println!("initialised {}", data_dir.path().display());
+    println!("CA fingerprint (SHA-256): {}", report.ca_fingerprint);
+    println!("agent listener: {}", report.config.agent_listen);
+    println!("public address: {}", report.config.public_addr());
+    println!("admin listener: {}", report.config.admin_listen);
+    println!("files:");
+    for file in &report.files {
+        println!("  {}", file.display());
+    }
+    Ok(())
+}
+
+async fn run_agents(
+    admin: &mut AdminClient<Channel>,
+    clinic: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let agents = admin
+        .list_agents(ListAgentsRequest {
+            clinic_id: clinic.unwrap_or_default(),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner()
+        .agents;
+    let views: Vec<_> = agents.iter().map(AgentView::from).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&views)?);
+    } else {
+        print!("{}", agents_table(&views));
+    }
+    Ok(())
+}
+
+/// An admin call's failure in words: the collector's own message, or, when the TLS layer
+/// refused us, which certificate problem it was.
+fn status_error(status: tonic::Status) -> anyhow::Error {
+    let mut causes = Vec::new();
+    let mut source = status.source();
+    while let Some(error) = source {
+        causes.push(error.to_string());
+        source = error.source();
+    }
+    let detail = causes.last().cloned();
+    match (status.code(), detail) {
+        (tonic::Code::Unknown | tonic::Code::Unavailable, Some(detail)) => anyhow!(
+            "the collector admin interface refused the connection ({}): {detail}; \
+             do admin.crt and ca.crt belong to this collector?",
+            status.message()
+        ),
+        (code, _) => anyhow!("the collector refused: {} ({code:?})", status.message()),
+    }
+}

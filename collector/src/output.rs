@@ -1,0 +1,179 @@
+//! What the admin commands print: plain tables for technicians, JSON for scripts and tests.
+
+use serde::Serialize;
+use vigie_proto::v1;
+
+use crate::model::SystemSnapshot;
+use crate::server::convert::{role_from_proto, snapshot_from_proto, timestamp_from_proto};
+
+#[derive(Debug, Serialize)]
+pub struct ClinicView {
+    pub id: String,
+    pub name: String,
+    pub tier: String,
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AgentView {
+    pub id: String,
+    pub clinic_id: String,
+    pub hostname: String,
+    pub os: String,
+    pub role: String,
+    pub last_seen: Option<String>,
+    pub reports: u64,
+    pub revoked: bool,
+    pub enrolled_at: Option<String>,
+    pub agent_version: String,
+    pub outbox_dropped_total: u64,
+    pub snapshot: Option<SystemSnapshot>,
+}
+
+fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
+    ts.and_then(timestamp_from_proto).map(|t| t.to_string())
+}
+
+impl From<&v1::Clinic> for ClinicView {
+    fn from(c: &v1::Clinic) -> Self {
+        ClinicView {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            tier: c.tier.clone(),
+            created_at: rfc3339(c.created_at.as_ref()),
+        }
+    }
+}
+
+impl From<&v1::Agent> for AgentView {
+    fn from(a: &v1::Agent) -> Self {
+        AgentView {
+            id: a.id.clone(),
+            clinic_id: a.clinic_id.clone(),
+            hostname: a.hostname.clone(),
+            os: a.os.clone(),
+            role: role_from_proto(a.role).as_str().to_owned(),
+            last_seen: rfc3339(a.last_seen.as_ref()),
+            reports: a.reports,
+            revoked: a.revoked,
+            enrolled_at: rfc3339(a.enrolled_at.as_ref()),
+            agent_version: a.agent_version.clone(),
+            outbox_dropped_total: a.outbox_dropped_total,
+            snapshot: a.last_snapshot.as_ref().map(snapshot_from_proto),
+        }
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            out.push_str(cell);
+            out.extend(std::iter::repeat_n(
+                ' ',
+                w.saturating_sub(cell.chars().count()),
+            ));
+        }
+        out.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(&mut header.iter().copied());
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}
+
+pub fn clinics_table(clinics: &[ClinicView]) -> String {
+    let rows: Vec<_> = clinics
+        .iter()
+        .map(|c| vec![c.id.clone(), c.name.clone(), c.tier.clone()])
+        .collect();
+    table(&["ID", "NAME", "TIER"], &rows)
+}
+
+pub fn agents_table(agents: &[AgentView]) -> String {
+    let rows: Vec<_> = agents
+        .iter()
+        .map(|a| {
+            vec![
+                a.id.clone(),
+                a.clinic_id.clone(),
+                a.hostname.clone(),
+                a.role.clone(),
+                a.os.clone(),
+                a.last_seen.clone().unwrap_or_else(|| "never".into()),
+                a.reports.to_string(),
+                if a.revoked { "revoked" } else { "active" }.to_owned(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "CLINIC",
+            "HOSTNAME",
+            "ROLE",
+            "OS",
+            "LAST SEEN",
+            "REPORTS",
+            "STATUS",
+        ],
+        &rows,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let out = table(
+            &["ID", "NAME"],
+            &[
+                vec!["1".into(), "Cabinet A".into()],
+                vec!["22".into(), "B".into()],
+            ],
+        );
+        assert_eq!(out, "ID  NAME\n1   Cabinet A\n22  B\n");
+    }
+
+    #[test]
+    fn agent_json_has_the_documented_fields() {
+        let agent = v1::Agent {
+            id: "a".into(),
+            role: v1::AgentRole::Imaging.into(),
+            last_seen: Some(prost_types::Timestamp {
+                seconds: 0,
+                nanos: 0,
+            }),
+            reports: 3,
+            ..v1::Agent::default()
+        };
+        let json = serde_json::to_value(AgentView::from(&agent)).expect("json");
+        assert_eq!(json["role"], "imaging");
+        assert_eq!(json["last_seen"], "1970-01-01T00:00:00Z");
+        assert_eq!(json["reports"], 3);
+        assert!(json["snapshot"].is_null());
+        for key in [
+            "id",
+            "clinic_id",
+            "hostname",
+            "os",
+            "revoked",
+            "enrolled_at",
+        ] {
+            assert!(json.get(key).is_some(), "{key}");
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The `Admin` service: clinics, enrollment tokens, agents. Reached only over the loopback
+//! admin listener with the admin certificate, checked again on every call.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jiff::{SignedDuration, Timestamp};
+use ring::rand::{SecureRandom, SystemRandom};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+use vigie_domain::Tier;
+use vigie_domain::token::EnrollmentToken;
+use vigie_proto::v1::admin_server::Admin;
+use vigie_proto::v1::{
+    AddClinicRequest, Clinic as WireClinic, CreateTokenRequest, CreateTokenResponse,
+    ListAgentsRequest, ListAgentsResponse, ListClinicsRequest, ListClinicsResponse,
+    RevokeAgentRequest, RevokeAgentResponse,
+};
+
+use super::convert::{agent_to_proto, clinic_to_proto, timestamp_to_proto};
+use super::enrollment::secret_hash;
+use super::identity::require_admin;
+use super::{CollectorState, blocking, internal};
+use crate::model::{Clinic, TokenRecord};
+
+/// Token lifetime when the request says 0.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest token lifetime accepted: a token is a credential, it should not linger.
+pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Longest clinic name accepted.
+const MAX_NAME: usize = 200;
+
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    state: Arc<CollectorState>,
+}
+
+impl AdminService {
+    pub fn new(state: Arc<CollectorState>) -> Self {
+        AdminService { state }
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn add_clinic(
+        &self,
+        request: Request<AddClinicRequest>,
+    ) -> Result<Response<WireClinic>, Status> {
+        require_admin(&request)?;
+        let req = request.into_inner();
+        let name = req.name.trim().to_owned();
+        if name.is_empty() {
+            return Err(Status::invalid_argument("clinic name must not be empty"));
+        }
+        if name.chars().count() > MAX_NAME {
+            return Err(Status::invalid_argument(format!(
+                "clinic name is longer than {MAX_NAME} characters"
+            )));
+        }
+        let tier =
+            Tier::from_str(&req.tier).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let clinic = Clinic {
+            id: Uuid::now_v7().to_string(),
+            name,
+            tier,
+            created_at: Timestamp::now(),
+        };
+        let storage = self.state.storage.clone();
+        let record = clinic.clone();
+        blocking(move || storage.add_clinic(&record))
+            .await?
+            .map_err(internal)?;
+        self.durable().await?;
+        tracing::info!(clinic_id = %clinic.id, name = %clinic.name, tier = %clinic.tier, "clinic added");
+        Ok(Response::new(clinic_to_proto(&clinic)))
+    }
+
+    async fn list_clinics(
+        &self,
+        request: Request<ListClinicsRequest>,
+    ) -> Result<Response<ListClinicsResponse>, Status> {
+        require_admin(&request)?;
+        let storage = self.state.storage.clone();
+        let clinics = blocking(move || storage.list_clinics())
+            .await?
+            .map_err(internal)?;
+        Ok(Response::new(ListClinicsResponse {
+            clinics: clinics.iter().map(clinic_to_proto).collect(),
+        }))
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<CreateTokenRequest>,
+    ) -> Result<Response<CreateTokenResponse>, Status> {
+        require_admin(&request)?;
+        let req = request.into_inner();
+        let ttl = match req.ttl_seconds {
+            0 => DEFAULT_TOKEN_TTL,
+            secs => Duration::from_secs(secs),
+        };
+        if ttl > MAX_TOKEN_TTL {
+            return Err(Status::invalid_argument(format!(
+                "token lifetime {} is longer than the maximum {}",
+                humantime::format_duration(ttl),
+                humantime::format_duration(MAX_TOKEN_TTL)
+            )));
+        }
+        let clinic_id = req.clinic_id.trim().to_owned();
+        let storage = self.state.storage.clone();
+        let id = clinic_id.clone();
+        if blocking(move || storage.clinic(&id))
+            .await?
+            .map_err(internal)?
+            .is_none()
+        {
+            return Err(Status::not_found(format!("no clinic with id {clinic_id}")));
+        }
+
+        let mut secret = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut secret)
+            .map_err(|_| Status::internal("the system random generator failed"))?;
+        let secret = URL_SAFE_NO_PAD.encode(secret);
+        let now = Timestamp::now();
+        let ttl =
+            SignedDuration::try_from(ttl).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let expires_at = now
+            .checked_add(ttl)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let record = TokenRecord {
+            clinic_id: clinic_id.clone(),
+            created_at: now,
+            expires_at,
+            used: false,
+            used_by: None,
+        };
+        let hash = secret_hash(&secret);
+        let storage = self.state.storage.clone();
+        blocking(move || storage.put_token(&hash, &record))
+            .await?
+            .map_err(internal)?;
+        self.durable().await?;
+        let token = EnrollmentToken {
+            collector_addr: self.state.config.public_addr(),
+            ca_sha256: self.state.ca.fingerprint(),
+            secret,
+        };
+        tracing::info!(clinic_id = %clinic_id, expires_at = %expires_at, "enrollment token created");
+        Ok(Response::new(CreateTokenResponse {
+            token: token.encode(),
+            expires_at: Some(timestamp_to_proto(expires_at)),
+        }))
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<ListAgentsRequest>,
+    ) -> Result<Response<ListAgentsResponse>, Status> {
+        require_admin(&request)?;
+        let filter = request.into_inner().clinic_id.trim().to_owned();
+        let storage = self.state.storage.clone();
+        let agents = blocking(move || {
+            let filter = (!filter.is_empty()).then_some(filter.as_str());
+            storage
+                .list_agents(filter)?
+                .into_iter()
+                .map(|agent| {
+                    let reports = storage.report_count(&agent.id)?;
+                    Ok(agent_to_proto(&agent, reports))
+                })
+                .collect::<Result<Vec<_>, crate::storage::StorageError>>()
+        })
+        .await?
+        .map_err(internal)?;
+        Ok(Response::new(ListAgentsResponse { agents }))
+    }
+
+    async fn revoke_agent(
+        &self,
+        request: Request<RevokeAgentRequest>,
+    ) -> Result<Response<RevokeAgentResponse>, Status> {
+        require_admin(&request)?;
+        let agent_id = request.into_inner().agent_id.trim().to_owned();
+        let storage = self.state.storage.clone();
+        let id = agent_id.clone();
+        let revoked = blocking(move || storage.revoke_agent(&id, Timestamp::now()))
+            .await?
+            .map_err(internal)?;
+        let Some(agent) = revoked else {
+            return Err(Status::not_found(format!("no agent with id {agent_id}")));
+        };
+        self.durable().await?;
+        tracing::warn!(agent_id = %agent.id, clinic_id = %agent.clinic_id, "agent revoked");
+        Ok(Response::new(RevokeAgentResponse {}))
+    }
+}
+
+impl AdminService {
+    async fn durable(&self) -> Result<(), Status> {
+        self.state
+            .commit
+            .durable()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))
+    }
+}

@@ -1,0 +1,319 @@
+//! `serve`: the agent listener (Enrollment + Ingest, TLS with optional client certificates)
+//! and the admin listener (Admin, mutual TLS required), sharing one storage and one
+//! group-commit flusher, with graceful shutdown and a final flush.
+
+pub mod admin;
+pub mod convert;
+pub mod enrollment;
+pub mod identity;
+pub mod ingest;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::Status;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use vigie_proto::v1::admin_server::AdminServer;
+use vigie_proto::v1::enrollment_server::EnrollmentServer;
+use vigie_proto::v1::ingest_server::IngestServer;
+
+use crate::config::{CollectorConfig, ConfigError, DataDir};
+use crate::group_commit::GroupCommit;
+use crate::pki::{CertificateAuthority, PkiError};
+use crate::storage::{Storage, StorageError};
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// What every service shares.
+#[derive(Debug)]
+pub struct CollectorState {
+    pub config: CollectorConfig,
+    pub storage: Storage,
+    pub commit: GroupCommit,
+    pub ca: CertificateAuthority,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "{0} is not an initialised collector data directory (run `vigie-collector init --data-dir {0}` first)"
+    )]
+    NotInitialised(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Pki(#[from] PkiError),
+    #[error("cannot open the database: {0}")]
+    Storage(#[from] StorageError),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS setup of the {what} listener failed: {source}")]
+    Tls {
+        what: &'static str,
+        source: tonic::transport::Error,
+    },
+    #[error("the {what} listener failed: {source}")]
+    Transport {
+        what: &'static str,
+        source: tonic::transport::Error,
+    },
+    #[error("the {0} listener task panicked or was cancelled")]
+    Task(&'static str),
+    #[error("final flush failed: {0}")]
+    FinalFlush(StorageError),
+}
+
+/// Runs a storage call on the blocking pool (sled may touch the disk).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("storage task failed: {e}")))
+}
+
+/// A storage failure as a status; the details go to the log, not to the peer.
+pub(crate) fn internal(error: StorageError) -> Status {
+    tracing::error!(%error, "storage error");
+    Status::internal("storage error on the collector (see its log)")
+}
+
+/// A started collector. Drop-safe only through [`RunningCollector::shutdown`].
+#[derive(Debug)]
+pub struct RunningCollector {
+    /// Where the agent listener is bound (useful with port 0).
+    pub agent_addr: SocketAddr,
+    /// Where the admin listener is bound.
+    pub admin_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    agent_task: JoinHandle<Result<(), tonic::transport::Error>>,
+    admin_task: JoinHandle<Result<(), tonic::transport::Error>>,
+    storage: Storage,
+}
+
+fn read(path: std::path::PathBuf) -> Result<String, ServeError> {
+    std::fs::read_to_string(&path).map_err(|source| ServeError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpIncoming, SocketAddr), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { what, addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { what, addr, source })?;
+    Ok((TcpIncoming::from(listener).with_nodelay(Some(true)), local))
+}
+
+/// Opens the data directory, binds both listeners and starts serving.
+pub async fn start(data_dir: &DataDir) -> Result<RunningCollector, ServeError> {
+    if !data_dir.config().is_file() {
+        return Err(ServeError::NotInitialised(
+            data_dir.path().display().to_string(),
+        ));
+    }
+    let config = CollectorConfig::load(data_dir)?;
+    let ca_pem = read(data_dir.ca_cert())?;
+    let ca = CertificateAuthority::load(&ca_pem, &read(data_dir.ca_key())?)?;
+    let server_identity =
+        Identity::from_pem(read(data_dir.server_cert())?, read(data_dir.server_key())?);
+    if !config.admin_listen.ip().is_loopback() {
+        tracing::warn!(admin_listen = %config.admin_listen, "admin listener is not on loopback");
+    }
+
+    let db_path = data_dir.database();
+    let storage = tokio::task::spawn_blocking(move || Storage::open(&db_path))
+        .await
+        .map_err(|_| ServeError::Task("database open"))??;
+    let flusher_storage = storage.clone();
+    let (commit, _flusher) = GroupCommit::spawn(move || flusher_storage.flush_durably().map(drop));
+
+    let (agent_incoming, agent_addr) = bind("agent", config.agent_listen).await?;
+    let (admin_incoming, admin_addr) = bind("admin", config.admin_listen).await?;
+    let max = config.limits.max_message_bytes;
+    let state = Arc::new(CollectorState {
+        config,
+        storage: storage.clone(),
+        commit,
+        ca,
+    });
+
+    let (stop, stopped) = watch::channel(false);
+    let signal = |mut rx: watch::Receiver<bool>| async move {
+        // An error means the sender is gone, which also means stop.
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let agent_tls = ServerTlsConfig::new()
+        .identity(server_identity.clone())
+        .client_ca_root(Certificate::from_pem(&ca_pem))
+        // Enroll runs before the agent has a certificate; Ingest checks for one itself.
+        .client_auth_optional(true);
+    let agent_server = Server::builder()
+        .tls_config(agent_tls)
+        .map_err(|source| ServeError::Tls {
+            what: "agent",
+            source,
+        })?
+        .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .add_service(
+            EnrollmentServer::new(enrollment::EnrollmentService::new(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            IngestServer::new(ingest::IngestService::new(state.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+    let agent_task = tokio::spawn(
+        agent_server.serve_with_incoming_shutdown(agent_incoming, signal(stopped.clone())),
+    );
+
+    let admin_tls = ServerTlsConfig::new()
+        .identity(server_identity)
+        .client_ca_root(Certificate::from_pem(&ca_pem))
+        .client_auth_optional(false);
+    let admin_server = Server::builder()
+        .tls_config(admin_tls)
+        .map_err(|source| ServeError::Tls {
+            what: "admin",
+            source,
+        })?
+        .add_service(AdminServer::new(admin::AdminService::new(state.clone())));
+    let admin_task =
+        tokio::spawn(admin_server.serve_with_incoming_shutdown(admin_incoming, signal(stopped)));
+
+    tracing::info!(
+        agent_listen = %agent_addr,
+        admin_listen = %admin_addr,
+        public_addr = %state.config.public_addr(),
+        ca_sha256 = %state.ca.fingerprint(),
+        "collector serving"
+    );
+    Ok(RunningCollector {
+        agent_addr,
+        admin_addr,
+        stop,
+        agent_task,
+        admin_task,
+        storage,
+    })
+}
+
+impl RunningCollector {
+    /// Serves until `signal` completes (or a listener fails), then shuts down gracefully.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> Result<(), ServeError> {
+        tokio::select! {
+            () = signal => {
+                tracing::info!("shutdown requested: finishing requests in flight");
+            }
+            result = &mut self.agent_task => {
+                let _ = self.stop.send(true);
+                return Err(listener_failed("agent", result));
+            }
+            result = &mut self.admin_task => {
+                let _ = self.stop.send(true);
+                return Err(listener_failed("admin", result));
+            }
+        }
+        self.shutdown().await
+    }
+
+    /// Stops accepting, lets in-flight requests finish (bounded), then flushes one last time.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        let _ = self.stop.send(true);
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            let agent = self.agent_task.await;
+            let admin = self.admin_task.await;
+            (agent, admin)
+        })
+        .await;
+        let mut first_error = None;
+        match drained {
+            Ok((agent, admin)) => {
+                for (what, result) in [("agent", agent), ("admin", admin)] {
+                    match result {
+                        Ok(Ok(())) => {}
+                        other => {
+                            let error = listener_failed(what, other);
+                            tracing::error!(%error, "listener ended with an error");
+                            first_error.get_or_insert(error);
+                        }
+                    }
+                }
+            }
+            Err(_) => tracing::warn!(
+                grace_secs = SHUTDOWN_GRACE.as_secs(),
+                "requests still in flight after the grace period; stopping anyway"
+            ),
+        }
+        let storage = self.storage;
+        tokio::task::spawn_blocking(move || storage.flush_durably())
+            .await
+            .map_err(|_| ServeError::Task("final flush"))?
+            .map_err(ServeError::FinalFlush)?;
+        tracing::info!("collector stopped");
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+fn listener_failed(
+    what: &'static str,
+    result: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>,
+) -> ServeError {
+    match result {
+        Ok(Err(source)) => ServeError::Transport { what, source },
+        Ok(Ok(())) | Err(_) => ServeError::Task(what),
+    }
+}
+
+/// Completes on SIGTERM or ctrl-c (SIGINT).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
