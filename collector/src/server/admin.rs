@@ -118,7 +118,7 @@ impl Admin for AdminService {
             .map_err(internal)?
             .is_none()
         {
-            return Err(Status::not_found(format!("no clinic with id {clinic_id}")));
+            return Err(Status::not_found(format!("clinic {clinic_id} not found")));
         }
 
         let mut secret = [0u8; 32];
@@ -192,7 +192,7 @@ impl Admin for AdminService {
             .await?
             .map_err(internal)?;
         let Some(agent) = revoked else {
-            return Err(Status::not_found(format!("no agent with id {agent_id}")));
+            return Err(Status::not_found(format!("agent {agent_id} not found")));
         };
         self.durable().await?;
         tracing::warn!(agent_id = %agent.id, clinic_id = %agent.clinic_id, "agent revoked");
