@@ -169,58 +169,85 @@ pub fn classify(status: &tonic::Status, addr: &str) -> CallFailure {
     }
 }
 
-/// Finds a TLS or network cause anywhere in the chain.
-fn classify_chain(error: &(dyn StdError + 'static)) -> Option<(FailureKind, String)> {
+/// Every cause from `error` down. Unlike `source()`, this looks inside `io::Error`: its
+/// `source()` skips the error it wraps, which is where tokio-rustls puts the `rustls::Error`
+/// (sometimes under another `io::Error`).
+fn causes<'a>(error: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
+    let mut out = Vec::new();
     let mut next = Some(error);
     while let Some(e) = next {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(classify_tls(tls));
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            // io::Error::source() skips the wrapped error itself: look inside.
-            if let Some(tls) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return Some(classify_tls(tls));
-            }
-            if is_network(io.kind()) {
-                return Some((FailureKind::Unreachable, io.to_string()));
-            }
-        }
-        next = e.source();
+        out.push(e);
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => e.source(),
+        };
     }
-    // Some layers flatten their cause into text; the alert names are stable rustls spellings.
-    let text = render(error);
-    [
-        "CertificateRequired",
-        "UnknownCA",
-        "BadCertificate",
-        "CertificateRevoked",
-    ]
-    .iter()
-    .find(|alert| text.contains(*alert))
-    .map(|alert| {
-        (
-            FailureKind::CertificateRejected,
-            format!("TLS alert {alert}"),
-        )
-    })
+    out
+}
+
+/// Finds a TLS cause anywhere in the chain, else a network one.
+fn classify_chain(error: &(dyn StdError + 'static)) -> Option<(FailureKind, String)> {
+    let causes = causes(error);
+    if let Some(tls) = causes
+        .iter()
+        .find_map(|e| e.downcast_ref::<rustls::Error>())
+    {
+        return Some(classify_tls(tls));
+    }
+    // h2 keeps only the kind and text of an io::Error, so the rustls::Error may survive only
+    // as its message: recognise rustls' own wording.
+    if let Some(found) = causes
+        .iter()
+        .find_map(|e| classify_tls_text(&e.to_string()))
+    {
+        return Some(found);
+    }
+    causes
+        .iter()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .find(|io| is_network(io.kind()))
+        .map(|io| (FailureKind::Unreachable, io.to_string()))
+}
+
+/// Alerts a server sends when it does not accept the client's certificate.
+const CERTIFICATE_ALERTS: &[AlertDescription] = &[
+    AlertDescription::CertificateRequired,
+    AlertDescription::UnknownCA,
+    AlertDescription::BadCertificate,
+    AlertDescription::CertificateRevoked,
+    AlertDescription::CertificateExpired,
+    AlertDescription::CertificateUnknown,
+    AlertDescription::UnsupportedCertificate,
+    AlertDescription::AccessDenied,
+    // Sent when our certificate names the right issuer but its signature does not verify.
+    AlertDescription::DecryptError,
+];
+
+/// rustls' Display: "received fatal alert: UnknownCA", "invalid peer certificate: ...".
+fn classify_tls_text(text: &str) -> Option<(FailureKind, String)> {
+    if let Some(rest) = text.split("received fatal alert: ").nth(1) {
+        let alert: String = rest
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect();
+        let kind = if CERTIFICATE_ALERTS.iter().any(|a| format!("{a:?}") == alert) {
+            FailureKind::CertificateRejected
+        } else {
+            FailureKind::Refused(Code::Unavailable)
+        };
+        return Some((kind, format!("TLS alert {alert}")));
+    }
+    text.split("invalid peer certificate: ")
+        .nth(1)
+        .map(|reason| (FailureKind::CollectorUntrusted, reason.to_owned()))
 }
 
 fn classify_tls(error: &rustls::Error) -> (FailureKind, String) {
     match error {
-        rustls::Error::AlertReceived(
-            alert @ (AlertDescription::CertificateRequired
-            | AlertDescription::UnknownCA
-            | AlertDescription::BadCertificate
-            | AlertDescription::CertificateRevoked
-            | AlertDescription::CertificateExpired
-            | AlertDescription::CertificateUnknown
-            | AlertDescription::UnsupportedCertificate
-            | AlertDescription::AccessDenied
-            | AlertDescription::DecryptError),
-        ) => (
+        rustls::Error::AlertReceived(alert) if CERTIFICATE_ALERTS.contains(alert) => (
             FailureKind::CertificateRejected,
             format!("TLS alert {alert:?}"),
         ),
@@ -255,23 +282,18 @@ fn is_network(kind: std::io::ErrorKind) -> bool {
 /// The deepest cause's text: "Connection refused (os error 111)" says more than
 /// "transport error".
 fn innermost(error: &(dyn StdError + 'static)) -> Option<String> {
-    let mut last = error.source()?;
-    while let Some(next) = last.source() {
-        last = next;
-    }
-    Some(last.to_string())
+    let causes = causes(error);
+    (causes.len() > 1).then(|| causes[causes.len() - 1].to_string())
 }
 
-/// The whole chain as `a: b: c`, skipping repeated texts.
+/// The whole chain as `a: b: c`, skipping texts already said.
 pub fn render(error: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    while let Some(e) = next {
+    for e in causes(error) {
         let text = e.to_string();
         if !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
-        next = e.source();
     }
     parts.join(": ")
 }
@@ -339,6 +361,32 @@ mod tests {
             status_over(alert(AlertDescription::UnknownCA)),
             FailureKind::CertificateRejected,
             "UnknownCA",
+        );
+        // Only the text left, as h2 hands it over.
+        check(
+            status_over(Error::new(
+                ErrorKind::InvalidData,
+                "received fatal alert: CertificateRequired",
+            )),
+            FailureKind::CertificateRejected,
+            "CertificateRequired",
+        );
+        check(
+            status_over(Error::new(
+                ErrorKind::InvalidData,
+                "invalid peer certificate: UnknownIssuer",
+            )),
+            FailureKind::CollectorUntrusted,
+            "UnknownIssuer",
+        );
+        // Nested io::Errors.
+        check(
+            status_over(Error::new(
+                ErrorKind::ConnectionReset,
+                alert(AlertDescription::DecryptError),
+            )),
+            FailureKind::CertificateRejected,
+            "DecryptError",
         );
         check(
             status_over(Error::new(
