@@ -63,7 +63,16 @@ pub async fn connect(data_dir: &DataDir) -> Result<AdminClient<Channel>, AdminCl
         ));
     }
     let config = CollectorConfig::load(data_dir)?;
-    let addr = dial_addr(config.admin_listen);
+    connect_at(data_dir, config.admin_listen).await
+}
+
+/// Connects to an admin listener at `listen` (for a collector started on port 0, say) with the
+/// admin certificate of `data_dir`.
+pub async fn connect_at(
+    data_dir: &DataDir,
+    listen: SocketAddr,
+) -> Result<AdminClient<Channel>, AdminClientError> {
+    let addr = dial_addr(listen);
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(read(data_dir.ca_cert())?))
         .identity(Identity::from_pem(

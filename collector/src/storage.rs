@@ -17,6 +17,7 @@
 //! `db/db`, every blob file not yet synced, and the blob folder.
 
 use std::collections::HashSet;
+use std::convert::Infallible;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -369,12 +370,10 @@ impl Storage {
                 let count = count + outcome.new as u64;
                 counts.insert(agent.as_slice(), count.to_be_bytes().as_slice())?;
             }
-            Ok::<_, ConflictableTransactionError<()>>(outcome)
+            Ok::<_, ConflictableTransactionError<Infallible>>(outcome)
         });
         result.map_err(|e| match e {
-            TransactionError::Abort(()) => StorageError::Sled(sled::Error::ReportableBug(
-                "report transaction aborted without a reason".into(),
-            )),
+            TransactionError::Abort(never) => match never {},
             TransactionError::Storage(e) => StorageError::Sled(e),
         })
     }
