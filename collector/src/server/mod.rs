@@ -93,7 +93,8 @@ pub(crate) fn internal(error: StorageError) -> Status {
     Status::internal("storage error on the collector (see its log)")
 }
 
-/// A started collector. Drop-safe only through [`RunningCollector::shutdown`].
+/// A started collector. Dropping it stops the listeners too, but without waiting for requests
+/// in flight or the final flush: prefer [`RunningCollector::shutdown`].
 #[derive(Debug)]
 pub struct RunningCollector {
     /// Where the agent listener is bound (useful with port 0).
