@@ -9,6 +9,7 @@ pub mod enroll;
 pub mod facts;
 pub mod outbox;
 pub mod pin;
+pub mod probe;
 pub mod run;
 pub mod sender;
 pub mod state;

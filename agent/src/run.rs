@@ -10,7 +10,8 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::facts::{self, Report};
 use crate::outbox::{Outbox, OutboxError};
-use crate::sender::{SendError, Sender};
+use crate::probe::{Probe, ProbeSetupError};
+use crate::sender::{Link, SendError, Sender};
 use crate::state::{StateDir, StateError};
 use crate::transport::{self, ChannelError, Timeouts};
 
@@ -28,6 +29,8 @@ pub enum RunError {
     Outbox(#[from] OutboxError),
     #[error(transparent)]
     Channel(#[from] ChannelError),
+    #[error(transparent)]
+    Probe(#[from] ProbeSetupError),
     #[error("collection task failed")]
     Collect(#[from] tokio::task::JoinError),
 }
@@ -65,13 +68,13 @@ fn queue(outbox: &Outbox, reports: &[Report]) -> Result<(), OutboxError> {
 fn open(state: &StateDir, config: &Config, timeouts: Timeouts) -> Result<Sender, RunError> {
     let credentials = state.load()?;
     let outbox = Arc::new(Outbox::open(&state.outbox_dir(), config.outbox.max_bytes)?);
-    let client = transport::ingest_client(&credentials, timeouts)?;
-    Ok(Sender::new(
-        outbox,
-        client,
-        credentials.enrollment.collector_addr,
-        config.sender.clone(),
-    ))
+    let link = Link {
+        client: transport::ingest_client(&credentials, timeouts)?,
+        probe: Probe::new(&credentials)?,
+        collector_addr: credentials.enrollment.collector_addr,
+        connect_timeout: timeouts.connect,
+    };
+    Ok(Sender::new(outbox, link, config.sender.clone()))
 }
 
 /// `run --once`: one snapshot, one attempt to deliver everything queued.

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use prost::Message as _;
 use tokio::sync::Notify;
@@ -15,6 +16,7 @@ use vigie_proto::v1::ingest_client::IngestClient;
 use crate::backoff::Backoff;
 use crate::config::SenderConfig;
 use crate::outbox::{Outbox, OutboxError};
+use crate::probe::Probe;
 use crate::transport::{self, CallFailure, FailureKind};
 
 /// Encoded reports per batch stay under half the message limit: room for framing, and a
@@ -50,24 +52,25 @@ pub struct Delivery {
     pub rejected: u64,
 }
 
+/// The way to the collector: the gRPC client, and a probe to explain its failures.
+pub struct Link {
+    pub client: IngestClient<Channel>,
+    pub probe: Probe,
+    pub collector_addr: String,
+    pub connect_timeout: Duration,
+}
+
 pub struct Sender {
     outbox: Arc<Outbox>,
-    client: IngestClient<Channel>,
-    collector_addr: String,
+    link: Link,
     config: SenderConfig,
 }
 
 impl Sender {
-    pub fn new(
-        outbox: Arc<Outbox>,
-        client: IngestClient<Channel>,
-        collector_addr: String,
-        config: SenderConfig,
-    ) -> Self {
+    pub fn new(outbox: Arc<Outbox>, link: Link, config: SenderConfig) -> Self {
         Sender {
             outbox,
-            client,
-            collector_addr,
+            link,
             config,
         }
     }
@@ -102,12 +105,10 @@ impl Sender {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
         let count = request.reports.len();
-        let ack = self
-            .client
-            .report(request)
-            .await
-            .map_err(|status| transport::classify(&status, &self.collector_addr))?
-            .into_inner();
+        let ack = match self.link.client.report(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => return Err(self.explain(&status).await.into()),
+        };
 
         // Only ids we sent: a confused collector must not make us delete anything else.
         let ours = |text: &str| Uuid::parse_str(text).ok().filter(|id| sent.contains(id));
@@ -138,6 +139,22 @@ impl Sender {
         Ok(Delivery { stored, rejected })
     }
 
+    /// Classifies a failed call; a connection that broke without a clear cause gets a second
+    /// look, since a refused client certificate often shows up only as a broken connection.
+    async fn explain(&self, status: &tonic::Status) -> CallFailure {
+        let failure = transport::classify(status, &self.link.collector_addr);
+        if failure.kind != FailureKind::Unreachable {
+            return failure;
+        }
+        match self.link.probe.diagnose(self.link.connect_timeout).await {
+            Some(diagnosed) => {
+                tracing::debug!(first = %failure, "probe found the cause");
+                diagnosed
+            }
+            None => failure,
+        }
+    }
+
     /// Sends batches until the outbox is empty or a call fails, adding the acknowledged count
     /// to `stored` as it goes (so an interrupted drain still tells what it did).
     pub async fn drain(&mut self, stored: &mut u64) -> Result<(), SendError> {
@@ -160,7 +177,7 @@ impl Sender {
                 Ok(_) => backoff.reset(),
                 Err(error) => {
                     let retry_in = backoff.next_delay();
-                    log_failure(&error, &self.collector_addr, retry_in);
+                    log_failure(&error, &self.link.collector_addr, retry_in);
                     tokio::time::sleep(retry_in).await;
                 }
             }

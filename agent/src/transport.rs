@@ -212,6 +212,14 @@ fn classify_chain(error: &(dyn StdError + 'static)) -> Option<(FailureKind, Stri
         .map(|io| (FailureKind::Unreachable, io.to_string()))
 }
 
+/// The TLS verdict carried by an io error from tokio-rustls, if there is one.
+pub fn classify_io(error: &std::io::Error) -> Option<(FailureKind, String)> {
+    let tls = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())?;
+    Some(classify_tls(tls))
+}
+
 /// Alerts a server sends when it does not accept the client's certificate.
 const CERTIFICATE_ALERTS: &[AlertDescription] = &[
     AlertDescription::CertificateRequired,
