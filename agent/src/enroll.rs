@@ -58,15 +58,19 @@ pub async fn enroll(
     force: bool,
 ) -> Result<Enrollment, EnrollError> {
     if state.is_enrolled() {
-        let current = state.load()?;
         if !force {
+            // Name who this machine is, if agent.json says it; refuse either way.
+            let (agent_id, clinic_id) = match state.load() {
+                Ok(current) => (current.enrollment.agent_id, current.enrollment.clinic_id),
+                Err(_) => ("?".to_owned(), "?".to_owned()),
+            };
             return Err(EnrollError::AlreadyEnrolled {
-                agent_id: current.enrollment.agent_id,
-                clinic_id: current.enrollment.clinic_id,
+                agent_id,
+                clinic_id,
                 path: state.path().display().to_string(),
             });
         }
-        tracing::warn!(agent_id = %current.enrollment.agent_id, "enrolling again over an existing enrollment (--force)");
+        tracing::warn!(state_dir = %state.path().display(), "enrolling again over an existing enrollment (--force)");
     }
     let token = EnrollmentToken::decode(token_text)?;
     let addr = token.collector_addr.as_str();

@@ -124,8 +124,8 @@ impl fmt::Display for CallFailure {
             ),
             FailureKind::Revoked => write!(
                 f,
-                "the collector at {addr} refuses this agent (permission denied: {detail}); it was \
-                 probably revoked"
+                "the collector at {addr} refuses this agent, which was probably revoked \
+                 (permission denied: {detail})"
             ),
             FailureKind::Refused(code) => write!(
                 f,
@@ -431,8 +431,8 @@ mod tests {
         let failure = classify(&tonic::Status::permission_denied("revoked"), "h:1");
         assert_eq!(
             failure.to_string(),
-            "the collector at h:1 refuses this agent (permission denied: revoked); it was \
-             probably revoked"
+            "the collector at h:1 refuses this agent, which was probably revoked (permission \
+             denied: revoked)"
         );
     }
 }
