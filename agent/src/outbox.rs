@@ -9,6 +9,8 @@
 //! data file, because sled 0.34's flush uses `sync_file_range`, which does not survive a power
 //! cut: sled issue #1452); a backup result is never dropped to make room.
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -22,8 +24,11 @@ use vigie_proto::v1;
 const REPORTS_TREE: &str = "reports";
 const META_TREE: &str = "meta";
 const DROPPED_TOTAL_KEY: &[u8] = b"dropped_total";
-/// sled 0.34 keeps its log in this file inside the database directory.
+/// sled 0.34 keeps its log in this file inside the database directory...
 const SLED_DATA_FILE: &str = "db";
+/// ...and items too large for a log segment (large values, or large tree nodes) in files here,
+/// written without any fsync.
+const SLED_BLOB_DIR: &str = "blobs";
 /// Page cache for the outbox: it is written and read sequentially, a small cache is enough and
 /// keeps the agent's RSS low (sled's default is 1 GiB).
 const CACHE_BYTES: u64 = 4 * 1024 * 1024;
@@ -112,6 +117,8 @@ struct Totals {
     bytes: u64,
     count: u64,
     dropped_total: u64,
+    /// Blob files already fsynced (sled never rewrites one in place).
+    synced_blobs: HashSet<OsString>,
 }
 
 pub struct Outbox {
@@ -120,6 +127,7 @@ pub struct Outbox {
     meta: sled::Tree,
     data_file: File,
     data_path: PathBuf,
+    blob_dir: PathBuf,
     max_bytes: u64,
     /// Also serialises writers, so a size check and the write it allows are one step.
     totals: Mutex<Totals>,
@@ -189,6 +197,7 @@ impl Outbox {
             meta,
             data_file,
             data_path,
+            blob_dir: dir.join(SLED_BLOB_DIR),
             max_bytes,
             totals: Mutex::new(totals),
         })
@@ -229,7 +238,7 @@ impl Outbox {
             }
             Ok::<_, ConflictableTransactionError<()>>(())
         })?;
-        self.sync()?;
+        self.sync(&mut totals)?;
 
         totals.bytes = bytes_after - freed;
         totals.count = totals.count + u64::from(replaced.is_none()) - dropped;
@@ -342,7 +351,7 @@ impl Outbox {
             return Ok(0);
         }
         self.reports.apply_batch(batch)?;
-        self.sync()?;
+        self.sync(&mut totals)?;
         totals.bytes -= bytes;
         totals.count -= removed;
         Ok(removed)
@@ -367,15 +376,51 @@ impl Outbox {
         self.totals().dropped_total
     }
 
-    /// sled flush, then fsync of its data file: only then is a write safe from a power cut.
-    fn sync(&self) -> Result<(), OutboxError> {
+    /// sled flush, then fsync of its data file and of any new blob file: only then is a write
+    /// safe from a power cut.
+    fn sync(&self, totals: &mut Totals) -> Result<(), OutboxError> {
+        let sync_error = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| OutboxError::Sync { path, source }
+        };
         self.db.flush()?;
         self.data_file
             .sync_all()
-            .map_err(|source| OutboxError::Sync {
-                path: self.data_path.display().to_string(),
-                source,
-            })
+            .map_err(sync_error(&self.data_path))?;
+        let Ok(blobs) = std::fs::read_dir(&self.blob_dir) else {
+            return Ok(());
+        };
+        // Blobs of earlier writes that sled has since collected leave our set with them.
+        let present: HashSet<OsString> = blobs.flatten().map(|e| e.file_name()).collect();
+        totals.synced_blobs.retain(|name| present.contains(name));
+        let mut new_blobs = false;
+        for name in present {
+            if totals.synced_blobs.contains(&name) {
+                continue;
+            }
+            let path = self.blob_dir.join(&name);
+            match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+            {
+                Ok(file) => file.sync_all().map_err(sync_error(&path))?,
+                // Collected by sled in the meantime: nothing to make durable.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(sync_error(&path)(e)),
+            }
+            totals.synced_blobs.insert(name);
+            new_blobs = true;
+        }
+        #[cfg(unix)]
+        if new_blobs {
+            File::open(&self.blob_dir)
+                .and_then(|d| d.sync_all())
+                .map_err(sync_error(&self.blob_dir))?;
+        }
+        #[cfg(not(unix))]
+        let _ = new_blobs;
+        Ok(())
     }
 
     fn totals(&self) -> MutexGuard<'_, Totals> {
@@ -532,6 +577,22 @@ mod tests {
         let outbox = Outbox::open(dir.path(), 1).expect("reopen");
         assert_eq!(outbox.dropped_total(), 2);
         assert_eq!(outbox.len(), 1);
+    }
+
+    #[test]
+    fn large_reports_stored_as_sled_blobs_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = "x".repeat(600 * 1024);
+        {
+            let outbox = Outbox::open(dir.path(), u64::MAX).expect("open");
+            outbox.push(&snapshot(&big)).expect("push");
+            assert!(
+                !outbox.totals().synced_blobs.is_empty(),
+                "went to a blob file"
+            );
+        }
+        let outbox = Outbox::open(dir.path(), u64::MAX).expect("reopen");
+        assert_eq!(hostnames(&outbox), [big]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::outbox::{Outbox, OutboxError};
 use crate::probe::{Probe, ProbeSetupError};
 use crate::sender::{Link, SendError, Sender};
 use crate::state::{StateDir, StateError};
-use crate::transport::{self, ChannelError, Timeouts};
+use crate::transport::{self, ChannelError, Timeouts, render};
 
 /// `--once` gives the collector this long to connect and answer, so it ends promptly.
 pub const ONCE_TIMEOUTS: Timeouts = Timeouts {
@@ -116,12 +116,19 @@ pub async fn run(state: &StateDir, config: &Config) -> Result<(), RunError> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            queue(&outbox, &collect_now().await?)?;
-            queued.notify_one();
+            // A failed round (disk full, a collector that panicked) is logged and retried at
+            // the next tick: the agent keeps delivering what it already holds.
+            match collect_now().await {
+                Ok(reports) => match queue(&outbox, &reports) {
+                    Ok(()) => queued.notify_one(),
+                    Err(error) => tracing::error!(error = %render(&error), "cannot queue reports"),
+                },
+                Err(error) => tracing::error!(%error, "collection failed"),
+            }
         }
     };
     let result: Result<(), RunError> = tokio::select! {
-        result = collect => result,
+        () = collect => Ok(()),
         () = sender.run(queued.clone()) => Ok(()),
         () = shutdown_signal() => {
             tracing::info!(queued = outbox.len(), "stopping");
