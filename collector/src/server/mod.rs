@@ -7,6 +7,7 @@ pub mod convert;
 pub mod enrollment;
 pub mod identity;
 pub mod ingest;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,8 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::Status;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use vigie_proto::v1::admin_server::AdminServer;
 use vigie_proto::v1::enrollment_server::EnrollmentServer;
 use vigie_proto::v1::ingest_server::IngestServer;
@@ -62,11 +62,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("TLS setup of the {what} listener failed: {source}")]
-    Tls {
-        what: &'static str,
-        source: tonic::transport::Error,
-    },
+    #[error("TLS setup of the collector listeners failed: {0}")]
+    Tls(#[from] tls::TlsSetupError),
     #[error("the {what} listener failed: {source}")]
     Transport {
         what: &'static str,
@@ -117,14 +114,14 @@ fn read(path: std::path::PathBuf) -> Result<String, ServeError> {
 async fn bind(
     what: &'static str,
     addr: SocketAddr,
-) -> Result<(TcpIncoming, SocketAddr), ServeError> {
+) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { what, addr, source })?;
     let local = listener
         .local_addr()
         .map_err(|source| ServeError::Bind { what, addr, source })?;
-    Ok((TcpIncoming::from(listener).with_nodelay(Some(true)), local))
+    Ok((listener, local))
 }
 
 /// Opens the data directory, binds both listeners and starts serving.
@@ -137,8 +134,20 @@ pub async fn start(data_dir: &DataDir) -> Result<RunningCollector, ServeError> {
     let config = CollectorConfig::load(data_dir)?;
     let ca_pem = read(data_dir.ca_cert())?;
     let ca = CertificateAuthority::load(&ca_pem, &read(data_dir.ca_key())?)?;
-    let server_identity =
-        Identity::from_pem(read(data_dir.server_cert())?, read(data_dir.server_key())?);
+    let server_chain = read(data_dir.server_cert())?;
+    let server_key = read(data_dir.server_key())?;
+    let agent_tls = tls::server_config(
+        &server_chain,
+        &server_key,
+        &ca_pem,
+        tls::ClientAuth::Optional,
+    )?;
+    let admin_tls = tls::server_config(
+        &server_chain,
+        &server_key,
+        &ca_pem,
+        tls::ClientAuth::Required,
+    )?;
     if !config.admin_listen.ip().is_loopback() {
         tracing::warn!(admin_listen = %config.admin_listen, "admin listener is not on loopback");
     }
@@ -150,8 +159,8 @@ pub async fn start(data_dir: &DataDir) -> Result<RunningCollector, ServeError> {
     let flusher_storage = storage.clone();
     let (commit, _flusher) = GroupCommit::spawn(move || flusher_storage.flush_durably().map(drop));
 
-    let (agent_incoming, agent_addr) = bind("agent", config.agent_listen).await?;
-    let (admin_incoming, admin_addr) = bind("admin", config.admin_listen).await?;
+    let (agent_listener, agent_addr) = bind("agent", config.agent_listen).await?;
+    let (admin_listener, admin_addr) = bind("admin", config.admin_listen).await?;
     let max = config.limits.max_message_bytes;
     let state = Arc::new(CollectorState {
         config,
@@ -166,17 +175,9 @@ pub async fn start(data_dir: &DataDir) -> Result<RunningCollector, ServeError> {
         let _ = rx.wait_for(|stop| *stop).await;
     };
 
-    let agent_tls = ServerTlsConfig::new()
-        .identity(server_identity.clone())
-        .client_ca_root(Certificate::from_pem(&ca_pem))
-        // Enroll runs before the agent has a certificate; Ingest checks for one itself.
-        .client_auth_optional(true);
+    // TLS is terminated by `tls::incoming` (see there why); tonic gets established streams and
+    // still hands the peer certificates to the services.
     let agent_server = Server::builder()
-        .tls_config(agent_tls)
-        .map_err(|source| ServeError::Tls {
-            what: "agent",
-            source,
-        })?
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(
@@ -189,21 +190,14 @@ pub async fn start(data_dir: &DataDir) -> Result<RunningCollector, ServeError> {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
+    let agent_incoming = tls::incoming("agent", agent_listener, agent_tls, stopped.clone());
     let agent_task = tokio::spawn(
         agent_server.serve_with_incoming_shutdown(agent_incoming, signal(stopped.clone())),
     );
 
-    let admin_tls = ServerTlsConfig::new()
-        .identity(server_identity)
-        .client_ca_root(Certificate::from_pem(&ca_pem))
-        .client_auth_optional(false);
-    let admin_server = Server::builder()
-        .tls_config(admin_tls)
-        .map_err(|source| ServeError::Tls {
-            what: "admin",
-            source,
-        })?
-        .add_service(AdminServer::new(admin::AdminService::new(state.clone())));
+    let admin_server =
+        Server::builder().add_service(AdminServer::new(admin::AdminService::new(state.clone())));
+    let admin_incoming = tls::incoming("admin", admin_listener, admin_tls, stopped.clone());
     let admin_task =
         tokio::spawn(admin_server.serve_with_incoming_shutdown(admin_incoming, signal(stopped)));
 
