@@ -153,31 +153,49 @@ pub enum LoadError {
     Invalid { path: String, errors: ConfigErrors },
 }
 
-/// Reads and validates a config file.
+/// Reads and validates a config file for running. Unlike [`parse_config`], a section this
+/// version does not know is only logged: a config written for a newer agent must not stop an
+/// older one from reporting (`check-config` still flags it).
 pub fn load(path: &Path) -> Result<Config, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    parse_config(&text).map_err(|errors| LoadError::Invalid {
+    let (config, unknown) = parse(&text).map_err(|errors| LoadError::Invalid {
         path: path.display().to_string(),
         errors,
-    })
+    })?;
+    for section in unknown {
+        tracing::warn!(path = %path.display(), section, "config section not known to this agent version: ignored");
+    }
+    Ok(config)
 }
 
 /// Parses and validates a config text, collecting every problem instead of stopping at the
-/// first: each section is decoded on its own, then the values are checked together.
+/// first: each section is decoded on its own, then the values are checked together. Unknown
+/// sections are problems too.
 pub fn parse_config(text: &str) -> Result<Config, ConfigErrors> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| ConfigErrors(vec![one_line(&e)]))?;
-    let mut problems = Vec::new();
-    for key in table.keys() {
-        if !SECTIONS.contains(&key.as_str()) {
-            problems.push(format!(
-                "unknown section [{key}] (known: {})",
-                SECTIONS.join(", ")
-            ));
-        }
+    let (config, unknown) = parse(text)?;
+    if unknown.is_empty() {
+        return Ok(config);
     }
+    Err(ConfigErrors(
+        unknown
+            .iter()
+            .map(|key| format!("unknown section [{key}] (known: {})", SECTIONS.join(", ")))
+            .collect(),
+    ))
+}
+
+/// The config and the names of the sections it did not know.
+fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigErrors> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| ConfigErrors(vec![one_line(&e)]))?;
+    let unknown: Vec<String> = table
+        .keys()
+        .filter(|key| !SECTIONS.contains(&key.as_str()))
+        .cloned()
+        .collect();
+    let mut problems = Vec::new();
     let config = Config {
         collection: section(&table, "collection", &mut problems),
         outbox: section(&table, "outbox", &mut problems),
@@ -185,9 +203,15 @@ pub fn parse_config(text: &str) -> Result<Config, ConfigErrors> {
     };
     problems.extend(validate(&config));
     if problems.is_empty() {
-        Ok(config)
+        Ok((config, unknown))
     } else {
-        Err(ConfigErrors(problems))
+        // Unknown sections first: a misspelt section name explains the defaults that follow.
+        let mut all: Vec<String> = unknown
+            .iter()
+            .map(|key| format!("unknown section [{key}] (known: {})", SECTIONS.join(", ")))
+            .collect();
+        all.extend(problems);
+        Err(ConfigErrors(all))
     }
 }
 
@@ -341,6 +365,22 @@ mod tests {
         for (error, expected) in errors.iter().zip(expect) {
             assert!(error.starts_with(expected), "{error:?} !~ {expected:?}");
         }
+    }
+
+    #[test]
+    fn running_tolerates_a_section_of_a_newer_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "[future]\nx = 1\n[outbox]\nmax_bytes = 2097152\n").expect("write");
+        let config = load(&path).expect("runs");
+        assert_eq!(config.outbox.max_bytes, 2 * 1024 * 1024);
+        let errors = parse_config("[future]\n")
+            .expect_err("check-config flags it")
+            .0;
+        assert!(
+            errors[0].starts_with("unknown section [future]"),
+            "{errors:?}"
+        );
     }
 
     #[test]
