@@ -185,18 +185,19 @@ impl Sender {
     }
 }
 
-fn log_failure(error: &SendError, collector: &str, retry_in: std::time::Duration) {
-    let queued_note = "reports stay in the outbox";
-    let retry_in_s = retry_in.as_secs_f32();
+fn log_failure(error: &SendError, collector: &str, retry_in: Duration) {
+    let queued_note = "send failed, reports stay in the outbox";
+    let retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX);
+    let text = transport::render(error);
     match error {
         SendError::Call(CallFailure {
             kind: FailureKind::Unreachable,
             ..
         }) => {
-            tracing::warn!(collector, kind = error.kind(), error = %error, retry_in_s, "{queued_note}")
+            tracing::warn!(collector, kind = error.kind(), error = %text, retry_in_ms, "{queued_note}")
         }
         _ => {
-            tracing::error!(collector, kind = error.kind(), error = %error, retry_in_s, "{queued_note}")
+            tracing::error!(collector, kind = error.kind(), error = %text, retry_in_ms, "{queued_note}")
         }
     }
 }
