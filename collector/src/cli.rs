@@ -44,6 +44,9 @@ pub enum Command {
     /// Act on one agent.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Run a throwaway collector with one clinic per tier and a local agent each, printing
+    /// what they report until ctrl-c (uses `vigie-agent` from this binary's directory).
+    Demo,
 }
 
 #[derive(Debug, Args)]
@@ -124,19 +127,21 @@ pub enum AgentCommand {
 
 impl Command {
     /// The data directory every command takes.
-    pub fn data_dir(&self) -> &std::path::Path {
-        match self {
+    /// The data directory the command works on; `demo` makes its own.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        Some(match self {
+            Command::Demo => return None,
             Command::Init(args) => &args.dir.data_dir,
             Command::Serve(dir) | Command::Agents(AgentsArgs { dir, .. }) => &dir.data_dir,
             Command::Clinic(ClinicCommand::Add { dir, .. } | ClinicCommand::List { dir, .. })
             | Command::Token(TokenCommand::Create { dir, .. })
             | Command::Agent(AgentCommand::Revoke { dir, .. }) => &dir.data_dir,
-        }
+        })
     }
 
     /// Whether the command is long-running and its info logs matter.
     pub fn is_server(&self) -> bool {
-        matches!(self, Command::Init(_) | Command::Serve(_))
+        matches!(self, Command::Init(_) | Command::Serve(_) | Command::Demo)
     }
 }
 

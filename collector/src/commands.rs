@@ -16,8 +16,12 @@ use crate::output::{AgentView, ClinicView, agents_table, clinics_table};
 use crate::{admin_client, init, server};
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
-    let data_dir = DataDir::new(command.data_dir());
+    let Some(dir) = command.data_dir() else {
+        return crate::demo::run().await;
+    };
+    let data_dir = DataDir::new(dir);
     match command {
+        Command::Demo => crate::demo::run().await,
         Command::Init(args) => run_init(&data_dir, args),
         Command::Serve(_) => {
             let running = server::start(&data_dir).await?;

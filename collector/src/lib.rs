@@ -10,6 +10,7 @@ pub mod admin_client;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod group_commit;
 pub mod init;
 pub mod model;

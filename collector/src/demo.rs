@@ -1,0 +1,178 @@
+//! `vigie-collector demo`: the whole system on this machine with embedded defaults. It runs
+//! the real binaries (this one and `vigie-agent` beside it) in a throwaway directory: a
+//! collector on 127.0.0.1, one clinic per tier, one enrolled agent per clinic, and prints what
+//! they report until ctrl-c.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// How often the demo agents take a snapshot, and the table is printed.
+const REFRESH: Duration = Duration::from_secs(10);
+
+const CLINICS: [(&str, &str, &str); 3] = [
+    ("Cabinet du Dr Hoarau (à la carte)", "cmp0", "workstation"),
+    ("Cabinet médical de Saint-Leu", "cmp1", "server"),
+    ("Centre d'imagerie de Saint-Pierre", "cmp3", "imaging"),
+];
+
+/// Children are killed when the demo ends, however it ends.
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub async fn run() -> Result<()> {
+    let collector = std::env::current_exe().context("locating vigie-collector")?;
+    let agent = collector.with_file_name(format!("vigie-agent{}", std::env::consts::EXE_SUFFIX));
+    if !agent.exists() {
+        bail!(
+            "{} not found: build both binaries first (cargo build --release --workspace --bins)",
+            agent.display()
+        );
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("vigie-demo-")
+        .tempdir()
+        .context("creating the demo directory")?;
+    let data_dir = tmp.path().join("collector");
+    let agent_listen = format!("127.0.0.1:{}", free_port()?);
+    let admin_listen = format!("127.0.0.1:{}", free_port()?);
+    println!("Vigie demo in {}", tmp.path().display());
+
+    let data = data_dir.to_string_lossy().into_owned();
+    output(Command::new(&collector).args([
+        "init",
+        "--data-dir",
+        &data,
+        "--agent-listen",
+        &agent_listen,
+        "--admin-listen",
+        &admin_listen,
+    ]))?;
+    let mut children = Processes(Vec::new());
+    children.0.push(spawn_logged(
+        Command::new(&collector).args(["serve", "--data-dir", &data]),
+        &tmp.path().join("collector.log"),
+    )?);
+    wait_for_admin(&collector, &data)?;
+    println!("collector listening for agents on {agent_listen} (mutual TLS)");
+
+    let config = tmp.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[collection]\nsnapshot_interval = \"{}s\"\n",
+            REFRESH.as_secs()
+        ),
+    )?;
+    for (i, (name, tier, role)) in CLINICS.iter().enumerate() {
+        let clinic = output(Command::new(&collector).args([
+            "clinic",
+            "add",
+            "--data-dir",
+            &data,
+            "--name",
+            name,
+            "--tier",
+            tier,
+        ]))?;
+        let token = output(Command::new(&collector).args([
+            "token",
+            "create",
+            "--data-dir",
+            &data,
+            "--clinic",
+            &clinic,
+        ]))?;
+        let state = tmp.path().join(format!("agent-{i}"));
+        let state = state.to_string_lossy().into_owned();
+        output(Command::new(&agent).args([
+            "enroll",
+            "--token",
+            &token,
+            "--state-dir",
+            &state,
+            "--role",
+            role,
+        ]))?;
+        children.0.push(spawn_logged(
+            Command::new(&agent)
+                .args(["run", "--state-dir", &state, "--config"])
+                .arg(&config),
+            &tmp.path().join(format!("agent-{i}.log")),
+        )?);
+        println!("clinic {tier} \"{name}\": {role} agent enrolled");
+    }
+    println!(
+        "\nWhat the agents report (every {}s, ctrl-c to stop):",
+        REFRESH.as_secs()
+    );
+
+    let mut tick = tokio::time::interval(REFRESH);
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tick.tick() => {
+                // Short-lived admin command: blocking this worker for it is fine.
+                match output(Command::new(&collector).args(["agents", "--data-dir", &data])) {
+                    Ok(table) => println!("\n{table}"),
+                    Err(e) => eprintln!("demo: {e:#}"),
+                }
+            }
+        }
+    }
+    println!("\nstopping; removing {}", tmp.path().display());
+    drop(children);
+    Ok(())
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Runs a command and returns its trimmed stdout, or its stderr as the error.
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
+    let file = std::fs::File::create(log)?;
+    cmd.stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))
+}
+
+fn wait_for_admin(collector: &PathBuf, data: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if output(Command::new(collector).args(["clinic", "list", "--data-dir", data])).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the collector did not start within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
