@@ -9,7 +9,10 @@ const ADMIN_URI: &str = "urn:vigie:admin";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CertIdentity {
-    Agent { clinic_id: String, agent_id: String },
+    Agent {
+        clinic_id: String,
+        agent_id: String,
+    },
     /// The admin client made by `vigie-collector init`.
     Admin,
 }

@@ -107,7 +107,11 @@ mod tests {
         }
         assert_eq!(" CMP3 ".parse::<Tier>(), Ok(Tier::Cmp3));
         assert!("cmp2".parse::<Tier>().is_err());
-        for role in [AgentRole::Workstation, AgentRole::Server, AgentRole::Imaging] {
+        for role in [
+            AgentRole::Workstation,
+            AgentRole::Server,
+            AgentRole::Imaging,
+        ] {
             assert_eq!(role.as_str().parse::<AgentRole>(), Ok(role));
         }
         assert!("printer".parse::<AgentRole>().is_err());

@@ -47,8 +47,7 @@ impl EnrollmentToken {
             .map_err(|_| TokenError::Encoding)?;
         let token: EnrollmentToken =
             serde_json::from_slice(&json).map_err(|_| TokenError::Encoding)?;
-        if token.ca_sha256.len() != 64 || !token.ca_sha256.bytes().all(|b| b.is_ascii_hexdigit())
-        {
+        if token.ca_sha256.len() != 64 || !token.ca_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(TokenError::Fingerprint);
         }
         if token.collector_addr.is_empty() || token.secret.is_empty() {
