@@ -27,11 +27,11 @@ cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== Windows: the agent compiles for x86_64-pc-windows-gnu"
+cargo check -p vigie-agent --target x86_64-pc-windows-gnu --locked
+
 echo "== build the binaries the end-to-end tests run"
 cargo build --workspace --bins --locked
 
 echo "== tests"
 cargo test --workspace --locked
-
-echo "== Windows: the agent compiles for x86_64-pc-windows-gnu"
-cargo check -p vigie-agent --target x86_64-pc-windows-gnu --locked
