@@ -139,8 +139,8 @@ pub async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Report(args) => {
             // Parsed so that a broken config fails here too, before a technician relies on it.
-            load_config(args.config.as_deref())?;
-            let reports = run::collect_now().await?;
+            let config = load_config(args.config.as_deref())?;
+            let reports = run::collect_now(&config).await;
             let json = serde_json::to_string_pretty(&reports)?;
             println!("{json}");
         }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backoff;
+pub mod checks;
 pub mod config;
 pub mod enroll;
 pub mod facts;

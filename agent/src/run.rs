@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::checks;
+use crate::checks::Check;
 use crate::config::Config;
-use crate::facts::{self, Report};
+use crate::facts::Report;
 use crate::outbox::{Outbox, OutboxError};
 use crate::probe::{Probe, ProbeSetupError};
 use crate::sender::{Link, SendError, Sender};
@@ -31,8 +33,6 @@ pub enum RunError {
     Channel(#[from] ChannelError),
     #[error(transparent)]
     Probe(#[from] ProbeSetupError),
-    #[error("collection task failed")]
-    Collect(#[from] tokio::task::JoinError),
 }
 
 /// What `run --once` did.
@@ -46,15 +46,13 @@ pub struct OnceSummary {
     pub failure: Option<SendError>,
 }
 
-/// Collects the facts due now, off the async thread (a hung network mount must not stall the
-/// sender or signal handling).
-pub async fn collect_now() -> Result<Vec<Report>, tokio::task::JoinError> {
-    tokio::task::spawn_blocking(|| {
-        vec![Report::new(facts::Fact::SystemSnapshot(
-            facts::system::collect(),
-        ))]
-    })
-    .await
+/// Every enabled check once, stamped as reports (`run --once`, `report --json`).
+pub async fn collect_now(config: &Config) -> Vec<Report> {
+    checks::collect_all(Arc::new(config.clone()))
+        .await
+        .into_iter()
+        .map(Report::new)
+        .collect()
 }
 
 fn queue(outbox: &Outbox, reports: &[Report]) -> Result<(), OutboxError> {
@@ -81,7 +79,7 @@ fn open(state: &StateDir, config: &Config, timeouts: Timeouts) -> Result<Sender,
 pub async fn run_once(state: &StateDir, config: &Config) -> Result<OnceSummary, RunError> {
     let mut sender = open(state, config, ONCE_TIMEOUTS)?;
     let outbox = sender.outbox().clone();
-    queue(&outbox, &collect_now().await?)?;
+    queue(&outbox, &collect_now(config).await)?;
     let mut sent = 0;
     let failure = tokio::select! {
         result = sender.drain(&mut sent) => result.err(),
@@ -110,22 +108,37 @@ pub async fn run(state: &StateDir, config: &Config) -> Result<(), RunError> {
         dropped_total = outbox.dropped_total(),
         "agent running"
     );
-    let collect = async {
-        let mut tick = tokio::time::interval(config.collection.snapshot_interval);
-        // A PC waking from sleep takes one snapshot, not one per missed interval.
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            // A failed round (disk full, a collector that panicked) is logged and retried at
-            // the next tick: the agent keeps delivering what it already holds.
-            match collect_now().await {
-                Ok(reports) => match queue(&outbox, &reports) {
+    let config_shared = Arc::new(config.clone());
+    let mut schedules = tokio::task::JoinSet::new();
+    for &check in Check::ALL {
+        let Some(every) = check.interval(config) else {
+            continue;
+        };
+        let (config, outbox, queued) = (config_shared.clone(), outbox.clone(), queued.clone());
+        schedules.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            // A PC waking from sleep runs a check once, not once per missed interval.
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let reports: Vec<Report> = check
+                    .collect(config.clone())
+                    .await
+                    .into_iter()
+                    .map(Report::new)
+                    .collect();
+                // A failed write (disk full) is logged and retried at the next tick: the agent
+                // keeps delivering what it already holds.
+                match queue(&outbox, &reports) {
                     Ok(()) => queued.notify_one(),
-                    Err(error) => tracing::error!(error = %render(&error), "cannot queue reports"),
-                },
-                Err(error) => tracing::error!(%error, "collection failed"),
+                    Err(error) => tracing::error!(check = check.name(), error = %render(&error), "cannot queue reports"),
+                }
             }
-        }
+        });
+    }
+    let collect = async {
+        while schedules.join_next().await.is_some() {}
+        std::future::pending::<()>().await;
     };
     let result: Result<(), RunError> = tokio::select! {
         () = collect => Ok(()),

@@ -17,6 +17,17 @@ pub use system::SystemSnapshot;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fact {
     SystemSnapshot(SystemSnapshot),
+    /// A check that could not run here: what failed and why.
+    CheckFailure(CheckFailure),
+}
+
+/// A source that failed or does not exist on this machine: a fact in its own right, so the
+/// collector can tell "no data" from "nothing wrong".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckFailure {
+    /// The check or source, e.g. `os_updates.apt`.
+    pub check: String,
+    pub error: String,
 }
 
 impl Fact {
@@ -24,12 +35,17 @@ impl Fact {
     pub fn kind(&self) -> &'static str {
         match self {
             Fact::SystemSnapshot(_) => "system_snapshot",
+            Fact::CheckFailure(_) => "check_failure",
         }
     }
 
     fn to_proto(&self) -> v1::report::Payload {
         match self {
             Fact::SystemSnapshot(s) => v1::report::Payload::SystemSnapshot(s.to_proto()),
+            Fact::CheckFailure(f) => v1::report::Payload::CheckFailure(v1::CheckFailure {
+                check: f.check.clone(),
+                error: f.error.clone(),
+            }),
         }
     }
 }
@@ -75,6 +91,7 @@ impl Serialize for Report {
         map.serialize_entry("kind", self.fact.kind())?;
         match &self.fact {
             Fact::SystemSnapshot(s) => map.serialize_entry(self.fact.kind(), s)?,
+            Fact::CheckFailure(f) => map.serialize_entry(self.fact.kind(), f)?,
         }
         map.end()
     }

@@ -1,0 +1,112 @@
+//! The registry of checks and their schedule. A check is one module under `facts/` that turns
+//! what the machine says into [`Fact`]s; adding one means a variant here and a line in each
+//! `match`. Every check runs with a deadline and off the async thread when it blocks, so a hung
+//! source never holds up the others, and a failure becomes a [`Fact::CheckFailure`] instead of
+//! stopping the agent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::facts::{self, CheckFailure, Fact};
+
+/// Longest a blocking check may take before it is reported as failed.
+const CHECK_DEADLINE: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Check {
+    /// OS, uptime, load, memory, disks.
+    System,
+}
+
+impl Check {
+    pub const ALL: &'static [Check] = &[Check::System];
+
+    /// Name used in logs and in [`CheckFailure::check`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::System => "system",
+        }
+    }
+
+    /// How often the check runs, or `None` when the configuration turns it off.
+    pub fn interval(self, config: &Config) -> Option<Duration> {
+        match self {
+            Check::System => Some(config.collection.snapshot_interval),
+        }
+    }
+
+    /// Runs the check once. Never fails: a failure is a fact for the collector to judge.
+    pub async fn collect(self, config: Arc<Config>) -> Vec<Fact> {
+        let name = self.name();
+        let work = async move {
+            // Checks with settings read them from here.
+            let _ = &config;
+            match self {
+                Check::System => blocking(facts::system::collect)
+                    .await
+                    .map(|s| vec![Fact::SystemSnapshot(s)]),
+            }
+        };
+        let facts = match tokio::time::timeout(CHECK_DEADLINE, work).await {
+            Ok(Ok(facts)) => facts,
+            Ok(Err(error)) => vec![failure(name, error)],
+            Err(_) => vec![failure(
+                name,
+                format!("did not finish within {}s", CHECK_DEADLINE.as_secs()),
+            )],
+        };
+        for fact in &facts {
+            if let Fact::CheckFailure(f) = fact {
+                tracing::warn!(check = %f.check, error = %f.error, "check failed");
+            }
+        }
+        facts
+    }
+}
+
+/// Every enabled check once, concurrently (`run --once`, `report --json`).
+pub async fn collect_all(config: Arc<Config>) -> Vec<Fact> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for check in Check::ALL {
+        if check.interval(&config).is_some() {
+            tasks.spawn(check.collect(config.clone()));
+        }
+    }
+    let mut facts = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok(more) => facts.extend(more),
+            Err(error) => facts.push(failure("agent", format!("check task failed: {error}"))),
+        }
+    }
+    facts
+}
+
+/// Runs a blocking collection on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("check panicked or was cancelled: {e}"))
+}
+
+fn failure(check: &str, error: impl Into<String>) -> Fact {
+    Fact::CheckFailure(CheckFailure {
+        check: check.to_owned(),
+        error: error.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_enabled_check_reports_something() {
+        let facts = collect_all(Arc::new(Config::default())).await;
+        assert!(
+            facts.iter().any(|f| matches!(f, Fact::SystemSnapshot(_))),
+            "{facts:?}"
+        );
+    }
+}
