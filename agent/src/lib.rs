@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod checks;
+pub mod command;
 pub mod config;
 pub mod enroll;
 pub mod facts;
@@ -14,4 +15,5 @@ pub mod probe;
 pub mod run;
 pub mod sender;
 pub mod state;
+pub mod text;
 pub mod transport;
