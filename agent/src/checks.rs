@@ -17,15 +17,18 @@ const CHECK_DEADLINE: Duration = Duration::from_secs(120);
 pub enum Check {
     /// OS, uptime, load, memory, disks.
     System,
+    /// Backup results: the spool, the products' own logs, declared jobs.
+    Backup,
 }
 
 impl Check {
-    pub const ALL: &'static [Check] = &[Check::System];
+    pub const ALL: &'static [Check] = &[Check::System, Check::Backup];
 
     /// Name used in logs and in [`CheckFailure::check`].
     pub fn name(self) -> &'static str {
         match self {
             Check::System => "system",
+            Check::Backup => "backup",
         }
     }
 
@@ -33,6 +36,16 @@ impl Check {
     pub fn interval(self, config: &Config) -> Option<Duration> {
         match self {
             Check::System => Some(config.collection.snapshot_interval),
+            Check::Backup => Some(config.backup.scan_interval),
+        }
+    }
+
+    /// Something that asks for a run before the next tick: a file dropped in the backup spool.
+    pub fn trigger(self, config: &Config) -> Option<facts::backup::SpoolWatch> {
+        match self {
+            Check::Backup => facts::backup::spool_dir(&config.backup)
+                .map(|d| facts::backup::SpoolWatch::start(&d)),
+            _ => None,
         }
     }
 
@@ -46,6 +59,10 @@ impl Check {
                 Check::System => blocking(facts::system::collect)
                     .await
                     .map(|s| vec![Fact::SystemSnapshot(s)]),
+                Check::Backup => {
+                    let backup = config.backup.clone();
+                    blocking(move || facts::backup::collect(&backup)).await
+                }
             }
         };
         let facts = match tokio::time::timeout(CHECK_DEADLINE, work).await {

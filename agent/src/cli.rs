@@ -30,6 +30,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Validate a config file and report every problem.
     CheckConfig(CheckConfigArgs),
+    /// Record the result of one backup run in the spool (for scripts that cannot write JSON).
+    BackupResult(BackupResultArgs),
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +78,50 @@ pub struct CheckConfigArgs {
     /// Accepted so every command takes the same arguments; not used.
     #[arg(long, env = "VIGIE_STATE_DIR")]
     state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupResultArgs {
+    /// The spool is `STATE_DIR/spool` unless the config sets `[backup] spool_dir`.
+    #[arg(long, env = "VIGIE_STATE_DIR")]
+    state_dir: PathBuf,
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Job name, as declared in `[[backup.jobs]]`.
+    #[arg(long)]
+    job: String,
+    #[arg(long, value_enum)]
+    status: StatusArg,
+    /// Start time, RFC 3339 (e.g. 2026-11-27T22:30:00+04:00).
+    #[arg(long, value_parser = parse_time)]
+    started: Option<jiff::Timestamp>,
+    /// End time, RFC 3339; default: now.
+    #[arg(long, value_parser = parse_time)]
+    finished: Option<jiff::Timestamp>,
+    /// Bytes copied.
+    #[arg(long)]
+    bytes: Option<u64>,
+    /// Files copied.
+    #[arg(long)]
+    files: Option<u64>,
+    /// Where the backup went (a NAS share, a disk), never a data file name.
+    #[arg(long)]
+    target: Option<String>,
+    /// Short text (error summary), cut to 500 characters.
+    #[arg(long)]
+    message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StatusArg {
+    Success,
+    Warning,
+    Failed,
+}
+
+fn parse_time(text: &str) -> Result<jiff::Timestamp, String> {
+    vigie_agent::facts::backup::spool::parse_time(text)
+        .map_err(|e| format!("{e}; write RFC 3339 with an offset, e.g. 2026-11-27T22:30:00+04:00"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -126,7 +172,8 @@ pub async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => {
             let state = StateDir::new(args.state_dir);
-            let config = load_config(args.config.as_deref())?;
+            let mut config = load_config(args.config.as_deref())?;
+            config.backup.state_dir = Some(state.path().to_owned());
             if args.once {
                 let summary = run::run_once(&state, &config).await?;
                 println!("sent {}, queued {}", summary.sent, summary.queued);
@@ -139,10 +186,34 @@ pub async fn execute(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Report(args) => {
             // Parsed so that a broken config fails here too, before a technician relies on it.
-            let config = load_config(args.config.as_deref())?;
+            let mut config = load_config(args.config.as_deref())?;
+            config.backup.state_dir = args.state_dir;
+            config.backup.preview = true;
             let reports = run::collect_now(&config).await;
             let json = serde_json::to_string_pretty(&reports)?;
             println!("{json}");
+        }
+        Command::BackupResult(args) => {
+            use vigie_agent::facts::backup::{self, BackupStatus, spool};
+            let mut config = load_config(args.config.as_deref())?;
+            config.backup.state_dir = Some(args.state_dir);
+            let dir = backup::spool_dir(&config.backup).context("no spool folder")?;
+            let result = spool::NewResult {
+                job: args.job,
+                status: Some(match args.status {
+                    StatusArg::Success => BackupStatus::Success,
+                    StatusArg::Warning => BackupStatus::Warning,
+                    StatusArg::Failed => BackupStatus::Failed,
+                }),
+                started: args.started,
+                finished: Some(args.finished.unwrap_or_else(jiff::Timestamp::now)),
+                bytes: args.bytes,
+                files: args.files,
+                target: args.target,
+                message: args.message,
+            };
+            let path = spool::write_result(&dir, &result)?;
+            println!("{}", path.display());
         }
         Command::CheckConfig(args) => {
             let _ = args.state_dir;

@@ -53,13 +53,14 @@ const MIN_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
 const MIN_OUTBOX_BYTES: u64 = 1024 * 1024;
 
 /// Top-level sections this version understands.
-pub const SECTIONS: &[&str] = &["collection", "outbox", "sender"];
+pub const SECTIONS: &[&str] = &["collection", "outbox", "sender", "backup"];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     pub collection: CollectionConfig,
     pub outbox: OutboxConfig,
     pub sender: SenderConfig,
+    pub backup: BackupConfig,
 }
 
 /// `[collection]`: what is collected and how often.
@@ -123,6 +124,52 @@ impl Default for SenderConfig {
             backoff_max: DEFAULT_BACKOFF_MAX,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// Default rescan of the backup spool and sources (a watch on the spool wakes it sooner).
+pub const DEFAULT_BACKUP_SCAN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// `[backup]`: where backup results come from; see `facts::backup` (spool format, declared
+/// jobs and their sources).
+///
+/// ```toml
+/// [backup]
+/// spool_dir = 'C:\ProgramData\Vigie\spool'   # default: STATE_DIR/spool
+/// scan_interval = "60s"
+/// [[backup.jobs]]
+/// name = "nightly-nas"
+/// every = "24h"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Folder where scripts drop JSON result files.
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// Rescan of the spool and of the jobs' sources, the safety net of the spool watch.
+    #[serde(with = "duration_text")]
+    pub scan_interval: Duration,
+    /// The jobs that should exist, their schedule and source.
+    pub jobs: Vec<crate::facts::backup::BackupJob>,
+    /// Not read from the file: set from `--state-dir` (the default spool and the backup ledger
+    /// live there).
+    #[serde(skip)]
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Not read from the file: set by `report --json`, which shows the declared jobs every
+    /// time (a running agent resends them hourly).
+    #[serde(skip)]
+    pub preview: bool,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            spool_dir: None,
+            scan_interval: DEFAULT_BACKUP_SCAN_INTERVAL,
+            jobs: Vec::new(),
+            state_dir: None,
+            preview: false,
         }
     }
 }
@@ -200,6 +247,7 @@ fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigErrors> {
         collection: section(&table, "collection", &mut problems),
         outbox: section(&table, "outbox", &mut problems),
         sender: section(&table, "sender", &mut problems),
+        backup: section(&table, "backup", &mut problems),
     };
     problems.extend(validate(&config));
     if problems.is_empty() {
@@ -276,6 +324,7 @@ pub fn validate(config: &Config) -> Vec<String> {
             humantime::format_duration(s.backoff_initial),
         ));
     }
+    problems.extend(crate::facts::backup::declared::problems(&config.backup));
     for (name, value) in [
         ("sender.connect_timeout", s.connect_timeout),
         ("sender.request_timeout", s.request_timeout),

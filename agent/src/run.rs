@@ -58,6 +58,7 @@ pub async fn collect_now(config: &Config) -> Vec<Report> {
 fn queue(outbox: &Outbox, reports: &[Report]) -> Result<(), OutboxError> {
     for report in reports {
         outbox.push(&report.to_proto())?;
+        report.fact.after_queued();
         tracing::debug!(report_id = %report.id, kind = report.fact.kind(), "report queued");
     }
     Ok(())
@@ -115,12 +116,21 @@ pub async fn run(state: &StateDir, config: &Config) -> Result<(), RunError> {
             continue;
         };
         let (config, outbox, queued) = (config_shared.clone(), outbox.clone(), queued.clone());
+        let mut trigger = check.trigger(&config);
         schedules.spawn(async move {
             let mut tick = tokio::time::interval(every);
             // A PC waking from sleep runs a check once, not once per missed interval.
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                match trigger.as_mut() {
+                    Some(trigger) => tokio::select! {
+                        _ = tick.tick() => {}
+                        () = trigger.changed() => {}
+                    },
+                    None => {
+                        tick.tick().await;
+                    }
+                }
                 let reports: Vec<Report> = check
                     .collect(config.clone())
                     .await

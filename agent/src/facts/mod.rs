@@ -2,6 +2,7 @@
 //! and collection time. These are the agent's own types; the protobuf types appear only in
 //! [`Report::to_proto`], at the send edge.
 
+pub mod backup;
 pub mod system;
 
 use jiff::Timestamp;
@@ -17,6 +18,8 @@ pub use system::SystemSnapshot;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fact {
     SystemSnapshot(SystemSnapshot),
+    /// Backup runs, declared jobs, unreadable result files (`facts/backup/`).
+    Backup(backup::BackupFact),
     /// A check that could not run here: what failed and why.
     CheckFailure(CheckFailure),
 }
@@ -35,13 +38,31 @@ impl Fact {
     pub fn kind(&self) -> &'static str {
         match self {
             Fact::SystemSnapshot(_) => "system_snapshot",
+            Fact::Backup(_) => "backup",
             Fact::CheckFailure(_) => "check_failure",
+        }
+    }
+
+    /// An id derived from the fact's source, so that reading it again is a duplicate.
+    fn stable_id(&self) -> Option<Uuid> {
+        match self {
+            Fact::Backup(b) => b.id,
+            _ => None,
+        }
+    }
+
+    /// Bookkeeping once the fact's report is durably queued (a backup result file is cleared
+    /// only then).
+    pub fn after_queued(&self) {
+        if let Fact::Backup(b) = self {
+            b.settle();
         }
     }
 
     fn to_proto(&self) -> v1::report::Payload {
         match self {
             Fact::SystemSnapshot(s) => v1::report::Payload::SystemSnapshot(s.to_proto()),
+            Fact::Backup(b) => v1::report::Payload::Backup(b.report.to_proto()),
             Fact::CheckFailure(f) => v1::report::Payload::CheckFailure(v1::CheckFailure {
                 check: f.check.clone(),
                 error: f.error.clone(),
@@ -60,10 +81,11 @@ pub struct Report {
 }
 
 impl Report {
-    /// Stamps a fact collected just now with a fresh id.
+    /// Stamps a fact collected just now with a fresh id, or the id the fact derives from its
+    /// source (a backup run read twice must keep its id).
     pub fn new(fact: Fact) -> Self {
         Report {
-            id: Uuid::now_v7(),
+            id: fact.stable_id().unwrap_or_else(Uuid::now_v7),
             collected_at: Timestamp::now(),
             fact,
         }
@@ -91,6 +113,7 @@ impl Serialize for Report {
         map.serialize_entry("kind", self.fact.kind())?;
         match &self.fact {
             Fact::SystemSnapshot(s) => map.serialize_entry(self.fact.kind(), s)?,
+            Fact::Backup(b) => map.serialize_entry(self.fact.kind(), b)?,
             Fact::CheckFailure(f) => map.serialize_entry(self.fact.kind(), f)?,
         }
         map.end()
