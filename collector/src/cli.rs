@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use vigie_domain::Tier;
 
+use crate::alerts::policy::Family;
+
 use crate::config::{DEFAULT_ADMIN_LISTEN, DEFAULT_AGENT_LISTEN};
 
 #[derive(Debug, Parser)]
@@ -44,6 +46,11 @@ pub enum Command {
     /// Act on one agent.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// List alerts (open and acknowledged; --all for resolved too), or act on one.
+    Alerts(AlertsArgs),
+    /// Maintenance windows: alerts are recorded, marked silenced, and not escalated.
+    #[command(subcommand)]
+    Silence(SilenceCommand),
     /// Run a throwaway collector with one clinic per tier and a local agent each, printing
     /// what they report until ctrl-c (uses `vigie-agent` from this binary's directory).
     Demo,
@@ -76,6 +83,42 @@ pub enum ClinicCommand {
         /// Contract tier: cmp0, cmp1 or cmp3.
         #[arg(long, value_parser = parse_tier)]
         tier: Tier,
+    },
+    /// Change a clinic's contract tier; alerts of categories the new tier does not cover are
+    /// resolved with that reason.
+    SetTier {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// The clinic's id.
+        clinic_id: String,
+        /// cmp0, cmp1 or cmp3.
+        #[arg(value_parser = parse_tier)]
+        tier: Tier,
+        #[command(flatten)]
+        by: ByArg,
+    },
+    /// Show, or override family by family, which rules alert for a clinic (e.g. LAN
+    /// supervision for a CMP1 clinic: `--enable lan`). Families: backup, os-updates,
+    /// antivirus, software, disk, lan, agent-silent.
+    Rules {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// The clinic's id.
+        clinic_id: String,
+        /// Alert for this family even if the tier does not cover it (repeatable).
+        #[arg(long, value_name = "FAMILY", value_parser = parse_family)]
+        enable: Vec<Family>,
+        /// Never alert for this family (repeatable).
+        #[arg(long, value_name = "FAMILY", value_parser = parse_family)]
+        disable: Vec<Family>,
+        /// Back to what the tier says for this family (repeatable).
+        #[arg(long, value_name = "FAMILY", value_parser = parse_family)]
+        reset: Vec<Family>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        by: ByArg,
     },
     /// List clinics.
     List {
@@ -125,6 +168,104 @@ pub enum AgentCommand {
     },
 }
 
+/// Who acts, for the alert history.
+#[derive(Debug, Args, Clone)]
+pub struct ByArg {
+    /// Who is acting (recorded in the alert history).
+    #[arg(
+        long = "by",
+        env = "USER",
+        default_value = "admin",
+        value_name = "NAME"
+    )]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct AlertsArgs {
+    #[command(subcommand)]
+    pub action: Option<AlertAction>,
+    /// The collector's data directory.
+    #[arg(long, env = "VIGIE_DATA_DIR", value_name = "DIR", required = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Only the alerts of this clinic.
+    #[arg(long, value_name = "ID")]
+    pub clinic: Option<String>,
+    /// Resolved alerts too.
+    #[arg(long)]
+    pub all: bool,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertAction {
+    /// Acknowledge an alert: someone is on it.
+    Ack(AlertActionArgs),
+    /// Resolve an alert by hand; only a newer fact reopens it.
+    Resolve(AlertActionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertActionArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// The alert's number, as listed.
+    #[arg(value_parser = parse_alert_id)]
+    pub alert_id: u64,
+    /// Why, or what was done.
+    #[arg(long, default_value = "")]
+    pub note: String,
+    #[command(flatten)]
+    pub by: ByArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceCommand {
+    /// Silence a clinic or an agent for a while; prints the silence's number.
+    Add {
+        #[command(flatten)]
+        dir: DataDirArg,
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "agent",
+            conflicts_with = "agent"
+        )]
+        clinic: Option<String>,
+        #[arg(long, value_name = "ID")]
+        agent: Option<String>,
+        /// How long, e.g. "2h", "90m", "3days".
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        by: ByArg,
+    },
+    /// List silences not yet over (--all: every one).
+    List {
+        #[command(flatten)]
+        dir: DataDirArg,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence now.
+    Remove {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// The silence's number.
+        #[arg(value_parser = parse_alert_id)]
+        silence_id: u64,
+        #[command(flatten)]
+        by: ByArg,
+    },
+}
+
 impl Command {
     /// The data directory every command takes.
     /// The data directory the command works on; `demo` makes its own.
@@ -133,6 +274,19 @@ impl Command {
             Command::Demo => return None,
             Command::Init(args) => &args.dir.data_dir,
             Command::Serve(dir) | Command::Agents(AgentsArgs { dir, .. }) => &dir.data_dir,
+            Command::Alerts(AlertsArgs {
+                action: Some(AlertAction::Ack(a) | AlertAction::Resolve(a)),
+                ..
+            }) => &a.dir.data_dir,
+            Command::Alerts(AlertsArgs { data_dir, .. }) => data_dir.as_ref()?,
+            Command::Silence(
+                SilenceCommand::Add { dir, .. }
+                | SilenceCommand::List { dir, .. }
+                | SilenceCommand::Remove { dir, .. },
+            )
+            | Command::Clinic(
+                ClinicCommand::SetTier { dir, .. } | ClinicCommand::Rules { dir, .. },
+            ) => &dir.data_dir,
             Command::Clinic(ClinicCommand::Add { dir, .. } | ClinicCommand::List { dir, .. })
             | Command::Token(TokenCommand::Create { dir, .. })
             | Command::Agent(AgentCommand::Revoke { dir, .. }) => &dir.data_dir,
@@ -147,6 +301,18 @@ impl Command {
 
 fn parse_tier(text: &str) -> Result<Tier, String> {
     text.parse::<Tier>().map_err(|e| e.to_string())
+}
+
+fn parse_family(text: &str) -> Result<Family, String> {
+    text.parse::<Family>().map_err(|e| e.to_string())
+}
+
+/// An alert or silence number, as typed: `12` or `#12`.
+fn parse_alert_id(text: &str) -> Result<u64, String> {
+    text.trim()
+        .trim_start_matches('#')
+        .parse::<u64>()
+        .map_err(|_| format!("{text:?} is not a number such as 12"))
 }
 
 #[cfg(test)]

@@ -7,10 +7,18 @@ use anyhow::{Context as _, anyhow};
 use tonic::transport::Channel;
 use vigie_proto::v1::admin_client::AdminClient;
 use vigie_proto::v1::{
-    AddClinicRequest, CreateTokenRequest, ListAgentsRequest, ListClinicsRequest, RevokeAgentRequest,
+    AddClinicRequest, AddSilenceRequest, AlertActionRequest, CreateTokenRequest, ListAgentsRequest,
+    ListAlertsRequest, ListClinicsRequest, ListSilencesRequest, RemoveSilenceRequest,
+    RevokeAgentRequest, SetClinicRulesRequest, SetClinicTierRequest,
 };
 
-use crate::cli::{AgentCommand, AgentsArgs, ClinicCommand, Command, InitArgs, TokenCommand};
+use crate::alert_output::{
+    AlertView, PolicyView, SilenceView, alerts_table, policy_table, silences_table,
+};
+use crate::cli::{
+    AgentCommand, AgentsArgs, AlertAction, AlertsArgs, ClinicCommand, Command, InitArgs,
+    SilenceCommand, TokenCommand,
+};
 use crate::config::DataDir;
 use crate::output::{AgentView, ClinicView, agents_table, clinics_table};
 use crate::{admin_client, init, server};
@@ -82,6 +90,59 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let mut admin = admin_client::connect(&data_dir).await?;
             run_agents(&mut admin, clinic, json).await
         }
+        Command::Alerts(args) => run_alerts(&data_dir, args).await,
+        Command::Silence(command) => run_silence(&data_dir, command).await,
+        Command::Clinic(ClinicCommand::SetTier {
+            clinic_id,
+            tier,
+            by,
+            ..
+        }) => {
+            let mut admin = admin_client::connect(&data_dir).await?;
+            let policy = admin
+                .set_clinic_tier(SetClinicTierRequest {
+                    clinic_id,
+                    tier: tier.as_str().to_owned(),
+                    by: by.name,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print!("{}", policy_table(&PolicyView::from(&policy)));
+            Ok(())
+        }
+        Command::Clinic(ClinicCommand::Rules {
+            clinic_id,
+            enable,
+            disable,
+            reset,
+            json,
+            by,
+            ..
+        }) => {
+            let names = |families: Vec<crate::alerts::Family>| {
+                families.iter().map(|f| f.as_str().to_owned()).collect()
+            };
+            let mut admin = admin_client::connect(&data_dir).await?;
+            let policy = admin
+                .set_clinic_rules(SetClinicRulesRequest {
+                    clinic_id,
+                    enable: names(enable),
+                    disable: names(disable),
+                    reset: names(reset),
+                    by: by.name,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let view = PolicyView::from(&policy);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print!("{}", policy_table(&view));
+            }
+            Ok(())
+        }
         Command::Agent(AgentCommand::Revoke { agent_id, .. }) => {
             let mut admin = admin_client::connect(&data_dir).await?;
             admin
@@ -136,6 +197,100 @@ async fn run_agents(
         println!("{}", serde_json::to_string_pretty(&views)?);
     } else {
         print!("{}", agents_table(&views));
+    }
+    Ok(())
+}
+
+async fn run_alerts(data_dir: &DataDir, args: AlertsArgs) -> anyhow::Result<()> {
+    let mut admin = admin_client::connect(data_dir).await?;
+    let (action, resolve) = match args.action {
+        None => {
+            let alerts = admin
+                .list_alerts(ListAlertsRequest {
+                    clinic_id: args.clinic.unwrap_or_default(),
+                    all: args.all,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .alerts;
+            let views: Vec<_> = alerts.iter().map(AlertView::from).collect();
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else {
+                print!("{}", alerts_table(&views));
+            }
+            return Ok(());
+        }
+        Some(AlertAction::Ack(action)) => (action, false),
+        Some(AlertAction::Resolve(action)) => (action, true),
+    };
+    let request = AlertActionRequest {
+        alert_id: action.alert_id,
+        by: action.by.name,
+        note: action.note,
+    };
+    let alert = if resolve {
+        admin.resolve_alert(request).await
+    } else {
+        admin.acknowledge_alert(request).await
+    }
+    .map_err(status_error)?
+    .into_inner();
+    print!("{}", alerts_table(&[AlertView::from(&alert)]));
+    Ok(())
+}
+
+async fn run_silence(data_dir: &DataDir, command: SilenceCommand) -> anyhow::Result<()> {
+    let mut admin = admin_client::connect(data_dir).await?;
+    match command {
+        SilenceCommand::Add {
+            clinic,
+            agent,
+            duration,
+            reason,
+            by,
+            ..
+        } => {
+            let silence = admin
+                .add_silence(AddSilenceRequest {
+                    clinic_id: clinic.unwrap_or_default(),
+                    agent_id: agent.unwrap_or_default(),
+                    duration_seconds: duration.as_secs().max(1),
+                    reason,
+                    by: by.name,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            println!("{}", silence.id);
+            let view = SilenceView::from(&silence);
+            eprintln!("silence {} jusqu'à {}", view.id, view.ends_at_local);
+        }
+        SilenceCommand::List { all, json, .. } => {
+            let silences = admin
+                .list_silences(ListSilencesRequest { all })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .silences;
+            let views: Vec<_> = silences.iter().map(SilenceView::from).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else {
+                print!("{}", silences_table(&views));
+            }
+        }
+        SilenceCommand::Remove { silence_id, by, .. } => {
+            admin
+                .remove_silence(RemoveSilenceRequest {
+                    silence_id,
+                    by: by.name,
+                })
+                .await
+                .map_err(status_error)?;
+            eprintln!("silence {silence_id} supprimée");
+        }
     }
     Ok(())
 }

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::thresholds::AlertsConfig;
+
 /// Name of the configuration file inside the data directory.
 pub const CONFIG_FILE: &str = "collector.toml";
 
@@ -28,6 +30,8 @@ pub struct CollectorConfig {
     pub admin_listen: SocketAddr,
     /// Explicit limits on what agents may send.
     pub limits: Limits,
+    /// Alert rules' thresholds and the alert lifecycle (see `alerts/thresholds.rs`).
+    pub alerts: AlertsConfig,
 }
 
 /// Limits on agent messages, so an oversized message is refused with a status, not allocated.
@@ -56,6 +60,7 @@ impl Default for CollectorConfig {
             public_addr: String::new(),
             admin_listen: default_addr(DEFAULT_ADMIN_LISTEN, 7444),
             limits: Limits::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -128,6 +133,7 @@ impl CollectorConfig {
         if self.limits.max_reports_per_batch == 0 {
             problems.push("limits.max_reports_per_batch must be at least 1".to_owned());
         }
+        problems.extend(self.alerts.problems());
         if self.agent_listen == self.admin_listen && self.agent_listen.port() != 0 {
             problems.push(format!(
                 "agent_listen and admin_listen are the same address ({})",
@@ -241,7 +247,7 @@ mod tests {
             ..CollectorConfig::default()
         };
         let mut text = config.to_toml().expect("serializes");
-        text.push_str("\n[alerts]\nfuture = true\n");
+        text.push_str("\n[tickets]\nfuture = true\n");
         let back = CollectorConfig::from_toml(&text, Path::new("x.toml")).expect("parses");
         assert_eq!(back, config);
         assert_eq!(back.public_host(), "collector.example");

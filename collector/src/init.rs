@@ -59,6 +59,7 @@ pub fn init(data_dir: &DataDir, options: &InitOptions) -> Result<InitReport, Ini
             .unwrap_or_else(|| options.agent_listen.to_string()),
         admin_listen: options.admin_listen,
         limits: Limits::default(),
+        alerts: Default::default(),
     };
     config.validate().map_err(InitError::Invalid)?;
     let config_text = config.to_toml()?;

@@ -7,10 +7,13 @@
 #![forbid(unsafe_code)]
 
 pub mod admin_client;
+pub mod alert_output;
+pub mod alerts;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod facts;
 pub mod group_commit;
 pub mod init;
 pub mod model;

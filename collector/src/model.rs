@@ -5,6 +5,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use vigie_domain::{AgentRole, Tier};
 
+use crate::alerts::policy::RuleOverrides;
+
 /// A clinic under contract.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Clinic {
@@ -12,6 +14,9 @@ pub struct Clinic {
     pub name: String,
     pub tier: Tier,
     pub created_at: Timestamp,
+    /// Rule families switched on or off against the tier (`clinic rules`).
+    #[serde(default, skip_serializing_if = "RuleOverrides::is_empty")]
+    pub rule_overrides: RuleOverrides,
 }
 
 /// What the collector keeps of an enrollment token: never the secret, only its hash (the key).

@@ -11,6 +11,13 @@
 //! `report_counts` (agent UUID bytes → u64 big-endian), the last two updated in one
 //! transaction so the count is exact without a scan.
 //!
+//! Alert facts and alerts (JSON): `backup_runs` (agent ␟ job ␟ end time → BackupRun, the last
+//! [`RUNS_KEPT`] per job), `declared_jobs` (agent ␟ job → DeclaredJobRecord), `latest_facts`
+//! (agent ␟ kind → Stamped fact), `lan_devices` (agent ␟ device → DeviceRecord), `alerts`
+//! (id → Alert), `alert_series` (series key → Series), `alert_events` (sequence → AlertEvent,
+//! written in the same transaction as the alert change it describes), `silences`
+//! (id → Silence), `counters` (name → next number).
+//!
 //! Durability: sled's own flush ends with `sync_file_range` on Linux, which does not flush the
 //! drive cache or metadata (sled issue #1452), and sled writes large values to `blobs/` files
 //! without syncing them. So [`Storage::flush_durably`] flushes, then `fsync`s the main log file
@@ -29,7 +36,49 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use uuid::Uuid;
 
+use crate::alerts::alert::{Alert, AlertEvent, EventKind, Series, Silence};
+use crate::facts::{
+    BackupRun, DeclaredJob, DeclaredJobRecord, DeviceRecord, Fact, OsUpdates, Stamped,
+};
 use crate::model::{AgentRecord, Clinic, TokenRecord};
+
+/// Backup runs kept per job: enough for the median of the last 7 successes, with failures
+/// in between.
+pub const RUNS_KEPT: usize = 60;
+
+/// Separates the parts of a text key (the ASCII unit separator never occurs in ids or names
+/// a technician types).
+const SEP: char = '\u{1f}';
+
+/// The latest fact of each kind an agent reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactKind {
+    OsUpdates,
+    Antivirus,
+    Software,
+}
+
+impl FactKind {
+    fn key(self, agent_id: &str) -> String {
+        let kind = match self {
+            FactKind::OsUpdates => "os_updates",
+            FactKind::Antivirus => "antivirus",
+            FactKind::Software => "software",
+        };
+        format!("{agent_id}{SEP}{kind}")
+    }
+}
+
+/// One batch of alert changes, written atomically with their events.
+#[derive(Debug, Clone, Default)]
+pub struct AlertWrite {
+    pub alerts: Vec<Alert>,
+    pub series: Vec<(String, Series)>,
+    /// (kind, notify, alert id): the event carries that alert as written here.
+    pub events: Vec<(EventKind, bool, u64)>,
+    /// The next alert id, when new alerts were numbered.
+    pub next_alert_id: Option<u64>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -103,6 +152,15 @@ pub struct Storage {
     agents: sled::Tree,
     reports: sled::Tree,
     report_counts: sled::Tree,
+    backup_runs: sled::Tree,
+    declared_jobs: sled::Tree,
+    latest_facts: sled::Tree,
+    lan_devices: sled::Tree,
+    alerts: sled::Tree,
+    alert_series: sled::Tree,
+    alert_events: sled::Tree,
+    silences: sled::Tree,
+    counters: sled::Tree,
     durability: Arc<Durability>,
 }
 
@@ -142,6 +200,15 @@ impl Storage {
             agents: db.open_tree("agents")?,
             reports: db.open_tree("reports")?,
             report_counts: db.open_tree("report_counts")?,
+            backup_runs: db.open_tree("backup_runs")?,
+            declared_jobs: db.open_tree("declared_jobs")?,
+            latest_facts: db.open_tree("latest_facts")?,
+            lan_devices: db.open_tree("lan_devices")?,
+            alerts: db.open_tree("alerts")?,
+            alert_series: db.open_tree("alert_series")?,
+            alert_events: db.open_tree("alert_events")?,
+            silences: db.open_tree("silences")?,
+            counters: db.open_tree("counters")?,
             db,
             durability: Arc::new(Durability {
                 dir: dir.to_owned(),
@@ -220,6 +287,21 @@ impl Storage {
             .get(id.as_bytes())?
             .map(|v| decode("clinic", &v))
             .transpose()
+    }
+
+    /// Read-modify-write of one clinic (the admin service is its only writer). `None` if there
+    /// is no such clinic.
+    pub fn update_clinic(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Clinic),
+    ) -> Result<Option<Clinic>, StorageError> {
+        let Some(mut clinic) = self.clinic(id)? else {
+            return Ok(None);
+        };
+        change(&mut clinic);
+        self.add_clinic(&clinic)?;
+        Ok(Some(clinic))
     }
 
     /// All clinics, oldest first (ids are UUIDv7, so key order is creation order).
@@ -408,6 +490,379 @@ impl Storage {
                 Ok((id, value.to_vec()))
             })
             .collect()
+    }
+}
+
+impl Storage {
+    // ---- facts the alert rules judge ----
+
+    /// Records what one report says, keeping only what is newer than what is kept.
+    pub fn record_fact(
+        &self,
+        agent_id: &str,
+        collected_at: Timestamp,
+        fact: &Fact,
+    ) -> Result<(), StorageError> {
+        match fact {
+            Fact::Backup { runs, declared } => {
+                for run in runs {
+                    self.put_backup_run(agent_id, run)?;
+                }
+                if !declared.is_empty() {
+                    self.note_declared_jobs(agent_id, collected_at, declared)?;
+                }
+            }
+            Fact::OsUpdates(status) => {
+                self.update_json(
+                    &self.latest_facts,
+                    &FactKind::OsUpdates.key(agent_id),
+                    |prev| {
+                        let prev: Option<Stamped<OsUpdates>> = prev;
+                        match prev {
+                            Some(p) if p.collected_at > collected_at => Some(p),
+                            p => Some(Stamped {
+                                collected_at,
+                                value: status.clone().merge(p.as_ref(), collected_at),
+                            }),
+                        }
+                    },
+                )?;
+            }
+            Fact::Antivirus(av) => {
+                self.put_latest(agent_id, FactKind::Antivirus, collected_at, av)?
+            }
+            Fact::Software(sw) => {
+                self.put_latest(agent_id, FactKind::Software, collected_at, sw)?
+            }
+            Fact::Lan(devices) => self.note_devices(agent_id, collected_at, devices)?,
+        }
+        Ok(())
+    }
+
+    fn put_latest<T: Serialize + DeserializeOwned + Clone>(
+        &self,
+        agent_id: &str,
+        kind: FactKind,
+        collected_at: Timestamp,
+        value: &T,
+    ) -> Result<(), StorageError> {
+        self.update_json(&self.latest_facts, &kind.key(agent_id), |prev| {
+            let prev: Option<Stamped<T>> = prev;
+            match prev {
+                Some(p) if p.collected_at > collected_at => Some(p),
+                _ => Some(Stamped {
+                    collected_at,
+                    value: value.clone(),
+                }),
+            }
+        })
+    }
+
+    /// The latest fact of `kind` an agent reported.
+    pub fn latest_fact<T: DeserializeOwned>(
+        &self,
+        agent_id: &str,
+        kind: FactKind,
+    ) -> Result<Option<Stamped<T>>, StorageError> {
+        self.latest_facts
+            .get(kind.key(agent_id).as_bytes())?
+            .map(|v| decode("fact", &v))
+            .transpose()
+    }
+
+    fn put_backup_run(&self, agent_id: &str, run: &BackupRun) -> Result<(), StorageError> {
+        let prefix = format!("{agent_id}{SEP}{}{SEP}", run.job);
+        // Big-endian with the sign bit flipped: byte order is time order.
+        let at = (run.finished_at.as_second() as u64) ^ (1 << 63);
+        let mut key = prefix.clone().into_bytes();
+        key.extend_from_slice(&at.to_be_bytes());
+        self.backup_runs.insert(key, encode("backup run", run)?)?;
+        let kept = self.backup_runs.scan_prefix(prefix.as_bytes()).count();
+        if kept > RUNS_KEPT {
+            let old: Vec<_> = self
+                .backup_runs
+                .scan_prefix(prefix.as_bytes())
+                .keys()
+                .take(kept - RUNS_KEPT)
+                .collect::<Result<_, _>>()?;
+            for key in old {
+                self.backup_runs.remove(key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An agent's backup runs per job, oldest first.
+    pub fn backup_runs(
+        &self,
+        agent_id: &str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<BackupRun>>, StorageError> {
+        let mut jobs = std::collections::BTreeMap::<String, Vec<BackupRun>>::new();
+        for item in self
+            .backup_runs
+            .scan_prefix(format!("{agent_id}{SEP}").as_bytes())
+        {
+            let run: BackupRun = decode("backup run", &item?.1)?;
+            jobs.entry(run.job.clone()).or_default().push(run);
+        }
+        for runs in jobs.values_mut() {
+            runs.sort_by_key(|r| r.finished_at);
+        }
+        Ok(jobs)
+    }
+
+    /// Replaces an agent's declared jobs with a newer declaration, keeping since when each
+    /// job has been declared.
+    fn note_declared_jobs(
+        &self,
+        agent_id: &str,
+        at: Timestamp,
+        jobs: &[DeclaredJob],
+    ) -> Result<(), StorageError> {
+        let current = self.declared_jobs(agent_id)?;
+        if current.iter().any(|d| d.declared_at > at) {
+            return Ok(());
+        }
+        for old in &current {
+            if !jobs.iter().any(|j| j.name == old.job.name) {
+                self.declared_jobs
+                    .remove(format!("{agent_id}{SEP}{}", old.job.name).as_bytes())?;
+            }
+        }
+        for job in jobs {
+            let first = current
+                .iter()
+                .find(|d| d.job.name == job.name)
+                .map_or(at, |d| d.first_declared_at);
+            let record = DeclaredJobRecord {
+                job: job.clone(),
+                first_declared_at: first,
+                declared_at: at,
+            };
+            self.declared_jobs.insert(
+                format!("{agent_id}{SEP}{}", job.name).as_bytes(),
+                encode("declared job", &record)?,
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn declared_jobs(&self, agent_id: &str) -> Result<Vec<DeclaredJobRecord>, StorageError> {
+        self.declared_jobs
+            .scan_prefix(format!("{agent_id}{SEP}").as_bytes())
+            .map(|item| decode("declared job", &item?.1))
+            .collect()
+    }
+
+    /// Applies a LAN report: devices it lists are updated (down since when), devices it no
+    /// longer lists are forgotten.
+    fn note_devices(
+        &self,
+        agent_id: &str,
+        at: Timestamp,
+        devices: &[crate::facts::Device],
+    ) -> Result<(), StorageError> {
+        let current = self.devices(agent_id)?;
+        if current.iter().any(|d| d.reported_at > at) {
+            return Ok(());
+        }
+        for old in &current {
+            if !devices.iter().any(|d| d.name == old.device.name) {
+                self.lan_devices
+                    .remove(format!("{agent_id}{SEP}{}", old.device.name).as_bytes())?;
+            }
+        }
+        for device in devices {
+            let key = format!("{agent_id}{SEP}{}", device.name);
+            self.update_json(&self.lan_devices, &key, |prev| {
+                Some(DeviceRecord::merge(prev, device.clone(), at))
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn devices(&self, agent_id: &str) -> Result<Vec<DeviceRecord>, StorageError> {
+        self.lan_devices
+            .scan_prefix(format!("{agent_id}{SEP}").as_bytes())
+            .map(|item| decode("device", &item?.1))
+            .collect()
+    }
+
+    /// Compare-and-swap read-modify-write of one JSON value.
+    fn update_json<T: Serialize + DeserializeOwned>(
+        &self,
+        tree: &sled::Tree,
+        key: &str,
+        mut change: impl FnMut(Option<T>) -> Option<T>,
+    ) -> Result<(), StorageError> {
+        loop {
+            let old = tree.get(key.as_bytes())?;
+            let value = old.as_ref().map(|v| decode("fact", v)).transpose()?;
+            let new = change(value).map(|v| encode("fact", &v)).transpose()?;
+            if tree.compare_and_swap(key.as_bytes(), old, new)?.is_ok() {
+                return Ok(());
+            }
+        }
+    }
+
+    // ---- alerts ----
+
+    pub fn alert(&self, id: u64) -> Result<Option<Alert>, StorageError> {
+        self.alerts
+            .get(id.to_be_bytes())?
+            .map(|v| decode("alert", &v))
+            .transpose()
+    }
+
+    /// Every alert, oldest first.
+    pub fn list_alerts(&self) -> Result<Vec<Alert>, StorageError> {
+        self.alerts
+            .iter()
+            .map(|item| decode("alert", &item?.1))
+            .collect()
+    }
+
+    pub fn series(&self, key: &str) -> Result<Option<Series>, StorageError> {
+        self.alert_series
+            .get(key.as_bytes())?
+            .map(|v| decode("alert series", &v))
+            .transpose()
+    }
+
+    /// The series whose key starts with `prefix` (one agent's: see `lifecycle::agent_prefix`).
+    pub fn series_with_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<std::collections::BTreeMap<String, Series>, StorageError> {
+        self.alert_series
+            .scan_prefix(prefix.as_bytes())
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    decode("alert series", &v)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The number the next new alert gets (ids start at 1).
+    pub fn next_alert_id(&self) -> Result<u64, StorageError> {
+        Ok(self
+            .counters
+            .get("alert")?
+            .map_or(1, |v| read_u64(&v))
+            .max(1))
+    }
+
+    /// Writes alert changes and their events in one transaction: an event exists if and only
+    /// if its change does.
+    pub fn write_alerts(&self, write: &AlertWrite, now: Timestamp) -> Result<(), StorageError> {
+        let mut alerts = Vec::with_capacity(write.alerts.len());
+        for alert in &write.alerts {
+            alerts.push((alert.id.to_be_bytes(), encode("alert", alert)?));
+        }
+        let mut series = Vec::with_capacity(write.series.len());
+        for (key, s) in &write.series {
+            series.push((key.as_bytes().to_vec(), encode("alert series", s)?));
+        }
+        let mut events = Vec::with_capacity(write.events.len());
+        for &(kind, notify, id) in &write.events {
+            let Some(alert) = write.alerts.iter().find(|a| a.id == id) else {
+                continue;
+            };
+            events.push((kind, notify, alert.clone()));
+        }
+        let result = (
+            &self.alerts,
+            &self.alert_series,
+            &self.alert_events,
+            &self.counters,
+        )
+            .transaction(|(alert_tree, series_tree, event_tree, counters)| {
+                for (key, value) in &alerts {
+                    alert_tree.insert(key.as_slice(), value.as_slice())?;
+                }
+                for (key, value) in &series {
+                    series_tree.insert(key.as_slice(), value.as_slice())?;
+                }
+                let mut seq = counters.get("event")?.map_or(1, |v| read_u64(&v)).max(1);
+                for (kind, notify, alert) in &events {
+                    let event = AlertEvent {
+                        seq,
+                        at: now,
+                        kind: *kind,
+                        notify: *notify,
+                        alert: alert.clone(),
+                    };
+                    let bytes = serde_json::to_vec(&event).map_err(|e| {
+                        ConflictableTransactionError::Abort(StorageError::Encode {
+                            what: "alert event",
+                            source: e,
+                        })
+                    })?;
+                    event_tree.insert(seq.to_be_bytes().as_slice(), bytes)?;
+                    seq += 1;
+                }
+                counters.insert("event", seq.to_be_bytes().as_slice())?;
+                if let Some(next) = write.next_alert_id {
+                    counters.insert("alert", next.to_be_bytes().as_slice())?;
+                }
+                Ok(())
+            });
+        result.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StorageError::Sled(e),
+        })
+    }
+
+    /// Alert events with a sequence number above `after`, oldest first, at most `limit`: what
+    /// a ticket sink reads from its last processed number on.
+    pub fn alert_events_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AlertEvent>, StorageError> {
+        self.alert_events
+            .range(after.saturating_add(1).to_be_bytes()..)
+            .take(limit)
+            .map(|item| decode("alert event", &item?.1))
+            .collect()
+    }
+
+    // ---- silences ----
+
+    /// Stores a new silence under the next silence number, and returns it.
+    pub fn add_silence(&self, make: impl Fn(u64) -> Silence) -> Result<Silence, StorageError> {
+        let result = (&self.silences, &self.counters).transaction(|(silences, counters)| {
+            let id = counters.get("silence")?.map_or(1, |v| read_u64(&v)).max(1);
+            let silence = make(id);
+            let bytes = serde_json::to_vec(&silence).map_err(|e| {
+                ConflictableTransactionError::Abort(StorageError::Encode {
+                    what: "silence",
+                    source: e,
+                })
+            })?;
+            silences.insert(id.to_be_bytes().as_slice(), bytes)?;
+            counters.insert("silence", (id + 1).to_be_bytes().as_slice())?;
+            Ok(silence)
+        });
+        result.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StorageError::Sled(e),
+        })
+    }
+
+    pub fn list_silences(&self) -> Result<Vec<Silence>, StorageError> {
+        self.silences
+            .iter()
+            .map(|item| decode("silence", &item?.1))
+            .collect()
+    }
+
+    /// Removes a silence; `false` if there was none with that id.
+    pub fn remove_silence(&self, id: u64) -> Result<bool, StorageError> {
+        Ok(self.silences.remove(id.to_be_bytes())?.is_some())
     }
 }
 
@@ -622,6 +1077,7 @@ mod tests {
                 name: name.into(),
                 tier: Tier::Cmp1,
                 created_at: Timestamp::now(),
+                rule_overrides: Default::default(),
             };
             storage.add_clinic(&clinic).expect("add");
         }

@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use vigie_domain::Tier;
 use vigie_domain::token::EnrollmentToken;
+use vigie_proto::v1;
 use vigie_proto::v1::admin_server::Admin;
 use vigie_proto::v1::{
     AddClinicRequest, Clinic as WireClinic, CreateTokenRequest, CreateTokenResponse,
@@ -35,7 +36,7 @@ const MAX_NAME: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct AdminService {
-    state: Arc<CollectorState>,
+    pub(super) state: Arc<CollectorState>,
 }
 
 impl AdminService {
@@ -68,6 +69,7 @@ impl Admin for AdminService {
             name,
             tier,
             created_at: Timestamp::now(),
+            rule_overrides: Default::default(),
         };
         let storage = self.state.storage.clone();
         let record = clinic.clone();
@@ -196,12 +198,70 @@ impl Admin for AdminService {
         };
         self.durable().await?;
         tracing::warn!(agent_id = %agent.id, clinic_id = %agent.clinic_id, "agent revoked");
+        // Its alerts resolve themselves: a revoked agent has no rules.
+        self.state.evaluator.request(&agent.id);
         Ok(Response::new(RevokeAgentResponse {}))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<v1::ListAlertsRequest>,
+    ) -> Result<Response<v1::ListAlertsResponse>, Status> {
+        self.do_list_alerts(request).await
+    }
+
+    async fn acknowledge_alert(
+        &self,
+        request: Request<v1::AlertActionRequest>,
+    ) -> Result<Response<v1::Alert>, Status> {
+        self.do_alert_action(request, false).await
+    }
+
+    async fn resolve_alert(
+        &self,
+        request: Request<v1::AlertActionRequest>,
+    ) -> Result<Response<v1::Alert>, Status> {
+        self.do_alert_action(request, true).await
+    }
+
+    async fn add_silence(
+        &self,
+        request: Request<v1::AddSilenceRequest>,
+    ) -> Result<Response<v1::Silence>, Status> {
+        self.do_add_silence(request).await
+    }
+
+    async fn list_silences(
+        &self,
+        request: Request<v1::ListSilencesRequest>,
+    ) -> Result<Response<v1::ListSilencesResponse>, Status> {
+        self.do_list_silences(request).await
+    }
+
+    async fn remove_silence(
+        &self,
+        request: Request<v1::RemoveSilenceRequest>,
+    ) -> Result<Response<v1::RemoveSilenceResponse>, Status> {
+        self.do_remove_silence(request).await
+    }
+
+    async fn set_clinic_tier(
+        &self,
+        request: Request<v1::SetClinicTierRequest>,
+    ) -> Result<Response<v1::ClinicPolicy>, Status> {
+        self.do_set_clinic_tier(request).await
+    }
+
+    async fn set_clinic_rules(
+        &self,
+        request: Request<v1::SetClinicRulesRequest>,
+    ) -> Result<Response<v1::ClinicPolicy>, Status> {
+        self.do_set_clinic_rules(request).await
     }
 }
 
 impl AdminService {
-    async fn durable(&self) -> Result<(), Status> {
+    pub(super) async fn durable(&self) -> Result<(), Status> {
         self.state
             .commit
             .durable()

@@ -5,6 +5,10 @@ use jiff::Timestamp;
 use vigie_domain::AgentRole;
 use vigie_proto::v1;
 
+use crate::alerts::alert::{Alert, Silence, SilenceScope};
+use crate::alerts::policy::{Family, covers};
+use crate::alerts::summary;
+use crate::facts::{self, Fact};
 use crate::model::{AgentRecord, Clinic, Disk, SystemSnapshot};
 
 pub fn timestamp_to_proto(ts: Timestamp) -> prost_types::Timestamp {
@@ -94,6 +98,206 @@ pub fn snapshot_to_proto(s: &SystemSnapshot) -> v1::SystemSnapshot {
             })
             .collect(),
         cpu_arch: s.cpu_arch.clone(),
+    }
+}
+
+/// The facts a payload carries for the alert rules; `None` for payloads rules do not judge.
+pub fn fact_from_payload(payload: &v1::report::Payload) -> Option<Fact> {
+    use v1::report::Payload;
+    Some(match payload {
+        Payload::Backup(b) => Fact::Backup {
+            runs: b.runs.iter().filter_map(backup_run).collect(),
+            declared: b
+                .declared_jobs
+                .iter()
+                .map(|j| facts::DeclaredJob {
+                    name: j.name.clone(),
+                    every_seconds: j.every_seconds,
+                    days_of_week: j
+                        .days_of_week
+                        .iter()
+                        .filter_map(|d| u8::try_from(*d).ok())
+                        .collect(),
+                })
+                .collect(),
+        },
+        Payload::OsUpdates(u) => Fact::OsUpdates(facts::OsUpdates {
+            manager: u.manager.clone(),
+            pending_count: u.pending_count,
+            security_count: u.security_count,
+            reboot_required: u.reboot_required,
+            reboot_reasons: u.reboot_reasons.clone(),
+            reboot_required_since: u
+                .reboot_required_since
+                .as_ref()
+                .and_then(timestamp_from_proto),
+            pending_since: None,
+            security_pending_since: None,
+        }),
+        Payload::Antivirus(a) => Fact::Antivirus(facts::Antivirus {
+            products: a
+                .products
+                .iter()
+                .map(|p| facts::AntivirusProduct {
+                    name: p.name.clone(),
+                    enabled: p.enabled,
+                    realtime_protection: p.realtime_protection,
+                    signatures_up_to_date: p.signatures_up_to_date,
+                    signatures_updated_at: p
+                        .signatures_updated_at
+                        .as_ref()
+                        .and_then(timestamp_from_proto),
+                })
+                .collect(),
+            none_found: a.none_found,
+        }),
+        Payload::Software(s) => Fact::Software(facts::Software {
+            items: s
+                .items
+                .iter()
+                .map(|i| facts::InstalledSoftware {
+                    watch_name: i.watch_name.clone(),
+                    name: i.name.clone(),
+                    version: i.version.clone(),
+                })
+                .collect(),
+        }),
+        Payload::Lan(l) => Fact::Lan(l.devices.iter().map(device).collect()),
+        Payload::SystemSnapshot(_) | Payload::CheckFailure(_) => return None,
+    })
+}
+
+/// A run without an end time cannot be placed in time: rules ignore it.
+fn backup_run(r: &v1::BackupRun) -> Option<facts::BackupRun> {
+    use v1::BackupStatus as S;
+    let finished_at = r.finished_at.as_ref().and_then(timestamp_from_proto)?;
+    let job = r.job.trim();
+    if job.is_empty() {
+        return None;
+    }
+    Some(facts::BackupRun {
+        job: job.to_owned(),
+        source: r.source.clone(),
+        status: match S::try_from(r.status) {
+            Ok(S::Success) => facts::BackupStatus::Success,
+            Ok(S::Warning) => facts::BackupStatus::Warning,
+            Ok(S::Failed) => facts::BackupStatus::Failed,
+            _ => facts::BackupStatus::Unknown,
+        },
+        started_at: r.started_at.as_ref().and_then(timestamp_from_proto),
+        finished_at,
+        bytes: r.bytes,
+        files: r.files,
+        target: r.target.clone(),
+        message: r.message.chars().take(500).collect(),
+    })
+}
+
+fn device(d: &v1::DeviceHealth) -> facts::Device {
+    use v1::DeviceState as S;
+    facts::Device {
+        name: d.name.clone(),
+        kind: d.kind.clone(),
+        address: d.address.clone(),
+        state: match S::try_from(d.state) {
+            Ok(S::Up) => facts::DeviceState::Up,
+            Ok(S::Degraded) => facts::DeviceState::Degraded,
+            Ok(S::Down) => facts::DeviceState::Down,
+            _ => facts::DeviceState::Unknown,
+        },
+        error: d.error.chars().take(500).collect(),
+        supplies: d
+            .supplies
+            .iter()
+            .map(|s| facts::Supply {
+                description: s.description.clone(),
+                percent: s.percent.filter(|p| p.is_finite()),
+            })
+            .collect(),
+        ups: d.ups.as_ref().map(|u| facts::Ups {
+            battery_status: u.battery_status.clone(),
+            charge_percent: u.charge_percent.filter(|p| p.is_finite()),
+            on_battery: u.on_battery,
+        }),
+    }
+}
+
+/// An alert as the admin interface shows it; `clinic` is its clinic when it still exists.
+pub fn alert_to_proto(a: &Alert, clinic: Option<&Clinic>, now: Timestamp) -> v1::Alert {
+    v1::Alert {
+        id: a.id,
+        clinic_id: a.clinic_id.clone(),
+        clinic_name: clinic.map(|c| c.name.clone()).unwrap_or_default(),
+        tier: clinic
+            .map(|c| c.tier.as_str().to_owned())
+            .unwrap_or_default(),
+        agent_id: a.agent_id.clone(),
+        hostname: a.hostname.clone(),
+        device: a.device.clone().unwrap_or_default(),
+        rule: a.rule.as_str().to_owned(),
+        category: a.rule.category().as_str().to_owned(),
+        family: a.rule.family().as_str().to_owned(),
+        subject: a.subject.clone(),
+        severity: a.severity.as_str().to_owned(),
+        state: a.state.as_str().to_owned(),
+        summary: summary::summary(a, now),
+        detail: a.detail.clone(),
+        since: a.since.map(timestamp_to_proto),
+        first_seen: Some(timestamp_to_proto(a.first_seen)),
+        last_seen: Some(timestamp_to_proto(a.last_seen)),
+        count: a.count,
+        silenced: a.silenced,
+        flapping: a.flapping,
+        previous_id: a.previous_id,
+        resolved_at: a.resolved_at.map(timestamp_to_proto),
+        history: a
+            .history
+            .iter()
+            .map(|h| v1::AlertHistoryEntry {
+                at: Some(timestamp_to_proto(h.at)),
+                action: h.action.clone(),
+                by: h.by.clone(),
+                note: h.note.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn silence_to_proto(s: &Silence, now: Timestamp) -> v1::Silence {
+    let (clinic_id, agent_id) = match &s.scope {
+        SilenceScope::Clinic(id) => (id.clone(), String::new()),
+        SilenceScope::Agent(id) => (String::new(), id.clone()),
+    };
+    v1::Silence {
+        id: s.id,
+        clinic_id,
+        agent_id,
+        starts_at: Some(timestamp_to_proto(s.starts_at)),
+        ends_at: Some(timestamp_to_proto(s.ends_at)),
+        reason: s.reason.clone(),
+        created_by: s.created_by.clone(),
+        active: s.is_active(now),
+    }
+}
+
+pub fn policy_to_proto(c: &Clinic, resolved: Vec<u64>) -> v1::ClinicPolicy {
+    v1::ClinicPolicy {
+        clinic: Some(clinic_to_proto(c)),
+        families: Family::ALL
+            .iter()
+            .map(|&f| v1::FamilyCoverage {
+                family: f.as_str().to_owned(),
+                category: f.category().as_str().to_owned(),
+                alerts: covers(c.tier, &c.rule_overrides, f),
+                source: if c.rule_overrides.0.contains_key(&f) {
+                    "override"
+                } else {
+                    "tier"
+                }
+                .to_owned(),
+            })
+            .collect(),
+        resolved_alert_ids: resolved,
     }
 }
 

@@ -11,9 +11,10 @@ use vigie_domain::identity::CertIdentity;
 use vigie_proto::v1::ingest_server::Ingest;
 use vigie_proto::v1::{RejectedReport, Report, ReportAck, ReportBatch, report};
 
-use super::convert::{snapshot_from_proto, timestamp_from_proto};
+use super::convert::{fact_from_payload, snapshot_from_proto, timestamp_from_proto};
 use super::identity::peer_identity;
 use super::{CollectorState, blocking, internal};
+use crate::facts::Fact;
 use crate::model::{AgentRecord, SystemSnapshot};
 use crate::storage::EncodedReport;
 
@@ -35,6 +36,8 @@ struct Accepted {
     id: Uuid,
     collected_at: Timestamp,
     snapshot: Option<SystemSnapshot>,
+    /// What the alert rules will judge.
+    fact: Option<Fact>,
     bytes: Vec<u8>,
 }
 
@@ -55,21 +58,23 @@ fn validate(report: Report) -> Result<Accepted, RejectedReport> {
     let Some(collected_at) = timestamp_from_proto(collected_at) else {
         return Err(reject("collected_at is out of range"));
     };
-    let snapshot = match &report.payload {
-        None => {
-            return Err(reject(
-                "payload is missing or of a kind this collector does not know",
-            ));
-        }
-        Some(report::Payload::SystemSnapshot(s)) => Some(snapshot_from_proto(s)),
-        // Stored as received; later capabilities read them back from storage.
-        Some(_) => None,
+    let Some(payload) = &report.payload else {
+        return Err(reject(
+            "payload is missing or of a kind this collector does not know",
+        ));
     };
+    let snapshot = match payload {
+        report::Payload::SystemSnapshot(s) => Some(snapshot_from_proto(s)),
+        // Stored as received, and as facts for the alert rules.
+        _ => None,
+    };
+    let fact = fact_from_payload(payload);
     Ok(Accepted {
         wire_id: report.id.clone(),
         id,
         collected_at,
         snapshot,
+        fact,
         bytes: report.encode_to_vec(),
     })
 }
@@ -161,6 +166,10 @@ impl Ingest for IngestService {
             .iter()
             .filter_map(|r| r.snapshot.clone().map(|s| (r.collected_at, s)))
             .max_by_key(|(at, _)| *at);
+        let facts: Vec<(Timestamp, Fact)> = accepted
+            .iter_mut()
+            .filter_map(|r| r.fact.take().map(|f| (r.collected_at, f)))
+            .collect();
         let encoded: Vec<_> = accepted
             .iter_mut()
             .map(|r| EncodedReport {
@@ -176,6 +185,11 @@ impl Ingest for IngestService {
         let id = agent_id.clone();
         let outcome = blocking(move || {
             let outcome = storage.store_reports(&id, &encoded)?;
+            // Facts are recorded for every tier: the policy decides later what alerts.
+            // Recording is idempotent, so a resent report is harmless here too.
+            for (at, fact) in &facts {
+                storage.record_fact(&id, *at, fact)?;
+            }
             storage.update_agent(&id, |agent| {
                 note_batch(agent, now, &version, dropped_total, latest.as_ref());
             })?;
@@ -199,6 +213,7 @@ impl Ingest for IngestService {
             rejected = rejected.len(),
             "batch stored"
         );
+        self.state.evaluator.request(&agent_id);
         for r in &rejected {
             tracing::warn!(agent_id = %agent_id, report_id = %r.id, reason = %r.reason, "report rejected");
         }

@@ -3,6 +3,7 @@
 //! group-commit flusher, with graceful shutdown and a final flush.
 
 pub mod admin;
+mod admin_alerts;
 pub mod convert;
 pub mod enrollment;
 pub mod identity;
@@ -22,6 +23,9 @@ use vigie_proto::v1::admin_server::AdminServer;
 use vigie_proto::v1::enrollment_server::EnrollmentServer;
 use vigie_proto::v1::ingest_server::IngestServer;
 
+use crate::alerts::clock::{Clock, SystemClock};
+use crate::alerts::engine::AlertEngine;
+use crate::alerts::evaluator::{self, Evaluator};
 use crate::config::{CollectorConfig, ConfigError, DataDir};
 use crate::group_commit::GroupCommit;
 use crate::pki::{CertificateAuthority, PkiError};
@@ -37,6 +41,8 @@ pub struct CollectorState {
     pub storage: Storage,
     pub commit: GroupCommit,
     pub ca: CertificateAuthority,
+    pub alerts: Arc<AlertEngine>,
+    pub evaluator: Evaluator,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +107,7 @@ pub struct RunningCollector {
     stop: watch::Sender<bool>,
     agent_task: JoinHandle<Result<(), tonic::transport::Error>>,
     admin_task: JoinHandle<Result<(), tonic::transport::Error>>,
+    evaluator_task: JoinHandle<()>,
     storage: Storage,
 }
 
@@ -126,6 +133,14 @@ async fn bind(
 
 /// Opens the data directory, binds both listeners and starts serving.
 pub async fn start(data_dir: &DataDir) -> Result<RunningCollector, ServeError> {
+    start_with_clock(data_dir, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with the clock the alert rules use (tests set the time).
+pub async fn start_with_clock(
+    data_dir: &DataDir,
+    clock: Arc<dyn Clock>,
+) -> Result<RunningCollector, ServeError> {
     if !data_dir.config().is_file() {
         return Err(ServeError::NotInitialised(
             data_dir.path().display().to_string(),
@@ -162,14 +177,27 @@ pub async fn start(data_dir: &DataDir) -> Result<RunningCollector, ServeError> {
     let (agent_listener, agent_addr) = bind("agent", config.agent_listen).await?;
     let (admin_listener, admin_addr) = bind("admin", config.admin_listen).await?;
     let max = config.limits.max_message_bytes;
+    let (stop, stopped) = watch::channel(false);
+    let engine = Arc::new(AlertEngine::new(
+        storage.clone(),
+        config.alerts.clone(),
+        clock,
+    ));
+    let (evaluator, evaluator_task) = evaluator::spawn(
+        engine.clone(),
+        commit.clone(),
+        Duration::from_secs(config.alerts.evaluate_every_seconds.max(1)),
+        stopped.clone(),
+    );
     let state = Arc::new(CollectorState {
         config,
         storage: storage.clone(),
         commit,
         ca,
+        alerts: engine,
+        evaluator,
     });
 
-    let (stop, stopped) = watch::channel(false);
     let signal = |mut rx: watch::Receiver<bool>| async move {
         // An error means the sender is gone, which also means stop.
         let _ = rx.wait_for(|stop| *stop).await;
@@ -214,6 +242,7 @@ pub async fn start(data_dir: &DataDir) -> Result<RunningCollector, ServeError> {
         stop,
         agent_task,
         admin_task,
+        evaluator_task,
         storage,
     })
 }
@@ -243,6 +272,8 @@ impl RunningCollector {
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             let agent = self.agent_task.await;
             let admin = self.admin_task.await;
+            // An evaluation in progress finishes before the final flush.
+            let _ = self.evaluator_task.await;
             (agent, admin)
         })
         .await;

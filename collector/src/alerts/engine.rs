@@ -1,0 +1,438 @@
+//! The alert engine: loads an agent's facts and alerts from storage, runs the rules its
+//! clinic's policy covers, applies the lifecycle and writes the changes with their events in
+//! one transaction. Also the technicians' actions (acknowledge, resolve, silences, tier and
+//! rule changes). Every change goes through one lock, so a technician's acknowledgement is
+//! never overwritten by an evaluation that read the alert just before.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use jiff::{SignedDuration, Timestamp};
+use vigie_domain::Tier;
+
+use super::alert::{Alert, EventKind, Silence, SilenceScope};
+use super::clock::Clock;
+use super::lifecycle::{self, Book, Changes, LifecycleError, Params, Scope};
+use super::opening_hours::OpeningHours;
+use super::policy::{Family, covers};
+use super::rules::{self, AgentFacts, ClinicContext, minutes};
+use super::thresholds::AlertsConfig;
+use crate::model::{AgentRecord, Clinic};
+use crate::storage::{AlertWrite, FactKind, Storage, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug)]
+pub struct AlertEngine {
+    storage: Storage,
+    config: AlertsConfig,
+    clock: Arc<dyn Clock>,
+    hours: OpeningHours,
+    lock: Mutex<()>,
+}
+
+impl AlertEngine {
+    pub fn new(storage: Storage, config: AlertsConfig, clock: Arc<dyn Clock>) -> Self {
+        AlertEngine {
+            storage,
+            config,
+            clock,
+            hours: OpeningHours::default(),
+            lock: Mutex::new(()),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn config(&self) -> &AlertsConfig {
+        &self.config
+    }
+
+    fn params(&self) -> Params {
+        Params {
+            clear_evaluations: self.config.clear_evaluations,
+            flapping_window: minutes(self.config.flapping_window_minutes),
+            flapping_transitions: self.config.flapping_transitions,
+        }
+    }
+
+    fn guard(&self) -> MutexGuard<'_, ()> {
+        self.lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Evaluates one agent; returns how many alerts changed.
+    pub fn evaluate_agent(&self, agent_id: &str) -> Result<usize, EngineError> {
+        let _guard = self.guard();
+        let Some(agent) = self.storage.agent(agent_id)? else {
+            return Ok(0);
+        };
+        let Some(clinic) = self.storage.clinic(&agent.clinic_id)? else {
+            return Ok(0);
+        };
+        let silences = self.storage.list_silences()?;
+        self.evaluate_locked(agent, &clinic, &silences)
+    }
+
+    /// Evaluates every agent of every clinic (the timer's job).
+    pub fn evaluate_all(&self) -> Result<usize, EngineError> {
+        let _guard = self.guard();
+        let silences = self.storage.list_silences()?;
+        let mut changed = 0;
+        for clinic in self.storage.list_clinics()? {
+            for agent in self.storage.list_agents(Some(&clinic.id))? {
+                changed += self.evaluate_locked(agent, &clinic, &silences)?;
+            }
+        }
+        Ok(changed)
+    }
+
+    fn facts(&self, agent: AgentRecord) -> Result<AgentFacts, StorageError> {
+        let id = agent.id.clone();
+        Ok(AgentFacts {
+            declared_jobs: self.storage.declared_jobs(&id)?,
+            backup_runs: self.storage.backup_runs(&id)?,
+            os_updates: self.storage.latest_fact(&id, FactKind::OsUpdates)?,
+            antivirus: self.storage.latest_fact(&id, FactKind::Antivirus)?,
+            software: self.storage.latest_fact(&id, FactKind::Software)?,
+            devices: self.storage.devices(&id)?,
+            agent: Some(agent),
+        })
+    }
+
+    /// The agent's series, with their open and latest alerts.
+    fn book(&self, agent_id: &str) -> Result<Book, StorageError> {
+        let series = self
+            .storage
+            .series_with_prefix(&lifecycle::agent_prefix(agent_id))?;
+        let mut alerts = BTreeMap::new();
+        for s in series.values() {
+            for id in [s.open, s.last].into_iter().flatten() {
+                if let std::collections::btree_map::Entry::Vacant(slot) = alerts.entry(id)
+                    && let Some(alert) = self.storage.alert(id)?
+                {
+                    slot.insert(alert);
+                }
+            }
+        }
+        Ok(Book { series, alerts })
+    }
+
+    fn evaluate_locked(
+        &self,
+        agent: AgentRecord,
+        clinic: &Clinic,
+        silences: &[Silence],
+    ) -> Result<usize, EngineError> {
+        let now = self.now();
+        let context = ClinicContext {
+            tier: clinic.tier,
+            overrides: clinic.rule_overrides.clone(),
+            hours: self.hours.clone(),
+        };
+        let (agent_id, hostname) = (agent.id.clone(), agent.hostname.clone());
+        let silenced = silences
+            .iter()
+            .any(|s| s.is_active(now) && s.covers(&clinic.id, &agent_id));
+        let facts = self.facts(agent)?;
+        let conditions = rules::evaluate(now, &context, &facts, &self.config);
+        let book = self.book(&agent_id)?;
+        let covered = |family: Family| covers(clinic.tier, &clinic.rule_overrides, family);
+        let scope = Scope {
+            clinic_id: &clinic.id,
+            agent_id: &agent_id,
+            hostname: &hostname,
+            silenced,
+            covered: &covered,
+        };
+        let next_id = self.storage.next_alert_id()?;
+        let changes =
+            lifecycle::reconcile(now, &scope, &book, &conditions, &self.params(), next_id);
+        self.write(changes, now)
+    }
+
+    fn write(&self, changes: Changes, now: Timestamp) -> Result<usize, EngineError> {
+        if changes.is_empty() {
+            return Ok(0);
+        }
+        for (kind, _, id) in &changes.events {
+            if let Some(a) = changes.alerts.get(id) {
+                tracing::info!(
+                    alert_id = a.id,
+                    event = ?kind,
+                    clinic_id = %a.clinic_id,
+                    agent_id = %a.agent_id,
+                    rule = %a.rule,
+                    subject = %a.subject,
+                    severity = a.severity.as_str(),
+                    silenced = a.silenced,
+                    flapping = a.flapping,
+                    "alert changed"
+                );
+            }
+        }
+        let changed = changes.alerts.len();
+        let write = AlertWrite {
+            alerts: changes.alerts.into_values().collect(),
+            series: changes.series.into_iter().collect(),
+            events: changes.events,
+            next_alert_id: Some(changes.next_id),
+        };
+        self.storage.write_alerts(&write, now)?;
+        Ok(changed)
+    }
+
+    // ---- technicians' actions ----
+
+    fn alert(&self, id: u64) -> Result<Alert, EngineError> {
+        self.storage
+            .alert(id)?
+            .ok_or_else(|| EngineError::NotFound(format!("alert {id}")))
+    }
+
+    pub fn acknowledge(&self, id: u64, by: &str, note: &str) -> Result<Alert, EngineError> {
+        let _guard = self.guard();
+        let now = self.now();
+        let alert = lifecycle::acknowledge(&self.alert(id)?, now, by, note)?;
+        self.storage.write_alerts(
+            &AlertWrite {
+                alerts: vec![alert.clone()],
+                events: vec![(EventKind::Acknowledged, false, id)],
+                ..AlertWrite::default()
+            },
+            now,
+        )?;
+        tracing::info!(alert_id = id, by, "alert acknowledged");
+        Ok(alert)
+    }
+
+    pub fn resolve(&self, id: u64, by: &str, note: &str) -> Result<Alert, EngineError> {
+        let _guard = self.guard();
+        let alert = self.alert(id)?;
+        let key = lifecycle::series_key(
+            &alert.agent_id,
+            alert.device.as_deref(),
+            alert.rule,
+            &alert.subject,
+        );
+        let series = self.storage.series(&key)?.unwrap_or_default();
+        let now = self.now();
+        let (alert, series) = lifecycle::resolve(&alert, &series, now, by, note, &self.params())?;
+        self.storage.write_alerts(
+            &AlertWrite {
+                alerts: vec![alert.clone()],
+                series: vec![(key, series)],
+                events: vec![(EventKind::Resolved, true, id)],
+                next_alert_id: None,
+            },
+            now,
+        )?;
+        tracing::info!(alert_id = id, by, "alert resolved");
+        Ok(alert)
+    }
+
+    /// Changes a clinic's tier and resolves, with that reason, its alerts of families the new
+    /// tier no longer covers. Returns the clinic and the resolved alert ids.
+    pub fn set_tier(
+        &self,
+        clinic_id: &str,
+        tier: Tier,
+        by: &str,
+    ) -> Result<(Clinic, Vec<u64>), EngineError> {
+        let _guard = self.guard();
+        let clinic = self
+            .storage
+            .update_clinic(clinic_id, |c| c.tier = tier)?
+            .ok_or_else(|| EngineError::NotFound(format!("clinic {clinic_id}")))?;
+        let note = format!(
+            "contrat passé en {} : catégorie non couverte",
+            tier.as_str().to_uppercase()
+        );
+        let resolved = self.resolve_uncovered(&clinic, by, &note)?;
+        tracing::info!(clinic_id, tier = %tier, resolved = resolved.len(), by, "clinic tier changed");
+        Ok((clinic, resolved))
+    }
+
+    /// Switches rule families on or off for a clinic against its tier (`reset` goes back to
+    /// the tier's default), resolving alerts no longer covered.
+    pub fn set_overrides(
+        &self,
+        clinic_id: &str,
+        enable: &[Family],
+        disable: &[Family],
+        reset: &[Family],
+        by: &str,
+    ) -> Result<(Clinic, Vec<u64>), EngineError> {
+        if let Some(f) = enable
+            .iter()
+            .find(|f| disable.contains(f) || reset.contains(f))
+        {
+            return Err(EngineError::Invalid(format!(
+                "rule family {f} is both enabled and disabled or reset"
+            )));
+        }
+        let _guard = self.guard();
+        let clinic = self
+            .storage
+            .update_clinic(clinic_id, |c| {
+                for f in reset {
+                    c.rule_overrides.0.remove(f);
+                }
+                for f in enable {
+                    c.rule_overrides.0.insert(*f, true);
+                }
+                for f in disable {
+                    c.rule_overrides.0.insert(*f, false);
+                }
+            })?
+            .ok_or_else(|| EngineError::NotFound(format!("clinic {clinic_id}")))?;
+        let resolved = self.resolve_uncovered(&clinic, by, "famille de règles désactivée")?;
+        tracing::info!(
+            clinic_id,
+            resolved = resolved.len(),
+            by,
+            "clinic rule overrides changed"
+        );
+        Ok((clinic, resolved))
+    }
+
+    fn resolve_uncovered(
+        &self,
+        clinic: &Clinic,
+        by: &str,
+        note: &str,
+    ) -> Result<Vec<u64>, EngineError> {
+        let now = self.now();
+        let params = self.params();
+        let mut write = AlertWrite::default();
+        for agent in self.storage.list_agents(Some(&clinic.id))? {
+            let book = self.book(&agent.id)?;
+            for (key, series) in book.series {
+                let Some(alert) = series.open.and_then(|id| book.alerts.get(&id)) else {
+                    continue;
+                };
+                if covers(clinic.tier, &clinic.rule_overrides, alert.rule.family()) {
+                    continue;
+                }
+                let (alert, series) = lifecycle::resolve(alert, &series, now, by, note, &params)?;
+                write.events.push((EventKind::Resolved, true, alert.id));
+                write.alerts.push(alert);
+                write.series.push((key, series));
+            }
+        }
+        let ids = write.alerts.iter().map(|a| a.id).collect();
+        if !write.alerts.is_empty() {
+            self.storage.write_alerts(&write, now)?;
+        }
+        Ok(ids)
+    }
+
+    /// Alerts, most severe first then oldest first; without `all`, only open and acknowledged.
+    pub fn list(&self, clinic_id: Option<&str>, all: bool) -> Result<Vec<Alert>, EngineError> {
+        let mut alerts: Vec<Alert> = self
+            .storage
+            .list_alerts()?
+            .into_iter()
+            .filter(|a| clinic_id.is_none_or(|c| c == a.clinic_id))
+            .filter(|a| all || a.state.is_active())
+            .collect();
+        alerts.sort_by_key(|a| (!a.state.is_active(), a.severity, a.first_seen, a.id));
+        Ok(alerts)
+    }
+
+    // ---- silences ----
+
+    pub fn add_silence(
+        &self,
+        scope: SilenceScope,
+        duration: SignedDuration,
+        reason: &str,
+        by: &str,
+    ) -> Result<Silence, EngineError> {
+        if reason.trim().is_empty() {
+            return Err(EngineError::Invalid("a silence needs a reason".into()));
+        }
+        if duration <= SignedDuration::ZERO {
+            return Err(EngineError::Invalid(
+                "a silence needs a positive duration".into(),
+            ));
+        }
+        match &scope {
+            SilenceScope::Clinic(id) if self.storage.clinic(id)?.is_none() => {
+                return Err(EngineError::NotFound(format!("clinic {id}")));
+            }
+            SilenceScope::Agent(id) if self.storage.agent(id)?.is_none() => {
+                return Err(EngineError::NotFound(format!("agent {id}")));
+            }
+            _ => {}
+        }
+        let now = self.now();
+        let ends_at = now
+            .checked_add(duration)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let silence = self.storage.add_silence(|id| Silence {
+            id,
+            scope: scope.clone(),
+            starts_at: now,
+            ends_at,
+            reason: reason.trim().to_owned(),
+            created_by: by.to_owned(),
+        })?;
+        tracing::info!(silence_id = silence.id, scope = ?silence.scope, ends_at = %ends_at, by, "silence added");
+        self.refresh(&scope)?;
+        Ok(silence)
+    }
+
+    /// Silences, oldest first; without `all`, only those not yet over.
+    pub fn silences(&self, all: bool) -> Result<Vec<Silence>, EngineError> {
+        let now = self.now();
+        Ok(self
+            .storage
+            .list_silences()?
+            .into_iter()
+            .filter(|s| all || s.ends_at > now)
+            .collect())
+    }
+
+    pub fn remove_silence(&self, id: u64, by: &str) -> Result<(), EngineError> {
+        let Some(silence) = self
+            .storage
+            .list_silences()?
+            .into_iter()
+            .find(|s| s.id == id)
+        else {
+            return Err(EngineError::NotFound(format!("silence {id}")));
+        };
+        self.storage.remove_silence(id)?;
+        tracing::info!(silence_id = id, by, "silence removed");
+        self.refresh(&silence.scope)
+    }
+
+    /// Re-evaluates what a silence covers, so alerts show (un)silenced at once.
+    fn refresh(&self, scope: &SilenceScope) -> Result<(), EngineError> {
+        match scope {
+            SilenceScope::Agent(id) => {
+                self.evaluate_agent(id)?;
+            }
+            SilenceScope::Clinic(id) => {
+                for agent in self.storage.list_agents(Some(id))? {
+                    self.evaluate_agent(&agent.id)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,232 @@
+//! The alert part of the `Admin` service: listing, acknowledging and resolving alerts,
+//! silences, and clinic tier and rule changes. `admin.rs` routes the RPCs here.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use jiff::SignedDuration;
+use tonic::{Request, Response, Status};
+use vigie_domain::Tier;
+use vigie_proto::v1;
+
+use super::admin::AdminService;
+use super::convert::{alert_to_proto, policy_to_proto, silence_to_proto};
+use super::identity::require_admin;
+use super::{blocking, internal};
+use crate::alerts::alert::SilenceScope;
+use crate::alerts::engine::EngineError;
+use crate::alerts::policy::Family;
+
+/// Longest silence accepted: a maintenance window, not a way to switch alerts off.
+pub const MAX_SILENCE: SignedDuration = SignedDuration::from_hours(24 * 31);
+/// Longest note or reason kept.
+const MAX_NOTE: usize = 1000;
+
+fn status(error: EngineError) -> Status {
+    match error {
+        EngineError::NotFound(what) => Status::not_found(format!("{what} not found")),
+        EngineError::Lifecycle(e) => Status::failed_precondition(e.to_string()),
+        EngineError::Invalid(why) => Status::invalid_argument(why),
+        EngineError::Storage(e) => internal(e),
+    }
+}
+
+fn who(by: &str) -> String {
+    let by = by.trim();
+    if by.is_empty() {
+        "admin".to_owned()
+    } else {
+        by.chars().take(100).collect()
+    }
+}
+
+fn note(text: &str) -> Result<String, Status> {
+    if text.chars().count() > MAX_NOTE {
+        return Err(Status::invalid_argument(format!(
+            "note is longer than {MAX_NOTE} characters"
+        )));
+    }
+    Ok(text.trim().to_owned())
+}
+
+fn families(names: &[String]) -> Result<Vec<Family>, Status> {
+    names
+        .iter()
+        .map(|n| Family::from_str(n).map_err(|e| Status::invalid_argument(e.to_string())))
+        .collect()
+}
+
+impl AdminService {
+    pub(super) async fn do_list_alerts(
+        &self,
+        request: Request<v1::ListAlertsRequest>,
+    ) -> Result<Response<v1::ListAlertsResponse>, Status> {
+        require_admin(&request)?;
+        let req = request.into_inner();
+        let (engine, storage) = (self.state.alerts.clone(), self.state.storage.clone());
+        let alerts = blocking(move || {
+            let filter = req.clinic_id.trim();
+            let filter = (!filter.is_empty()).then_some(filter);
+            if let Some(id) = filter
+                && storage.clinic(id)?.is_none()
+            {
+                return Err(EngineError::NotFound(format!("clinic {id}")));
+            }
+            let clinics: HashMap<_, _> = storage
+                .list_clinics()?
+                .into_iter()
+                .map(|c| (c.id.clone(), c))
+                .collect();
+            let now = engine.now();
+            Ok(engine
+                .list(filter, req.all)?
+                .iter()
+                .map(|a| alert_to_proto(a, clinics.get(&a.clinic_id), now))
+                .collect())
+        })
+        .await?
+        .map_err(status)?;
+        Ok(Response::new(v1::ListAlertsResponse { alerts }))
+    }
+
+    pub(super) async fn do_alert_action(
+        &self,
+        request: Request<v1::AlertActionRequest>,
+        resolve: bool,
+    ) -> Result<Response<v1::Alert>, Status> {
+        require_admin(&request)?;
+        let req = request.into_inner();
+        let text = note(&req.note)?;
+        let by = who(&req.by);
+        let (engine, storage) = (self.state.alerts.clone(), self.state.storage.clone());
+        let alert = blocking(move || {
+            let alert = if resolve {
+                engine.resolve(req.alert_id, &by, &text)?
+            } else {
+                engine.acknowledge(req.alert_id, &by, &text)?
+            };
+            let clinic = storage.clinic(&alert.clinic_id)?;
+            Ok(alert_to_proto(&alert, clinic.as_ref(), engine.now()))
+        })
+        .await?
+        .map_err(status)?;
+        self.durable().await?;
+        Ok(Response::new(alert))
+    }
+
+    pub(super) async fn do_add_silence(
+        &self,
+        request: Request<v1::AddSilenceRequest>,
+    ) -> Result<Response<v1::Silence>, Status> {
+        require_admin(&request)?;
+        let req = request.into_inner();
+        let scope = match (req.clinic_id.trim(), req.agent_id.trim()) {
+            (clinic, "") if !clinic.is_empty() => SilenceScope::Clinic(clinic.to_owned()),
+            ("", agent) if !agent.is_empty() => SilenceScope::Agent(agent.to_owned()),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "a silence covers either a clinic or an agent",
+                ));
+            }
+        };
+        let duration = i64::try_from(req.duration_seconds)
+            .map(SignedDuration::from_secs)
+            .map_err(|_| Status::invalid_argument("silence duration out of range"))?;
+        if duration > MAX_SILENCE {
+            return Err(Status::invalid_argument(format!(
+                "a silence lasts at most {} days",
+                MAX_SILENCE.as_hours() / 24
+            )));
+        }
+        let reason = note(&req.reason)?;
+        let by = who(&req.by);
+        let engine = self.state.alerts.clone();
+        let silence = blocking(move || {
+            let silence = engine.add_silence(scope, duration, &reason, &by)?;
+            Ok(silence_to_proto(&silence, engine.now()))
+        })
+        .await?
+        .map_err(status)?;
+        self.durable().await?;
+        Ok(Response::new(silence))
+    }
+
+    pub(super) async fn do_list_silences(
+        &self,
+        request: Request<v1::ListSilencesRequest>,
+    ) -> Result<Response<v1::ListSilencesResponse>, Status> {
+        require_admin(&request)?;
+        let all = request.into_inner().all;
+        let engine = self.state.alerts.clone();
+        let silences = blocking(move || {
+            let now = engine.now();
+            Ok(engine
+                .silences(all)?
+                .iter()
+                .map(|s| silence_to_proto(s, now))
+                .collect())
+        })
+        .await?
+        .map_err(status)?;
+        Ok(Response::new(v1::ListSilencesResponse { silences }))
+    }
+
+    pub(super) async fn do_remove_silence(
+        &self,
+        request: Request<v1::RemoveSilenceRequest>,
+    ) -> Result<Response<v1::RemoveSilenceResponse>, Status> {
+        require_admin(&request)?;
+        let req = request.into_inner();
+        let by = who(&req.by);
+        let engine = self.state.alerts.clone();
+        blocking(move || engine.remove_silence(req.silence_id, &by))
+            .await?
+            .map_err(status)?;
+        self.durable().await?;
+        Ok(Response::new(v1::RemoveSilenceResponse {}))
+    }
+
+    pub(super) async fn do_set_clinic_tier(
+        &self,
+        request: Request<v1::SetClinicTierRequest>,
+    ) -> Result<Response<v1::ClinicPolicy>, Status> {
+        require_admin(&request)?;
+        let req = request.into_inner();
+        let tier =
+            Tier::from_str(&req.tier).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let by = who(&req.by);
+        let engine = self.state.alerts.clone();
+        let policy = blocking(move || {
+            let (clinic, resolved) = engine.set_tier(req.clinic_id.trim(), tier, &by)?;
+            Ok(policy_to_proto(&clinic, resolved))
+        })
+        .await?
+        .map_err(status)?;
+        self.durable().await?;
+        Ok(Response::new(policy))
+    }
+
+    pub(super) async fn do_set_clinic_rules(
+        &self,
+        request: Request<v1::SetClinicRulesRequest>,
+    ) -> Result<Response<v1::ClinicPolicy>, Status> {
+        require_admin(&request)?;
+        let req = request.into_inner();
+        let (enable, disable, reset) = (
+            families(&req.enable)?,
+            families(&req.disable)?,
+            families(&req.reset)?,
+        );
+        let by = who(&req.by);
+        let engine = self.state.alerts.clone();
+        let policy = blocking(move || {
+            let (clinic, resolved) =
+                engine.set_overrides(req.clinic_id.trim(), &enable, &disable, &reset, &by)?;
+            Ok(policy_to_proto(&clinic, resolved))
+        })
+        .await?
+        .map_err(status)?;
+        self.durable().await?;
+        Ok(Response::new(policy))
+    }
+}
