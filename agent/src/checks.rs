@@ -17,17 +17,20 @@ const CHECK_DEADLINE: Duration = Duration::from_secs(120);
 pub enum Check {
     /// OS, uptime, load, memory, disks.
     System,
+    /// LAN devices: health probes and unknown neighbours.
+    Lan,
     /// Backup results: the spool, the products' own logs, declared jobs.
     Backup,
 }
 
 impl Check {
-    pub const ALL: &'static [Check] = &[Check::System, Check::Backup];
+    pub const ALL: &'static [Check] = &[Check::System, Check::Lan, Check::Backup];
 
     /// Name used in logs and in [`CheckFailure::check`].
     pub fn name(self) -> &'static str {
         match self {
             Check::System => "system",
+            Check::Lan => "lan",
             Check::Backup => "backup",
         }
     }
@@ -36,6 +39,7 @@ impl Check {
     pub fn interval(self, config: &Config) -> Option<Duration> {
         match self {
             Check::System => Some(config.collection.snapshot_interval),
+            Check::Lan => config.lan.check_interval(),
             Check::Backup => Some(config.backup.scan_interval),
         }
     }
@@ -59,6 +63,7 @@ impl Check {
                 Check::System => blocking(facts::system::collect)
                     .await
                     .map(|s| vec![Fact::SystemSnapshot(s)]),
+                Check::Lan => Ok(vec![Fact::Lan(facts::lan::collect(&config.lan).await)]),
                 Check::Backup => {
                     let backup = config.backup.clone();
                     blocking(move || facts::backup::collect(&backup)).await

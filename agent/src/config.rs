@@ -53,13 +53,15 @@ const MIN_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
 const MIN_OUTBOX_BYTES: u64 = 1024 * 1024;
 
 /// Top-level sections this version understands.
-pub const SECTIONS: &[&str] = &["collection", "outbox", "sender", "backup"];
+pub const SECTIONS: &[&str] = &["collection", "outbox", "sender", "lan", "backup"];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     pub collection: CollectionConfig,
     pub outbox: OutboxConfig,
     pub sender: SenderConfig,
+    /// `[lan]`: LAN devices to probe (`facts::lan`).
+    pub lan: crate::facts::lan::LanConfig,
     pub backup: BackupConfig,
 }
 
@@ -247,6 +249,7 @@ fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigErrors> {
         collection: section(&table, "collection", &mut problems),
         outbox: section(&table, "outbox", &mut problems),
         sender: section(&table, "sender", &mut problems),
+        lan: section(&table, "lan", &mut problems),
         backup: section(&table, "backup", &mut problems),
     };
     problems.extend(validate(&config));
@@ -313,6 +316,7 @@ pub fn validate(config: &Config) -> Vec<String> {
             vigie_proto::MAX_REPORTS_PER_BATCH
         ));
     }
+    problems.extend(config.lan.validate());
     let s = &config.sender;
     if s.backoff_initial.is_zero() {
         problems.push("sender.backoff_initial must be more than zero".to_owned());

@@ -3,6 +3,7 @@
 //! [`Report::to_proto`], at the send edge.
 
 pub mod backup;
+pub mod lan;
 pub mod system;
 
 use jiff::Timestamp;
@@ -18,6 +19,8 @@ pub use system::SystemSnapshot;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fact {
     SystemSnapshot(SystemSnapshot),
+    /// One LAN round: device health and unknown neighbours (`facts/lan/`).
+    Lan(lan::LanReport),
     /// Backup runs, declared jobs, unreadable result files (`facts/backup/`).
     Backup(backup::BackupFact),
     /// A check that could not run here: what failed and why.
@@ -38,6 +41,7 @@ impl Fact {
     pub fn kind(&self) -> &'static str {
         match self {
             Fact::SystemSnapshot(_) => "system_snapshot",
+            Fact::Lan(_) => "lan",
             Fact::Backup(_) => "backup",
             Fact::CheckFailure(_) => "check_failure",
         }
@@ -62,6 +66,7 @@ impl Fact {
     fn to_proto(&self) -> v1::report::Payload {
         match self {
             Fact::SystemSnapshot(s) => v1::report::Payload::SystemSnapshot(s.to_proto()),
+            Fact::Lan(l) => v1::report::Payload::Lan(l.to_proto()),
             Fact::Backup(b) => v1::report::Payload::Backup(b.report.to_proto()),
             Fact::CheckFailure(f) => v1::report::Payload::CheckFailure(v1::CheckFailure {
                 check: f.check.clone(),
@@ -113,6 +118,7 @@ impl Serialize for Report {
         map.serialize_entry("kind", self.fact.kind())?;
         match &self.fact {
             Fact::SystemSnapshot(s) => map.serialize_entry(self.fact.kind(), s)?,
+            Fact::Lan(l) => map.serialize_entry(self.fact.kind(), l)?,
             Fact::Backup(b) => map.serialize_entry(self.fact.kind(), b)?,
             Fact::CheckFailure(f) => map.serialize_entry(self.fact.kind(), f)?,
         }
