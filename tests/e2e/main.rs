@@ -1,6 +1,7 @@
 //! End-to-end tests with the real binaries on 127.0.0.1 (see `vigie_tests` for the harness).
 //! Build the binaries first: `cargo build --workspace --bins`.
 
+mod alerts;
 mod backup;
 mod durability;
 mod enrollment;

@@ -2,6 +2,7 @@
 //! binaries on 127.0.0.1 in temporary directories, and a raw gRPC client for messages no
 //! honest agent would send.
 
+pub mod alerts;
 pub mod grpc;
 
 use std::net::{SocketAddr, TcpListener};
