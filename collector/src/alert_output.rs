@@ -253,7 +253,7 @@ impl From<&v1::ClinicPolicy> for PolicyView {
 
 pub fn policy_table(p: &PolicyView) -> String {
     let mut out = format!(
-        "Cabinet {} ({}) : contrat {}\n",
+        "{} ({}) : contrat {}\n",
         p.clinic_name,
         p.clinic_id,
         p.tier.to_uppercase()

@@ -207,3 +207,50 @@ impl AlertsConfig {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `[alerts]` section as an MSP would write it in `collector.toml`.
+    const EXAMPLE: &str = r#"
+evaluate_every_seconds = 60
+clear_evaluations = 2
+
+[backup]
+grace_minutes = 120            # daily job: missing after 26 h
+suspicious_drop_percent = 50
+
+[lan]
+down_after_minutes = 10
+
+[silence]
+server_after_minutes = 30
+workstation_after_minutes = 120
+
+[[software]]
+pattern = "Weda*"
+min_version = "4.2.1"
+
+[[software]]
+pattern = "*Sesam-Vitale*"
+min_version = "1.40.14"
+"#;
+
+    #[test]
+    fn example_parses_and_fills_defaults() {
+        let config: AlertsConfig = toml::from_str(EXAMPLE).expect("parses");
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+        assert_eq!(config.software.len(), 2);
+        assert_eq!(config.os_updates, OsUpdateThresholds::default());
+        let bad = AlertsConfig {
+            clear_evaluations: 0,
+            software: vec![SoftwareReference {
+                pattern: String::new(),
+                min_version: "1".into(),
+            }],
+            ..AlertsConfig::default()
+        };
+        assert_eq!(bad.problems().len(), 2);
+    }
+}
