@@ -756,8 +756,12 @@ impl Storage {
     }
 
     /// Writes alert changes and their events in one transaction: an event exists if and only
-    /// if its change does.
-    pub fn write_alerts(&self, write: &AlertWrite, now: Timestamp) -> Result<(), StorageError> {
+    /// if its change does. Returns the sequence number of the last event written.
+    pub fn write_alerts(
+        &self,
+        write: &AlertWrite,
+        now: Timestamp,
+    ) -> Result<Option<u64>, StorageError> {
         let mut alerts = Vec::with_capacity(write.alerts.len());
         for alert in &write.alerts {
             alerts.push((alert.id.to_be_bytes(), encode("alert", alert)?));
@@ -808,7 +812,7 @@ impl Storage {
                 if let Some(next) = write.next_alert_id {
                     counters.insert("alert", next.to_be_bytes().as_slice())?;
                 }
-                Ok(())
+                Ok((!events.is_empty()).then(|| seq - 1))
             });
         result.map_err(|e| match e {
             TransactionError::Abort(e) => e,

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::{SignedDuration, Timestamp};
+use tokio::sync::watch;
 use vigie_domain::Tier;
 
 use super::alert::{Alert, EventKind, Silence, SilenceScope};
@@ -39,6 +40,8 @@ pub struct AlertEngine {
     clock: Arc<dyn Clock>,
     hours: OpeningHours,
     lock: Mutex<()>,
+    /// The sequence number of the latest alert event written (0: none yet this run).
+    events: watch::Sender<u64>,
 }
 
 impl AlertEngine {
@@ -49,7 +52,21 @@ impl AlertEngine {
             clock,
             hours: OpeningHours::default(),
             lock: Mutex::new(()),
+            events: watch::Sender::new(0),
         }
+    }
+
+    /// Wakes up when alert events are written: a ticket sink reads them with
+    /// `Storage::alert_events_after(its cursor, …)`. The value is the latest sequence number.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.events.subscribe()
+    }
+
+    fn store(&self, write: &AlertWrite, now: Timestamp) -> Result<(), StorageError> {
+        if let Some(seq) = self.storage.write_alerts(write, now)? {
+            self.events.send_replace(seq);
+        }
+        Ok(())
     }
 
     pub fn now(&self) -> Timestamp {
@@ -191,7 +208,7 @@ impl AlertEngine {
             events: changes.events,
             next_alert_id: Some(changes.next_id),
         };
-        self.storage.write_alerts(&write, now)?;
+        self.store(&write, now)?;
         Ok(changed)
     }
 
@@ -207,7 +224,7 @@ impl AlertEngine {
         let _guard = self.guard();
         let now = self.now();
         let alert = lifecycle::acknowledge(&self.alert(id)?, now, by, note)?;
-        self.storage.write_alerts(
+        self.store(
             &AlertWrite {
                 alerts: vec![alert.clone()],
                 events: vec![(EventKind::Acknowledged, false, id)],
@@ -231,7 +248,7 @@ impl AlertEngine {
         let series = self.storage.series(&key)?.unwrap_or_default();
         let now = self.now();
         let (alert, series) = lifecycle::resolve(&alert, &series, now, by, note, &self.params())?;
-        self.storage.write_alerts(
+        self.store(
             &AlertWrite {
                 alerts: vec![alert.clone()],
                 series: vec![(key, series)],
@@ -335,7 +352,7 @@ impl AlertEngine {
         }
         let ids = write.alerts.iter().map(|a| a.id).collect();
         if !write.alerts.is_empty() {
-            self.storage.write_alerts(&write, now)?;
+            self.store(&write, now)?;
         }
         Ok(ids)
     }

@@ -362,3 +362,16 @@ fn silent_server_alerts_and_resolves_when_it_reports_again() {
     w.evaluate();
     assert_eq!(w.alerts(), vec![(1, Rule::AgentSilent, Resolved, 1)]);
 }
+
+#[test]
+fn event_subscribers_wake_up_with_the_latest_sequence() {
+    let w = World::new(Tier::Cmp1, AgentRole::Server);
+    let mut events = w.engine.subscribe();
+    assert_eq!(*events.borrow_and_update(), 0);
+    w.backup(BackupStatus::Failed);
+    w.evaluate();
+    assert!(events.has_changed().expect("engine alive"));
+    assert_eq!(*events.borrow_and_update(), 1);
+    w.engine.acknowledge(1, "marie", "").expect("ack");
+    assert_eq!(*events.borrow_and_update(), 2);
+}

@@ -106,7 +106,14 @@ pub fn fact_from_payload(payload: &v1::report::Payload) -> Option<Fact> {
     use v1::report::Payload;
     Some(match payload {
         Payload::Backup(b) => Fact::Backup {
-            runs: b.runs.iter().filter_map(backup_run).collect(),
+            // A declared job's last known result counts as a run too (recorded once: runs are
+            // keyed by job and end time), so a restarted agent does not look like "never ran".
+            runs: b
+                .runs
+                .iter()
+                .chain(b.declared_jobs.iter().filter_map(|j| j.last_run.as_ref()))
+                .filter_map(backup_run)
+                .collect(),
             declared: b
                 .declared_jobs
                 .iter()
@@ -340,6 +347,39 @@ mod tests {
             nanos: 0,
         };
         assert_eq!(timestamp_from_proto(&absurd), None);
+    }
+
+    #[test]
+    fn backup_payload_becomes_runs_and_declared_jobs() {
+        let ts = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        let run = |job: &str, end| v1::BackupRun {
+            job: job.into(),
+            status: v1::BackupStatus::Failed.into(),
+            finished_at: end,
+            ..v1::BackupRun::default()
+        };
+        let payload = v1::report::Payload::Backup(v1::BackupReport {
+            runs: vec![run("a", ts(10)), run("no-end", None), run(" ", ts(5))],
+            declared_jobs: vec![v1::DeclaredJob {
+                name: "b".into(),
+                every_seconds: 86_400,
+                last_run: Some(run("b", ts(20))),
+                ..v1::DeclaredJob::default()
+            }],
+            ..v1::BackupReport::default()
+        });
+        let Some(Fact::Backup { runs, declared }) = fact_from_payload(&payload) else {
+            panic!("a backup fact");
+        };
+        let jobs: Vec<_> = runs.iter().map(|r| r.job.as_str()).collect();
+        assert_eq!(
+            jobs,
+            ["a", "b"],
+            "runs without an end or a name are dropped"
+        );
+        assert_eq!(runs[0].status, facts::BackupStatus::Failed);
+        assert_eq!(declared.len(), 1);
+        assert_eq!(declared[0].every_seconds, 86_400);
     }
 
     #[test]
