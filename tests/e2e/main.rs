@@ -6,5 +6,6 @@ mod backup;
 mod durability;
 mod enrollment;
 mod isolation;
+mod lan;
 mod limits;
 mod refusals;
