@@ -21,6 +21,9 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add x86_64-pc-windows-gnu >/dev/null
 
+echo "== test peers (snmpd, dcmtk, ...)"
+bash tests/peers.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 
