@@ -15,6 +15,12 @@ snapshot_interval = "1h"
 [sender]
 backoff_initial = "200ms"
 backoff_max = "1s"
+[updates]
+enabled = false
+[antivirus]
+enabled = false
+[software]
+enabled = false
 [backup]
 scan_interval = "2s"
 [[backup.jobs]]

@@ -38,19 +38,38 @@ pub enum JobSource {
     /// JSON result files in the spool (a script, or `vigie-agent backup-result`).
     #[default]
     Spool,
+    /// A robocopy job log (`/LOG:` or `/UNILOG:`).
+    Robocopy,
+    /// The JSON of `restic backup --json` or `restic snapshots --json`, saved by the script.
+    Restic,
+    /// The JSON of `borg create --json` or `borg info --json`, saved by the script.
+    Borg,
+    /// The output of `rsync --stats`, saved by the script.
+    Rsync,
+    /// The Microsoft-Windows-Backup event log (Windows only).
+    WindowsServerBackup,
+    /// The Veeam Agent event log (Windows only).
+    Veeam,
 }
 
 impl JobSource {
     pub fn name(self) -> &'static str {
         match self {
             JobSource::Spool => "spool",
+            JobSource::Robocopy => "robocopy",
+            JobSource::Restic => "restic",
+            JobSource::Borg => "borg",
+            JobSource::Rsync => "rsync",
+            JobSource::WindowsServerBackup => "windows_server_backup",
+            JobSource::Veeam => "veeam",
         }
     }
 
     /// Sources that read a file named by `path`.
     fn needs_path(self) -> bool {
         match self {
-            JobSource::Spool => false,
+            JobSource::Robocopy | JobSource::Restic | JobSource::Borg | JobSource::Rsync => true,
+            JobSource::Spool | JobSource::WindowsServerBackup | JobSource::Veeam => false,
         }
     }
 }

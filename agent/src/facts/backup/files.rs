@@ -44,6 +44,19 @@ pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
     Ok((bytes.len() as u64 <= max).then_some(bytes))
 }
 
+/// Reads the last `max` bytes of a file (logs appended to with `/LOG+` grow without bound).
+pub fn read_tail(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Seek as _, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > max {
+        file.seek(SeekFrom::Start(len - max))?;
+    }
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +71,6 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
         assert_eq!(read_bounded(&path, 3).expect("read"), Some(b"two".to_vec()));
         assert_eq!(read_bounded(&path, 2).expect("read"), None);
+        assert_eq!(read_tail(&path, 2).expect("read"), b"wo");
     }
 }

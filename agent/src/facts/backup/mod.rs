@@ -11,11 +11,18 @@
 //! No per-file line ever leaves the machine: a run carries counts, sizes, status, the
 //! configured target and a short product message.
 
+pub mod borg;
 pub mod declared;
 mod files;
 pub mod ledger;
+pub mod restic;
+pub mod robocopy;
+pub mod rsync;
 pub mod spool;
+pub mod veeam;
 pub mod watch;
+pub mod windows_backup;
+pub mod winevent;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -356,6 +363,12 @@ type NativeReader = fn(&BackupJob) -> Result<Vec<BackupRun>, String>;
 fn native_reader(source: JobSource) -> Option<NativeReader> {
     match source {
         JobSource::Spool => None,
+        JobSource::Robocopy => Some(robocopy::read),
+        JobSource::Restic => Some(restic::read),
+        JobSource::Borg => Some(borg::read),
+        JobSource::Rsync => Some(rsync::read),
+        JobSource::WindowsServerBackup => Some(windows_backup::read),
+        JobSource::Veeam => Some(veeam::read),
     }
 }
 
@@ -424,6 +437,80 @@ mod tests {
         assert_eq!(a.get_version_num(), 7);
         assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
         assert!(stable_id(t2, &[b"a"]) > stable_id(t1, &[b"z"]));
+    }
+
+    fn backups(facts: &[Fact]) -> Vec<&BackupFact> {
+        facts
+            .iter()
+            .filter_map(|f| match f {
+                Fact::Backup(b) => Some(b),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn native_runs_and_spool_files_travel_once_and_feed_the_declared_jobs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/backup/robocopy/en-failed.log"
+        );
+        let text = format!(
+            "[backup]\n[[backup.jobs]]\nname = \"nas\"\nevery = \"24h\"\nsource = \"robocopy\"\npath = {log:?}\n\
+             [[backup.jobs]]\nname = \"usb\"\ndays = [\"mon\"]\nat = \"22:30\"\n\
+             [[backup.jobs]]\nname = \"veeam\"\nevery = \"24h\"\nsource = \"rsync\"\npath = \"/nonexistent/rsync.log\"\n"
+        );
+        let mut config = crate::config::parse_config(&text).expect("valid").backup;
+        config.state_dir = Some(dir.path().to_owned());
+        let spool = spool_dir(&config).expect("spool");
+        std::fs::create_dir_all(&spool).expect("mkdir");
+        std::fs::write(
+            spool.join("usb.json"),
+            br#"{"job":"usb","status":"success"}"#,
+        )
+        .expect("write");
+
+        let facts = collect(&config);
+        let failures: Vec<_> = facts
+            .iter()
+            .filter(|f| matches!(f, Fact::CheckFailure(c) if c.check == "backup.rsync"))
+            .collect();
+        assert_eq!(
+            failures.len(),
+            1,
+            "a missing log is a failure fact: {facts:?}"
+        );
+        let found = backups(&facts);
+        assert_eq!(found.len(), 2, "{found:?}");
+        for fact in &found {
+            let declared = &fact.report.declared_jobs;
+            assert_eq!(declared.len(), 3);
+            assert_eq!(
+                declared[0].last_run.as_ref().map(|r| r.status),
+                Some(BackupStatus::Failed)
+            );
+            assert_eq!(
+                declared[1].last_run.as_ref().map(|r| r.status),
+                Some(BackupStatus::Success)
+            );
+            assert!(declared[2].last_run.is_none(), "never ran");
+        }
+        // Read again before settling: same ids.
+        let again: Vec<Option<Uuid>> = backups(&collect(&config)).iter().map(|b| b.id).collect();
+        assert_eq!(again, found.iter().map(|b| b.id).collect::<Vec<_>>());
+
+        for fact in &found {
+            fact.settle();
+        }
+        assert!(!spool.join("usb.json").exists());
+        let after = collect(&config);
+        assert!(
+            backups(&after).is_empty(),
+            "nothing new, declared list just sent: {after:?}"
+        );
+        let ledger = ledger::Ledger::load(&ledger::path(dir.path())).expect("ledger");
+        assert_eq!(ledger.last_runs["nas"].code, Some(9));
     }
 
     #[test]
