@@ -17,6 +17,8 @@ mod files;
 pub mod ledger;
 pub mod restic;
 pub mod robocopy;
+#[cfg(test)]
+mod robustness;
 pub mod rsync;
 pub mod spool;
 pub mod veeam;
