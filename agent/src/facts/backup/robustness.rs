@@ -37,7 +37,7 @@ fn fixtures() -> Vec<Vec<u8>> {
 
 #[test]
 fn parsers_never_panic_on_damaged_input() {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5649_4749_45);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x0056_4947_4945);
     for original in fixtures() {
         // Truncated anywhere (in steps, to keep the test fast).
         let step = (original.len() / 200).max(1);
