@@ -9,3 +9,4 @@ mod isolation;
 mod lan;
 mod limits;
 mod refusals;
+mod tiers;
