@@ -32,6 +32,37 @@ pub struct CollectorConfig {
     pub limits: Limits,
     /// Alert rules' thresholds and the alert lifecycle (see `alerts/thresholds.rs`).
     pub alerts: AlertsConfig,
+    /// `[bench]`: benchmark-only switches; absent from files `init` writes.
+    #[serde(skip_serializing_if = "BenchSwitches::is_default")]
+    pub bench: BenchSwitches,
+}
+
+/// `[bench]`: switches for `vigie-bench` only (see `docs/PERFORMANCE.md`). The defaults are
+/// the only safe values: with `discard_reports` a report is acknowledged and never stored;
+/// without `fsync` an acknowledged report may not survive a power cut.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BenchSwitches {
+    /// Acknowledge valid reports without storing them: the "no storage" limit. Default false.
+    pub discard_reports: bool,
+    /// `fsync` sled's files after each group-commit flush (`Storage::flush_durably`).
+    /// Default true.
+    pub fsync: bool,
+}
+
+impl Default for BenchSwitches {
+    fn default() -> Self {
+        BenchSwitches {
+            discard_reports: false,
+            fsync: true,
+        }
+    }
+}
+
+impl BenchSwitches {
+    pub fn is_default(&self) -> bool {
+        *self == BenchSwitches::default()
+    }
 }
 
 /// Limits on agent messages, so an oversized message is refused with a status, not allocated.
@@ -61,6 +92,7 @@ impl Default for CollectorConfig {
             admin_listen: default_addr(DEFAULT_ADMIN_LISTEN, 7444),
             limits: Limits::default(),
             alerts: AlertsConfig::default(),
+            bench: BenchSwitches::default(),
         }
     }
 }
@@ -263,6 +295,16 @@ mod tests {
             panic!("expected invalid config");
         };
         assert_eq!(problems.0.len(), 3, "{problems}");
+    }
+
+    #[test]
+    fn bench_switches_are_safe_by_default_and_not_written() {
+        let config = CollectorConfig::default();
+        assert!(config.bench.fsync && !config.bench.discard_reports);
+        assert!(!config.to_toml().expect("serializes").contains("bench"));
+        let text = "[bench]\nfsync = false\n";
+        let parsed = CollectorConfig::from_toml(text, Path::new("x.toml")).expect("parses");
+        assert!(!parsed.bench.fsync && !parsed.bench.discard_reports);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use std::collections::HashSet;
 use std::convert::Infallible;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
@@ -177,6 +178,8 @@ struct Durability {
     dir: PathBuf,
     log: File,
     synced_blobs: Mutex<HashSet<PathBuf>>,
+    /// Benchmark-only switch (`[bench] fsync`): `false` skips the `fsync`s. Default `true`.
+    fsync: AtomicBool,
 }
 
 impl Storage {
@@ -214,6 +217,7 @@ impl Storage {
                 dir: dir.to_owned(),
                 log,
                 synced_blobs: Mutex::new(HashSet::new()),
+                fsync: AtomicBool::new(true),
             }),
         };
         // The files sled just created must survive a power cut too.
@@ -229,12 +233,22 @@ impl Storage {
     pub fn flush_durably(&self) -> Result<usize, StorageError> {
         let flushed = self.db.flush()?;
         let d = &self.durability;
+        if !d.fsync.load(Ordering::Relaxed) {
+            return Ok(flushed);
+        }
         d.log.sync_all().map_err(|source| StorageError::Sync {
             path: d.dir.join("db"),
             source,
         })?;
         self.sync_new_blobs()?;
         Ok(flushed)
+    }
+
+    /// Benchmark only (`[bench] fsync = false`, to measure what the `fsync`s cost): `false`
+    /// makes [`Storage::flush_durably`] stop after sled's own flush, which does not survive a
+    /// power cut. Never turn it off on a real collector.
+    pub fn set_fsync(&self, on: bool) {
+        self.durability.fsync.store(on, Ordering::Relaxed);
     }
 
     fn sync_new_blobs(&self) -> Result<(), StorageError> {

@@ -162,6 +162,13 @@ impl Ingest for IngestService {
                 Err(rejection) => rejected.push(rejection),
             }
         }
+        if self.state.config.bench.discard_reports {
+            // Benchmark only (`[bench] discard_reports`): the same gRPC path, no storage.
+            return Ok(Response::new(ReportAck {
+                stored_ids: accepted.into_iter().map(|r| r.wire_id).collect(),
+                rejected,
+            }));
+        }
         let latest = accepted
             .iter()
             .filter_map(|r| r.snapshot.clone().map(|s| (r.collected_at, s)))

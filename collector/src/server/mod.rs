@@ -171,6 +171,14 @@ pub async fn start_with_clock(
     let storage = tokio::task::spawn_blocking(move || Storage::open(&db_path))
         .await
         .map_err(|_| ServeError::Task("database open"))??;
+    if !config.bench.is_default() {
+        tracing::warn!(
+            discard_reports = config.bench.discard_reports,
+            fsync = config.bench.fsync,
+            "benchmark switches are on: acknowledged reports may be lost"
+        );
+    }
+    storage.set_fsync(config.bench.fsync);
     let flusher_storage = storage.clone();
     let (commit, _flusher) = GroupCommit::spawn(move || flusher_storage.flush_durably().map(drop));
 
