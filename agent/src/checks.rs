@@ -17,6 +17,12 @@ const CHECK_DEADLINE: Duration = Duration::from_secs(120);
 pub enum Check {
     /// OS, uptime, load, memory, disks.
     System,
+    /// Pending OS updates, last install, reboot pending.
+    OsUpdates,
+    /// Antivirus products and their state.
+    Antivirus,
+    /// Watched business software versions.
+    Software,
     /// LAN devices: health probes and unknown neighbours.
     Lan,
     /// Backup results: the spool, the products' own logs, declared jobs.
@@ -24,12 +30,22 @@ pub enum Check {
 }
 
 impl Check {
-    pub const ALL: &'static [Check] = &[Check::System, Check::Lan, Check::Backup];
+    pub const ALL: &'static [Check] = &[
+        Check::System,
+        Check::OsUpdates,
+        Check::Antivirus,
+        Check::Software,
+        Check::Lan,
+        Check::Backup,
+    ];
 
     /// Name used in logs and in [`CheckFailure::check`].
     pub fn name(self) -> &'static str {
         match self {
             Check::System => "system",
+            Check::OsUpdates => "os_updates",
+            Check::Antivirus => "antivirus",
+            Check::Software => "software",
             Check::Lan => "lan",
             Check::Backup => "backup",
         }
@@ -39,6 +55,13 @@ impl Check {
     pub fn interval(self, config: &Config) -> Option<Duration> {
         match self {
             Check::System => Some(config.collection.snapshot_interval),
+            Check::OsUpdates => config.updates.enabled.then_some(config.updates.interval),
+            Check::Antivirus => config
+                .antivirus
+                .enabled
+                .then_some(config.antivirus.interval),
+            Check::Software => (config.software.enabled && !config.software.watch.is_empty())
+                .then_some(config.software.interval),
             Check::Lan => config.lan.check_interval(),
             Check::Backup => Some(config.backup.scan_interval),
         }
@@ -63,6 +86,18 @@ impl Check {
                 Check::System => blocking(facts::system::collect)
                     .await
                     .map(|s| vec![Fact::SystemSnapshot(s)]),
+                Check::OsUpdates => {
+                    let updates = config.updates.clone();
+                    blocking(move || facts::updates::collect(&updates)).await
+                }
+                Check::Antivirus => {
+                    let antivirus = config.antivirus.clone();
+                    blocking(move || facts::antivirus::collect(&antivirus)).await
+                }
+                Check::Software => {
+                    let software = config.software.clone();
+                    blocking(move || facts::software::collect(&software)).await
+                }
                 Check::Lan => Ok(vec![Fact::Lan(facts::lan::collect(&config.lan).await)]),
                 Check::Backup => {
                     let backup = config.backup.clone();

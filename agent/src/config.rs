@@ -53,13 +53,25 @@ const MIN_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
 const MIN_OUTBOX_BYTES: u64 = 1024 * 1024;
 
 /// Top-level sections this version understands.
-pub const SECTIONS: &[&str] = &["collection", "outbox", "sender", "lan", "backup"];
+pub const SECTIONS: &[&str] = &[
+    "collection",
+    "outbox",
+    "sender",
+    "updates",
+    "antivirus",
+    "software",
+    "lan",
+    "backup",
+];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     pub collection: CollectionConfig,
     pub outbox: OutboxConfig,
     pub sender: SenderConfig,
+    pub updates: UpdatesConfig,
+    pub antivirus: AntivirusConfig,
+    pub software: SoftwareConfig,
     /// `[lan]`: LAN devices to probe (`facts::lan`).
     pub lan: crate::facts::lan::LanConfig,
     pub backup: BackupConfig,
@@ -176,6 +188,176 @@ impl Default for BackupConfig {
     }
 }
 
+/// Default interval of the OS update check (`[updates]`).
+pub const DEFAULT_UPDATES_INTERVAL: Duration = Duration::from_secs(6 * 3600);
+/// Default interval of the antivirus check (`[antivirus]`).
+pub const DEFAULT_ANTIVIRUS_INTERVAL: Duration = Duration::from_secs(3600);
+/// Default interval of the business-software inventory (`[software]`).
+pub const DEFAULT_SOFTWARE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// Default deadline of one external command of these checks (`apt-get -s`, PowerShell...).
+pub const DEFAULT_CHECK_COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
+/// These checks start programs; more often than this would cost the clinic PC for nothing.
+const MIN_SLOW_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+/// A command must end before the check's own deadline (120 s) to report its own failure.
+const MAX_CHECK_COMMAND_TIMEOUT: Duration = Duration::from_secs(110);
+
+/// `[updates]`: pending OS updates, last install, reboot pending (apt, dnf, Windows Update).
+///
+/// ```toml
+/// [updates]
+/// enabled = true
+/// interval = "6h"
+/// command_timeout = "90s"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpdatesConfig {
+    pub enabled: bool,
+    #[serde(with = "duration_text")]
+    pub interval: Duration,
+    /// Deadline of each command the check runs.
+    #[serde(with = "duration_text")]
+    pub command_timeout: Duration,
+}
+
+impl Default for UpdatesConfig {
+    fn default() -> Self {
+        UpdatesConfig {
+            enabled: true,
+            interval: DEFAULT_UPDATES_INTERVAL,
+            command_timeout: DEFAULT_CHECK_COMMAND_TIMEOUT,
+        }
+    }
+}
+
+/// `[antivirus]`: Defender, Security Center products, ClamAV.
+///
+/// ```toml
+/// [antivirus]
+/// enabled = true
+/// interval = "1h"
+/// command_timeout = "90s"
+/// clamav_db_dir = "/var/lib/clamav"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AntivirusConfig {
+    pub enabled: bool,
+    #[serde(with = "duration_text")]
+    pub interval: Duration,
+    #[serde(with = "duration_text")]
+    pub command_timeout: Duration,
+    /// Where freshclam keeps the ClamAV databases (Linux).
+    pub clamav_db_dir: std::path::PathBuf,
+}
+
+impl Default for AntivirusConfig {
+    fn default() -> Self {
+        AntivirusConfig {
+            enabled: true,
+            interval: DEFAULT_ANTIVIRUS_INTERVAL,
+            command_timeout: DEFAULT_CHECK_COMMAND_TIMEOUT,
+            clamav_db_dir: std::path::PathBuf::from("/var/lib/clamav"),
+        }
+    }
+}
+
+/// `[software]`: versions of the watched business software (practice management, imaging
+/// viewers, Sesam-Vitale / CPS card software). Only installed-program names and versions are
+/// read, never anything from those programs' data folders.
+///
+/// ```toml
+/// [software]
+/// interval = "24h"
+/// [[software.watch]]
+/// name = "Weda"            # reported name
+/// pattern = "weda*"        # glob on the installed program's name, case-insensitive
+/// [[software.watch]]
+/// name = "Sesam-Vitale"
+/// pattern = "*sesam*vitale*"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SoftwareConfig {
+    pub enabled: bool,
+    #[serde(with = "duration_text")]
+    pub interval: Duration,
+    #[serde(with = "duration_text")]
+    pub command_timeout: Duration,
+    pub watch: Vec<WatchEntry>,
+}
+
+/// One watched program: `pattern` is a case-insensitive glob (`*`, `?`) on the installed name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchEntry {
+    pub name: String,
+    pub pattern: String,
+}
+
+impl Default for SoftwareConfig {
+    fn default() -> Self {
+        SoftwareConfig {
+            enabled: true,
+            interval: DEFAULT_SOFTWARE_INTERVAL,
+            command_timeout: DEFAULT_CHECK_COMMAND_TIMEOUT,
+            watch: Vec::new(),
+        }
+    }
+}
+
+/// Problems of `[updates]`, `[antivirus]` and `[software]`.
+fn slow_check_problems(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (section, interval, timeout) in [
+        (
+            "updates",
+            config.updates.interval,
+            config.updates.command_timeout,
+        ),
+        (
+            "antivirus",
+            config.antivirus.interval,
+            config.antivirus.command_timeout,
+        ),
+        (
+            "software",
+            config.software.interval,
+            config.software.command_timeout,
+        ),
+    ] {
+        if interval < MIN_SLOW_CHECK_INTERVAL {
+            problems.push(format!(
+                "{section}.interval = {} is below the minimum of {}",
+                humantime::format_duration(interval),
+                humantime::format_duration(MIN_SLOW_CHECK_INTERVAL),
+            ));
+        }
+        if timeout.is_zero() || timeout > MAX_CHECK_COMMAND_TIMEOUT {
+            problems.push(format!(
+                "{section}.command_timeout = {} must be more than zero and at most {}",
+                humantime::format_duration(timeout),
+                humantime::format_duration(MAX_CHECK_COMMAND_TIMEOUT),
+            ));
+        }
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, entry) in config.software.watch.iter().enumerate() {
+        if entry.name.trim().is_empty() {
+            problems.push(format!("software.watch[{i}]: name is empty"));
+        } else if !names.insert(entry.name.to_lowercase()) {
+            problems.push(format!(
+                "software.watch[{i}]: name {:?} is listed twice",
+                entry.name
+            ));
+        }
+        if entry.pattern.trim().is_empty() {
+            problems.push(format!("software.watch[{i}]: pattern is empty"));
+        }
+    }
+    problems
+}
+
 /// Every problem found in one configuration text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<String>);
@@ -249,6 +431,9 @@ fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigErrors> {
         collection: section(&table, "collection", &mut problems),
         outbox: section(&table, "outbox", &mut problems),
         sender: section(&table, "sender", &mut problems),
+        updates: section(&table, "updates", &mut problems),
+        antivirus: section(&table, "antivirus", &mut problems),
+        software: section(&table, "software", &mut problems),
         lan: section(&table, "lan", &mut problems),
         backup: section(&table, "backup", &mut problems),
     };
@@ -317,6 +502,7 @@ pub fn validate(config: &Config) -> Vec<String> {
         ));
     }
     problems.extend(config.lan.validate());
+    problems.extend(slow_check_problems(config));
     let s = &config.sender;
     if s.backoff_initial.is_zero() {
         problems.push("sender.backoff_initial must be more than zero".to_owned());
@@ -434,6 +620,42 @@ mod tests {
             errors[0].starts_with("unknown section [future]"),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn slow_checks_have_named_defaults_and_are_validated() {
+        let config = parse_config("[[software.watch]]\nname = \"Weda\"\npattern = \"weda*\"\n")
+            .expect("valid config");
+        assert_eq!(config.updates.interval, DEFAULT_UPDATES_INTERVAL);
+        assert_eq!(config.antivirus.interval, DEFAULT_ANTIVIRUS_INTERVAL);
+        assert_eq!(config.software.interval, DEFAULT_SOFTWARE_INTERVAL);
+        assert_eq!(config.software.watch[0].pattern, "weda*");
+        let text = r#"
+            [updates]
+            interval = "5s"
+            [antivirus]
+            command_timeout = "10m"
+            [[software.watch]]
+            name = "Weda"
+            pattern = ""
+            [[software.watch]]
+            name = "weda"
+            pattern = "x"
+        "#;
+        let errors = parse_config(text).expect_err("invalid config").0;
+        let expect = [
+            "updates.interval = 5s is below",
+            "antivirus.command_timeout = 10m must be",
+            "software.watch[0]: pattern is empty",
+            "software.watch[1]: name \"weda\" is listed twice",
+        ];
+        assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+        for expected in expect {
+            assert!(
+                errors.iter().any(|e| e.starts_with(expected)),
+                "{expected:?} in {errors:#?}"
+            );
+        }
     }
 
     #[test]

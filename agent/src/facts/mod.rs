@@ -2,9 +2,13 @@
 //! and collection time. These are the agent's own types; the protobuf types appear only in
 //! [`Report::to_proto`], at the send edge.
 
+pub mod antivirus;
 pub mod backup;
 pub mod lan;
+pub mod ps_json;
+pub mod software;
 pub mod system;
+pub mod updates;
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -23,6 +27,12 @@ pub enum Fact {
     Lan(lan::LanReport),
     /// Backup runs, declared jobs, unreadable result files (`facts/backup/`).
     Backup(backup::BackupFact),
+    /// Pending OS updates, last install, reboot pending (`facts/updates/`).
+    OsUpdates(updates::OsUpdateStatus),
+    /// Antivirus products found and their state, or none (`facts/antivirus/`).
+    Antivirus(antivirus::AntivirusStatus),
+    /// Watched business software and its versions (`facts/software/`).
+    Software(software::SoftwareInventory),
     /// A check that could not run here: what failed and why.
     CheckFailure(CheckFailure),
 }
@@ -43,6 +53,9 @@ impl Fact {
             Fact::SystemSnapshot(_) => "system_snapshot",
             Fact::Lan(_) => "lan",
             Fact::Backup(_) => "backup",
+            Fact::OsUpdates(_) => "os_updates",
+            Fact::Antivirus(_) => "antivirus",
+            Fact::Software(_) => "software",
             Fact::CheckFailure(_) => "check_failure",
         }
     }
@@ -68,11 +81,22 @@ impl Fact {
             Fact::SystemSnapshot(s) => v1::report::Payload::SystemSnapshot(s.to_proto()),
             Fact::Lan(l) => v1::report::Payload::Lan(l.to_proto()),
             Fact::Backup(b) => v1::report::Payload::Backup(b.report.to_proto()),
+            Fact::OsUpdates(u) => v1::report::Payload::OsUpdates(u.to_proto()),
+            Fact::Antivirus(a) => v1::report::Payload::Antivirus(a.to_proto()),
+            Fact::Software(s) => v1::report::Payload::Software(s.to_proto()),
             Fact::CheckFailure(f) => v1::report::Payload::CheckFailure(v1::CheckFailure {
                 check: f.check.clone(),
                 error: f.error.clone(),
             }),
         }
+    }
+}
+
+/// A timestamp as protobuf carries it.
+pub(crate) fn proto_timestamp(t: &Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: t.subsec_nanosecond(),
     }
 }
 
@@ -120,6 +144,9 @@ impl Serialize for Report {
             Fact::SystemSnapshot(s) => map.serialize_entry(self.fact.kind(), s)?,
             Fact::Lan(l) => map.serialize_entry(self.fact.kind(), l)?,
             Fact::Backup(b) => map.serialize_entry(self.fact.kind(), b)?,
+            Fact::OsUpdates(u) => map.serialize_entry(self.fact.kind(), u)?,
+            Fact::Antivirus(a) => map.serialize_entry(self.fact.kind(), a)?,
+            Fact::Software(s) => map.serialize_entry(self.fact.kind(), s)?,
             Fact::CheckFailure(f) => map.serialize_entry(self.fact.kind(), f)?,
         }
         map.end()

@@ -1,0 +1,191 @@
+//! Antivirus state: Microsoft Defender (`Get-MpComputerStatus`) and the products registered
+//! with Windows Security Center on Windows, ClamAV on Linux. Finding none is a fact of its own
+//! (`none_found`), but only when some source answered: when every source failed, the failures
+//! are the facts and nothing is claimed.
+
+pub mod clamav;
+pub mod defender;
+pub mod security_center;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use vigie_proto::v1;
+
+use crate::config::AntivirusConfig;
+use crate::facts::{CheckFailure, Fact, proto_timestamp};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AntivirusStatus {
+    pub products: Vec<AntivirusProduct>,
+    /// True when the sources that answered found no product at all.
+    pub none_found: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AntivirusProduct {
+    pub name: String,
+    /// `defender`, `security_center` or `clamav`.
+    pub source: String,
+    pub enabled: bool,
+    pub realtime_protection: Option<bool>,
+    pub signatures_up_to_date: Option<bool>,
+    pub signature_version: String,
+    pub signatures_updated_at: Option<Timestamp>,
+    pub engine_version: String,
+    pub service_running: Option<bool>,
+}
+
+impl AntivirusStatus {
+    pub fn to_proto(&self) -> v1::AntivirusStatus {
+        v1::AntivirusStatus {
+            products: self
+                .products
+                .iter()
+                .map(|p| v1::AntivirusProduct {
+                    name: p.name.clone(),
+                    source: p.source.clone(),
+                    enabled: p.enabled,
+                    realtime_protection: p.realtime_protection,
+                    signatures_up_to_date: p.signatures_up_to_date,
+                    signature_version: p.signature_version.clone(),
+                    signatures_updated_at: p.signatures_updated_at.as_ref().map(proto_timestamp),
+                    engine_version: p.engine_version.clone(),
+                    service_running: p.service_running,
+                })
+                .collect(),
+            none_found: self.none_found,
+        }
+    }
+}
+
+/// What one source said: the products it found (maybe none), or why it could not say.
+pub type SourceResult = Result<Vec<AntivirusProduct>, String>;
+
+/// Merges the sources' answers into the facts to report.
+pub fn merge(sources: Vec<(&str, SourceResult)>) -> Vec<Fact> {
+    let mut products = Vec::new();
+    let mut failures = Vec::new();
+    let mut answered = false;
+    for (source, result) in sources {
+        match result {
+            Ok(found) => {
+                answered = true;
+                products.extend(found);
+            }
+            Err(error) => failures.push(Fact::CheckFailure(CheckFailure {
+                check: format!("antivirus.{source}"),
+                error,
+            })),
+        }
+    }
+    let mut facts = Vec::new();
+    if answered || !products.is_empty() {
+        facts.push(Fact::Antivirus(AntivirusStatus {
+            none_found: products.is_empty(),
+            products,
+        }));
+    }
+    facts.extend(failures);
+    facts
+}
+
+/// Asks every source of this OS. Blocking: run it on the blocking pool.
+pub fn collect(config: &AntivirusConfig) -> Vec<Fact> {
+    #[cfg(windows)]
+    let sources = vec![
+        ("defender", defender::collect(config)),
+        ("security_center", security_center::collect(config)),
+    ];
+    #[cfg(not(windows))]
+    let sources = vec![("clamav", clamav::collect(config))];
+    merge(sources)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product(name: &str) -> AntivirusProduct {
+        AntivirusProduct {
+            name: name.to_owned(),
+            ..AntivirusProduct::default()
+        }
+    }
+
+    /// (antivirus fact present, none_found, number of products, failures).
+    fn check(sources: Vec<(&str, SourceResult)>, expected: (bool, bool, usize, Vec<&str>)) {
+        let facts = merge(sources);
+        let status = facts.iter().find_map(|f| match f {
+            Fact::Antivirus(a) => Some(a),
+            _ => None,
+        });
+        let failures: Vec<&str> = facts
+            .iter()
+            .filter_map(|f| match f {
+                Fact::CheckFailure(c) => Some(c.check.as_str()),
+                _ => None,
+            })
+            .collect();
+        let got = (
+            status.is_some(),
+            status.is_some_and(|s| s.none_found),
+            status.map_or(0, |s| s.products.len()),
+            failures,
+        );
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn merging_sources() {
+        check(vec![("clamav", Ok(vec![]))], (true, true, 0, vec![]));
+        check(
+            vec![("clamav", Ok(vec![product("ClamAV")]))],
+            (true, false, 1, vec![]),
+        );
+        check(
+            vec![
+                ("defender", Err("x".into())),
+                ("security_center", Err("y".into())),
+            ],
+            (
+                false,
+                false,
+                0,
+                vec!["antivirus.defender", "antivirus.security_center"],
+            ),
+        );
+        check(
+            vec![
+                ("defender", Err("no Defender".into())),
+                ("security_center", Ok(vec![product("ESET")])),
+            ],
+            (true, false, 1, vec!["antivirus.defender"]),
+        );
+        check(
+            vec![
+                ("defender", Err("no Defender".into())),
+                ("security_center", Ok(vec![])),
+            ],
+            (true, true, 0, vec!["antivirus.defender"]),
+        );
+    }
+
+    #[test]
+    fn proto_keeps_optional_fields() {
+        let status = AntivirusStatus {
+            products: vec![AntivirusProduct {
+                realtime_protection: Some(false),
+                signatures_updated_at: Some(Timestamp::from_second(1_709_712_000).expect("ts")),
+                ..product("Defender")
+            }],
+            none_found: false,
+        };
+        let p = &status.to_proto().products[0];
+        assert_eq!(p.realtime_protection, Some(false));
+        assert_eq!(p.signatures_up_to_date, None);
+        assert_eq!(
+            p.signatures_updated_at.as_ref().map(|t| t.seconds),
+            Some(1_709_712_000)
+        );
+    }
+}
