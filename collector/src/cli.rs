@@ -51,6 +51,12 @@ pub enum Command {
     /// Maintenance windows: alerts are recorded, marked silenced, and not escalated.
     #[command(subcommand)]
     Silence(SilenceCommand),
+    /// Tickets: each alert's escalation to each ticket system, and its state (--all: solved
+    /// and cancelled ones too).
+    Tickets(TicketsArgs),
+    /// Ticket systems (`[[escalation.sinks]]` in collector.toml).
+    #[command(subcommand)]
+    Escalation(EscalationCommand),
     /// Run a throwaway collector with one clinic per tier and a local agent each, printing
     /// what they report until ctrl-c (uses `vigie-agent` from this binary's directory).
     Demo,
@@ -266,6 +272,30 @@ pub enum SilenceCommand {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct TicketsArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// Solved and cancelled escalations too.
+    #[arg(long)]
+    pub all: bool,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EscalationCommand {
+    /// Send a test ticket through one sink now; prints its id there.
+    Test {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// The sink's name in `[[escalation.sinks]]`.
+        #[arg(long, value_name = "NAME")]
+        sink: String,
+    },
+}
+
 impl Command {
     /// The data directory every command takes.
     /// The data directory the command works on; `demo` makes its own.
@@ -274,6 +304,8 @@ impl Command {
             Command::Demo => return None,
             Command::Init(args) => &args.dir.data_dir,
             Command::Serve(dir) | Command::Agents(AgentsArgs { dir, .. }) => &dir.data_dir,
+            Command::Tickets(TicketsArgs { dir, .. })
+            | Command::Escalation(EscalationCommand::Test { dir, .. }) => &dir.data_dir,
             Command::Alerts(AlertsArgs {
                 action: Some(AlertAction::Ack(a) | AlertAction::Resolve(a)),
                 ..

@@ -15,13 +15,16 @@ use vigie_proto::v1::{
 use crate::alert_output::{
     AlertView, PolicyView, SilenceView, alerts_table, policy_table, silences_table,
 };
+use crate::cli::EscalationCommand;
 use crate::cli::{
     AgentCommand, AgentsArgs, AlertAction, AlertsArgs, ClinicCommand, Command, InitArgs,
     SilenceCommand, TokenCommand,
 };
 use crate::config::DataDir;
 use crate::output::{AgentView, ClinicView, agents_table, clinics_table};
+use crate::ticket_output::{TicketView, tickets_table};
 use crate::{admin_client, init, server};
+use vigie_proto::v1::{ListEscalationsRequest, TestEscalationRequest};
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     let Some(dir) = command.data_dir() else {
@@ -92,6 +95,18 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Alerts(args) => run_alerts(&data_dir, args).await,
         Command::Silence(command) => run_silence(&data_dir, command).await,
+        Command::Tickets(args) => run_tickets(&data_dir, args.all, args.json).await,
+        Command::Escalation(EscalationCommand::Test { sink, .. }) => {
+            let mut admin = admin_client::connect(&data_dir).await?;
+            let sent = admin
+                .test_escalation(TestEscalationRequest { sink })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            println!("{}", sent.ticket_id);
+            eprintln!("ticket de test envoyé à {} : {}", sent.sink, sent.ticket_id);
+            Ok(())
+        }
         Command::Clinic(ClinicCommand::SetTier {
             clinic_id,
             tier,
@@ -238,6 +253,22 @@ async fn run_alerts(data_dir: &DataDir, args: AlertsArgs) -> anyhow::Result<()> 
     .map_err(status_error)?
     .into_inner();
     print!("{}", alerts_table(&[AlertView::from(&alert)]));
+    Ok(())
+}
+
+async fn run_tickets(data_dir: &DataDir, all: bool, json: bool) -> anyhow::Result<()> {
+    let mut admin = admin_client::connect(data_dir).await?;
+    let answer = admin
+        .list_escalations(ListEscalationsRequest { all })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let views: Vec<_> = answer.escalations.iter().map(TicketView::from).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&views)?);
+    } else {
+        print!("{}", tickets_table(&views, &answer.sinks));
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod escalation;
 pub mod facts;
 pub mod group_commit;
 pub mod init;
@@ -21,6 +22,7 @@ pub mod output;
 pub mod pki;
 pub mod server;
 pub mod storage;
+pub mod ticket_output;
 
 /// Logs to stderr, filtered by `VIGIE_LOG` (default `default_level`).
 pub fn init_logging(default_level: &str) {

@@ -927,6 +927,82 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
+// ---- escalations (issue 6): `escalations` (alert id big-endian ‖ sink name → Escalation),
+// `escalation_meta` ("cursor" → last alert event sequence taken into account) ----
+
+impl Storage {
+    fn escalation_trees(&self) -> Result<(sled::Tree, sled::Tree), StorageError> {
+        Ok((
+            self.db.open_tree("escalations")?,
+            self.db.open_tree("escalation_meta")?,
+        ))
+    }
+
+    fn escalation_key(alert_id: u64, sink: &str) -> Vec<u8> {
+        let mut key = alert_id.to_be_bytes().to_vec();
+        key.extend_from_slice(sink.as_bytes());
+        key
+    }
+
+    /// The sequence number of the last alert event the escalation worker took into account.
+    pub fn escalation_cursor(&self) -> Result<u64, StorageError> {
+        let (_, meta) = self.escalation_trees()?;
+        Ok(meta.get("cursor")?.map_or(0, |v| read_u64(&v)))
+    }
+
+    /// Stores escalation records and, when given, moves the cursor, in one transaction: an
+    /// event is taken into account exactly once.
+    pub fn write_escalations(
+        &self,
+        records: &[crate::escalation::queue::Escalation],
+        cursor: Option<u64>,
+    ) -> Result<(), StorageError> {
+        let mut encoded = Vec::with_capacity(records.len());
+        for r in records {
+            encoded.push((
+                Self::escalation_key(r.alert_id, &r.sink),
+                encode("escalation", r)?,
+            ));
+        }
+        let (tree, meta) = self.escalation_trees()?;
+        let result: Result<(), TransactionError<Infallible>> =
+            (&tree, &meta).transaction(|(tree, meta)| {
+                for (key, value) in &encoded {
+                    tree.insert(key.as_slice(), value.as_slice())?;
+                }
+                if let Some(cursor) = cursor {
+                    meta.insert("cursor", cursor.to_be_bytes().as_slice())?;
+                }
+                Ok(())
+            });
+        result.map_err(|e| match e {
+            TransactionError::Abort(never) => match never {},
+            TransactionError::Storage(e) => StorageError::Sled(e),
+        })
+    }
+
+    pub fn escalation(
+        &self,
+        alert_id: u64,
+        sink: &str,
+    ) -> Result<Option<crate::escalation::queue::Escalation>, StorageError> {
+        let (tree, _) = self.escalation_trees()?;
+        tree.get(Self::escalation_key(alert_id, sink))?
+            .map(|v| decode("escalation", &v))
+            .transpose()
+    }
+
+    /// Every escalation record, by alert id then sink name.
+    pub fn list_escalations(
+        &self,
+    ) -> Result<Vec<crate::escalation::queue::Escalation>, StorageError> {
+        let (tree, _) = self.escalation_trees()?;
+        tree.iter()
+            .map(|item| decode("escalation", &item?.1))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

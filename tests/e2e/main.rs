@@ -5,6 +5,7 @@ mod alerts;
 mod backup;
 mod durability;
 mod enrollment;
+mod escalation;
 mod isolation;
 mod lan;
 mod limits;

@@ -258,6 +258,20 @@ impl Admin for AdminService {
     ) -> Result<Response<v1::ClinicPolicy>, Status> {
         self.do_set_clinic_rules(request).await
     }
+
+    async fn list_escalations(
+        &self,
+        request: Request<v1::ListEscalationsRequest>,
+    ) -> Result<Response<v1::ListEscalationsResponse>, Status> {
+        self.do_list_escalations(request).await
+    }
+
+    async fn test_escalation(
+        &self,
+        request: Request<v1::TestEscalationRequest>,
+    ) -> Result<Response<v1::TestEscalationResponse>, Status> {
+        self.do_test_escalation(request).await
+    }
 }
 
 impl AdminService {

@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod admin_alerts;
+mod admin_escalation;
 pub mod convert;
 pub mod enrollment;
 pub mod identity;
@@ -27,6 +28,7 @@ use crate::alerts::clock::{Clock, SystemClock};
 use crate::alerts::engine::AlertEngine;
 use crate::alerts::evaluator::{self, Evaluator};
 use crate::config::{CollectorConfig, ConfigError, DataDir};
+use crate::escalation::{self, Escalator};
 use crate::group_commit::GroupCommit;
 use crate::pki::{CertificateAuthority, PkiError};
 use crate::storage::{Storage, StorageError};
@@ -43,6 +45,8 @@ pub struct CollectorState {
     pub ca: CertificateAuthority,
     pub alerts: Arc<AlertEngine>,
     pub evaluator: Evaluator,
+    /// Alerts to tickets (issue 6): the queue and the sinks.
+    pub escalation: Arc<Escalator>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +83,8 @@ pub enum ServeError {
     Task(&'static str),
     #[error("final flush failed: {0}")]
     FinalFlush(StorageError),
+    #[error(transparent)]
+    Escalation(#[from] crate::escalation::EscalationError),
 }
 
 /// Runs a storage call on the blocking pool (sled may touch the disk).
@@ -147,6 +153,7 @@ pub async fn start_with_clock(
         ));
     }
     let config = CollectorConfig::load(data_dir)?;
+    let escalation_config = escalation::config::load(data_dir)?;
     let ca_pem = read(data_dir.ca_cert())?;
     let ca = CertificateAuthority::load(&ca_pem, &read(data_dir.ca_key())?)?;
     let server_chain = read(data_dir.server_cert())?;
@@ -197,6 +204,15 @@ pub async fn start_with_clock(
         Duration::from_secs(config.alerts.evaluate_every_seconds.max(1)),
         stopped.clone(),
     );
+    let escalation = Arc::new(Escalator::new(
+        &escalation_config,
+        storage.clone(),
+        commit.clone(),
+        engine.clone(),
+    )?);
+    // Detached: it stops with `stopped`; a ticket operation cut short is retried next start.
+    let _escalation_task =
+        escalation::worker::spawn(escalation.clone(), engine.subscribe(), stopped.clone());
     let state = Arc::new(CollectorState {
         config,
         storage: storage.clone(),
@@ -204,6 +220,7 @@ pub async fn start_with_clock(
         ca,
         alerts: engine,
         evaluator,
+        escalation,
     });
 
     let signal = |mut rx: watch::Receiver<bool>| async move {

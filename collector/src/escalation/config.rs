@@ -1,0 +1,344 @@
+//! The `[escalation]` section of `collector.toml`: graces before a ticket, response SLAs,
+//! retry backoff, and the ticket sinks (`[[escalation.sinks]]`, several at once). Every field
+//! has a named default; `deploy/collector-escalation.toml` is a documented example a test parses.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::alerts::policy::Rule;
+use crate::config::{ConfigError, ConfigProblems};
+
+/// Minutes an alert stays open before its ticket, by severity (a rule's own grace wins).
+pub const DEFAULT_GRACE_CRITICAL_MINUTES: u64 = 0;
+pub const DEFAULT_GRACE_MAJOR_MINUTES: u64 = 30;
+pub const DEFAULT_GRACE_WARNING_MINUTES: u64 = 240;
+/// Rules whose grace differs from their severity's: a failed backup is a ticket at once,
+/// pending updates only after a day (they often install themselves overnight).
+pub const DEFAULT_RULE_GRACES: [(Rule, u64); 6] = [
+    (Rule::BackupFailed, 0),
+    (Rule::BackupMissing, 0),
+    (Rule::OsUpdatesPending, 24 * 60),
+    (Rule::SecurityUpdatesPending, 4 * 60),
+    (Rule::RebootPending, 24 * 60),
+    (Rule::PrinterSupplyLow, 24 * 60),
+];
+/// Response SLAs, in support hours of the tier (`calendar.rs`).
+pub const DEFAULT_SLA_CMP0_HOURS: u64 = 8;
+pub const DEFAULT_SLA_CMP1_HOURS: u64 = 4;
+pub const DEFAULT_SLA_CMP3_HOURS: u64 = 2;
+/// Backoff between attempts on a failing sink: doubles from the first to the largest.
+pub const DEFAULT_RETRY_FIRST_SECONDS: u64 = 30;
+pub const DEFAULT_RETRY_MAX_SECONDS: u64 = 1800;
+/// How long one request to a ticket system may take.
+pub const DEFAULT_SINK_TIMEOUT_SECONDS: u64 = 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EscalationConfig {
+    /// Seconds between two looks at the queue when nothing wakes the worker (graces ending).
+    pub tick_seconds: u64,
+    pub retry_first_seconds: u64,
+    pub retry_max_seconds: u64,
+    pub grace_minutes: SeverityGraces,
+    /// Per rule (`backup_failed = 0`), overriding the severity's grace; merged over
+    /// [`DEFAULT_RULE_GRACES`].
+    pub rule_grace_minutes: BTreeMap<Rule, u64>,
+    pub response_sla_hours: TierSla,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sinks: Vec<SinkConfig>,
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        EscalationConfig {
+            tick_seconds: 30,
+            retry_first_seconds: DEFAULT_RETRY_FIRST_SECONDS,
+            retry_max_seconds: DEFAULT_RETRY_MAX_SECONDS,
+            grace_minutes: SeverityGraces::default(),
+            rule_grace_minutes: BTreeMap::new(),
+            response_sla_hours: TierSla::default(),
+            sinks: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SeverityGraces {
+    pub critical: u64,
+    pub major: u64,
+    pub warning: u64,
+}
+
+impl Default for SeverityGraces {
+    fn default() -> Self {
+        SeverityGraces {
+            critical: DEFAULT_GRACE_CRITICAL_MINUTES,
+            major: DEFAULT_GRACE_MAJOR_MINUTES,
+            warning: DEFAULT_GRACE_WARNING_MINUTES,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TierSla {
+    pub cmp0: u64,
+    pub cmp1: u64,
+    pub cmp3: u64,
+}
+
+impl Default for TierSla {
+    fn default() -> Self {
+        TierSla {
+            cmp0: DEFAULT_SLA_CMP0_HOURS,
+            cmp1: DEFAULT_SLA_CMP1_HOURS,
+            cmp3: DEFAULT_SLA_CMP3_HOURS,
+        }
+    }
+}
+
+/// One ticket system: a name (what `tickets` shows and `escalation test --sink` takes) and
+/// its type with the type's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkConfig {
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: SinkKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SinkKind {
+    Glpi(GlpiConfig),
+    Webhook(WebhookConfig),
+    Email(EmailConfig),
+}
+
+impl SinkKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkKind::Glpi(_) => "glpi",
+            SinkKind::Webhook(_) => "webhook",
+            SinkKind::Email(_) => "email",
+        }
+    }
+}
+
+/// GLPI's REST API (`…/apirest.php`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlpiConfig {
+    /// e.g. `https://glpi.example.re/apirest.php`.
+    pub url: String,
+    /// The API client's App-Token (Configuration > Générale > API).
+    pub app_token: String,
+    /// The technician account's remote access key (user_token).
+    pub user_token: String,
+    /// GLPI entity of a clinic, by clinic id or clinic name.
+    #[serde(default)]
+    pub entities: BTreeMap<String, u64>,
+    /// Entity of clinics not in `entities` (0: the root entity).
+    #[serde(default)]
+    pub default_entity: u64,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+}
+
+/// An HTTP endpoint receiving signed JSON (see the README: "Webhook").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Key of the HMAC-SHA256 signature (`X-Vigie-Signature`).
+    pub secret: String,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, required (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host (and tests).
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailConfig {
+    pub host: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    pub security: SmtpSecurity,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    pub from: String,
+    pub to: Vec<String>,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_timeout() -> u64 {
+    DEFAULT_SINK_TIMEOUT_SECONDS
+}
+
+impl EscalationConfig {
+    /// Every problem, reported at once by `CollectorConfig::validate`.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.tick_seconds == 0 {
+            problems.push("escalation.tick_seconds must be at least 1".to_owned());
+        }
+        if self.retry_first_seconds == 0 || self.retry_max_seconds < self.retry_first_seconds {
+            problems.push(
+                "escalation.retry_first_seconds must be at least 1 and at most retry_max_seconds"
+                    .to_owned(),
+            );
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for sink in &self.sinks {
+            let name = sink.name.trim();
+            let what = format!("escalation sink {name:?}");
+            if name.is_empty() || name.len() > 64 {
+                problems.push("an escalation sink needs a name (1 to 64 characters)".to_owned());
+            }
+            if !names.insert(name.to_owned()) {
+                problems.push(format!("{what} is defined twice"));
+            }
+            let (url, timeout) = match &sink.kind {
+                SinkKind::Glpi(g) => {
+                    if g.app_token.trim().is_empty() || g.user_token.trim().is_empty() {
+                        problems.push(format!("{what}: app_token and user_token are required"));
+                    }
+                    (Some(&g.url), g.timeout_seconds)
+                }
+                SinkKind::Webhook(w) => {
+                    if w.secret.len() < 16 {
+                        problems.push(format!("{what}: secret must be at least 16 characters"));
+                    }
+                    (Some(&w.url), w.timeout_seconds)
+                }
+                SinkKind::Email(e) => {
+                    if e.host.trim().is_empty() {
+                        problems.push(format!("{what}: host is required"));
+                    }
+                    if e.from.parse::<lettre::message::Mailbox>().is_err() {
+                        problems.push(format!("{what}: from {:?} is not an address", e.from));
+                    }
+                    if e.to.is_empty() {
+                        problems.push(format!("{what}: to needs at least one address"));
+                    }
+                    for to in &e.to {
+                        if to.parse::<lettre::message::Mailbox>().is_err() {
+                            problems.push(format!("{what}: to {to:?} is not an address"));
+                        }
+                    }
+                    if e.username.is_empty() != e.password.is_empty() {
+                        problems.push(format!("{what}: username and password go together"));
+                    }
+                    (None, e.timeout_seconds)
+                }
+            };
+            if let Some(url) = url {
+                let ok =
+                    reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+                if !ok {
+                    problems.push(format!("{what}: url must be an http(s) URL"));
+                }
+            }
+            if timeout == 0 {
+                problems.push(format!("{what}: timeout_seconds must be at least 1"));
+            }
+        }
+        problems
+    }
+
+    pub fn sink(&self, name: &str) -> Option<&SinkConfig> {
+        self.sinks.iter().find(|s| s.name == name)
+    }
+}
+
+/// The `[escalation]` section of `DIR/collector.toml`, validated; defaults when absent.
+/// Read on its own so the rest of the collector's configuration stays as it is.
+pub fn load(data_dir: &crate::config::DataDir) -> Result<EscalationConfig, ConfigError> {
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        escalation: EscalationConfig,
+    }
+    let path = data_dir.config();
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let file: File = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.clone(),
+        source: Box::new(source),
+    })?;
+    let problems = file.escalation.problems();
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            path,
+            problems: ConfigProblems(problems),
+        });
+    }
+    Ok(file.escalation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../deploy/collector-escalation.toml");
+
+    #[derive(Deserialize)]
+    struct File {
+        escalation: EscalationConfig,
+    }
+
+    #[test]
+    fn documented_example_parses_and_is_valid() {
+        let file: File = toml::from_str(EXAMPLE).expect("the example parses");
+        let config = file.escalation;
+        assert_eq!(config.problems(), Vec::<String>::new());
+        assert_eq!(config.sinks.len(), 3);
+        assert_eq!(config.rule_grace_minutes[&Rule::BackupFailed], 0);
+        assert_eq!(config.rule_grace_minutes[&Rule::OsUpdatesPending], 1440);
+        let kinds: Vec<_> = config.sinks.iter().map(|s| s.kind.type_name()).collect();
+        assert_eq!(kinds, ["glpi", "webhook", "email"]);
+    }
+
+    #[test]
+    fn empty_section_gives_named_defaults() {
+        let config: EscalationConfig = toml::from_str("").expect("parses");
+        assert_eq!(config, EscalationConfig::default());
+        assert_eq!(config.grace_minutes.major, DEFAULT_GRACE_MAJOR_MINUTES);
+        assert_eq!(config.response_sla_hours.cmp3, DEFAULT_SLA_CMP3_HOURS);
+    }
+
+    #[test]
+    fn every_sink_problem_is_reported() {
+        let text = r#"
+            [[sinks]]
+            name = "a"
+            type = "webhook"
+            url = "ftp://x"
+            secret = "short"
+            [[sinks]]
+            name = "a"
+            type = "email"
+            host = ""
+            security = "starttls"
+            from = "nope"
+            to = []
+        "#;
+        let config: EscalationConfig = toml::from_str(text).expect("parses");
+        let problems = config.problems();
+        assert_eq!(problems.len(), 6, "{problems:#?}");
+    }
+}
