@@ -214,6 +214,21 @@ async fn webhook_tickets_are_signed_followed_up_and_solved() {
     send_as(&collector, &agent0, vec![report]).await;
     let (agent1, id1) = failed_backup(&collector, &cmp1).await;
     let (_a3, id3) = failed_backup(&collector, &cmp3).await;
+    // A clinic in maintenance: its alert is recorded, silenced, and never escalated.
+    let quiet = collector.add_clinic("Cabinet en maintenance", "cmp3");
+    collector
+        .admin(&[
+            "silence",
+            "add",
+            "--clinic",
+            &quiet,
+            "--for",
+            "2h",
+            "--reason",
+            "migration NAS",
+        ])
+        .ok();
+    let (_aq, silenced_id) = failed_backup(&collector, &quiet).await;
 
     let creates = wait(&collector, 20, "two tickets created", || {
         let creates: Vec<Value> = records(&record)
@@ -327,6 +342,11 @@ async fn webhook_tickets_are_signed_followed_up_and_solved() {
     };
     assert_eq!(state_of(id1), Some("solved".into()), "{all:#?}");
     assert_eq!(state_of(id3), Some("open".into()), "{all:#?}");
+    assert_eq!(
+        state_of(silenced_id),
+        None,
+        "a silenced alert does not escalate"
+    );
     let table = collector.admin(&["tickets", "--all"]).ok().stdout;
     assert!(
         table.contains(&format!("#{id3}")) && table.contains("ouvert"),
