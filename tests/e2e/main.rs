@@ -6,6 +6,7 @@ mod backup;
 mod durability;
 mod enrollment;
 mod escalation;
+mod facts;
 mod isolation;
 mod lan;
 mod limits;

@@ -10,6 +10,9 @@ pub mod software;
 pub mod system;
 pub mod updates;
 
+#[cfg(test)]
+mod robustness;
+
 use jiff::Timestamp;
 use serde::Serialize;
 use serde::ser::SerializeMap;

@@ -89,6 +89,17 @@ pub fn merge(sources: Vec<(&str, SourceResult)>) -> Vec<Fact> {
     facts
 }
 
+/// Every parser of this family on raw bytes; for the robustness test and the fuzz targets.
+/// Never panics.
+pub fn parse_all(bytes: &[u8]) {
+    let text = crate::text::decode(bytes);
+    let _ = defender::parse(&text);
+    let _ = defender::interpret_failure(&text);
+    let _ = security_center::parse(&text);
+    let _ = security_center::is_server_without_security_center(&text);
+    let _ = clamav::parse_header(bytes);
+}
+
 /// Asks every source of this OS. Blocking: run it on the blocking pool.
 pub fn collect(config: &AntivirusConfig) -> Vec<Fact> {
     #[cfg(windows)]
@@ -133,6 +144,11 @@ mod tests {
             failures,
         );
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn parsers_never_panic_on_damaged_input() {
+        crate::facts::robustness::check_never_panics("antivirus", parse_all);
     }
 
     #[test]

@@ -81,6 +81,22 @@ fn inventory(config: &SoftwareConfig) -> (&'static str, Result<Vec<Installed>, S
     }
 }
 
+/// Every parser of this family on raw bytes; for the robustness test and the fuzz targets.
+/// Never panics.
+pub fn parse_all(bytes: &[u8]) {
+    let text = crate::text::decode(bytes);
+    let mut installed = dpkg::parse(&text);
+    installed.extend(rpm::parse(&text));
+    installed.extend(windows_registry::parse(&text).unwrap_or_default());
+    // The text as a pattern too: globs from a config must not blow up either.
+    let pattern: String = text.chars().take(64).collect();
+    let watch = [crate::config::WatchEntry {
+        name: "fuzz".to_owned(),
+        pattern,
+    }];
+    let _ = watch::filter(&installed, &watch);
+}
+
 /// Lists the installed programs and keeps the watched ones. Blocking: run it on the blocking
 /// pool.
 pub fn collect(config: &SoftwareConfig) -> Vec<Fact> {
@@ -97,5 +113,13 @@ pub fn collect(config: &SoftwareConfig) -> Vec<Fact> {
             check: format!("software.{source}"),
             error,
         })],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parsers_never_panic_on_damaged_input() {
+        crate::facts::robustness::check_never_panics("software", super::parse_all);
     }
 }

@@ -141,6 +141,24 @@ impl OsUpdateStatus {
     }
 }
 
+/// Every parser of this family on raw bytes as a command or file would give them; for the
+/// robustness test and the fuzz targets. Never panics.
+pub fn parse_all(bytes: &[u8]) {
+    let text = crate::text::decode(bytes);
+    let utc = jiff::tz::TimeZone::UTC;
+    let _ = apt::parse_simulation(&text);
+    let _ = apt::parse_apt_check(&text);
+    let _ = apt::parse_history(&text, &utc);
+    let _ = dnf::parse_check_update(Some(100), &text, &dnf::parse_updateinfo(&text));
+    let _ = dnf::parse_history(&text, &utc);
+    let _ = reboot::debian_reason(reboot::REBOOT_REQUIRED, &text);
+    let _ = reboot::parse_needs_restarting(Some(1), &text);
+    for marker in reboot::WINDOWS_MARKERS {
+        let _ = reboot::marker_present(marker, Some(0), &text);
+    }
+    let _ = windows_update::parse(&text);
+}
+
 /// A source's failure as a fact, e.g. `os_updates.apt`.
 pub(crate) fn failure(source: &str, error: impl std::fmt::Display) -> Fact {
     tracing::debug!(source, %error, "update source failed");
@@ -170,5 +188,13 @@ pub fn collect(config: &UpdatesConfig) -> Vec<Fact> {
                 "no supported package manager found (apt-get, dnf)",
             )]
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parsers_never_panic_on_damaged_input() {
+        crate::facts::robustness::check_never_panics("updates", super::parse_all);
     }
 }

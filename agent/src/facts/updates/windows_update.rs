@@ -186,7 +186,7 @@ pub fn collect(config: &crate::config::UpdatesConfig) -> Vec<crate::facts::Fact>
         .map_err(|e| e.to_string())
         .and_then(|out| {
             if out.success() {
-                parse(&out.stdout_text()).map_err(|e| e.to_string())
+                parse(&out.stdout_text()).map_err(|e| format!("Windows Update search: {e}"))
             } else {
                 Err(format!("Windows Update search: {}", out.failure_summary()))
             }
