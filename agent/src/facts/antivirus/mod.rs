@@ -102,11 +102,16 @@ pub fn parse_all(bytes: &[u8]) {
 
 /// Asks every source of this OS. Blocking: run it on the blocking pool.
 pub fn collect(config: &AntivirusConfig) -> Vec<Fact> {
+    // Side by side: a hung Get-MpComputerStatus must not eat Security Center's time.
     #[cfg(windows)]
-    let sources = vec![
-        ("defender", defender::collect(config)),
-        ("security_center", security_center::collect(config)),
-    ];
+    let sources = std::thread::scope(|scope| {
+        let defender = scope.spawn(|| defender::collect(config));
+        let security_center = security_center::collect(config);
+        let defender = defender
+            .join()
+            .unwrap_or_else(|_| Err("Defender check panicked".to_owned()));
+        vec![("defender", defender), ("security_center", security_center)]
+    });
     #[cfg(not(windows))]
     let sources = vec![("clamav", clamav::collect(config))];
     merge(sources)

@@ -201,7 +201,8 @@ pub fn collect(config: &crate::config::UpdatesConfig) -> Vec<crate::facts::Fact>
         if let Some(value) = marker.value {
             query = query.args(["/v", value]);
         }
-        match query.timeout(std::time::Duration::from_secs(10)).run() {
+        // Short: the three queries and the search must fit in the check's deadline.
+        match query.timeout(std::time::Duration::from_secs(5)).run() {
             Ok(out) => {
                 if reboot::marker_present(marker, out.code, &out.stdout_text()) {
                     reasons.push(marker.reason.to_owned());
