@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::thresholds::AlertsConfig;
+use crate::escalation::EscalationConfig;
 
 /// Name of the configuration file inside the data directory.
 pub const CONFIG_FILE: &str = "collector.toml";
@@ -35,6 +36,10 @@ pub struct CollectorConfig {
     /// `[bench]`: benchmark-only switches; absent from files `init` writes.
     #[serde(skip_serializing_if = "BenchSwitches::is_default")]
     pub bench: BenchSwitches,
+    /// `[escalation]`: alerts to tickets (see `escalation/config.rs` and
+    /// `deploy/collector-escalation.toml`); absent from files `init` writes (no sink, no ticket).
+    #[serde(skip_serializing_if = "EscalationConfig::is_default")]
+    pub escalation: EscalationConfig,
 }
 
 /// `[bench]`: switches for `vigie-bench` only (see `docs/PERFORMANCE.md`). The defaults are
@@ -93,6 +98,7 @@ impl Default for CollectorConfig {
             limits: Limits::default(),
             alerts: AlertsConfig::default(),
             bench: BenchSwitches::default(),
+            escalation: EscalationConfig::default(),
         }
     }
 }
@@ -166,6 +172,7 @@ impl CollectorConfig {
             problems.push("limits.max_reports_per_batch must be at least 1".to_owned());
         }
         problems.extend(self.alerts.problems());
+        problems.extend(self.escalation.problems());
         if self.agent_listen == self.admin_listen && self.agent_listen.port() != 0 {
             problems.push(format!(
                 "agent_listen and admin_listen are the same address ({})",

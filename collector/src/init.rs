@@ -61,6 +61,7 @@ pub fn init(data_dir: &DataDir, options: &InitOptions) -> Result<InitReport, Ini
         limits: Limits::default(),
         alerts: Default::default(),
         bench: Default::default(),
+        escalation: Default::default(),
     };
     config.validate().map_err(InitError::Invalid)?;
     let config_text = config.to_toml()?;

@@ -928,13 +928,16 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 }
 
 // ---- escalations (issue 6): `escalations` (alert id big-endian ‖ sink name → Escalation),
-// `escalation_meta` ("cursor" → last alert event sequence taken into account) ----
+// `escalation_todo` (same keys, empty values: the records with operations left, so the worker
+// does not decode every solved ticket each round), `escalation_meta` ("cursor" → last alert
+// event sequence taken into account) ----
 
 impl Storage {
-    fn escalation_trees(&self) -> Result<(sled::Tree, sled::Tree), StorageError> {
+    fn escalation_trees(&self) -> Result<(sled::Tree, sled::Tree, sled::Tree), StorageError> {
         Ok((
             self.db.open_tree("escalations")?,
             self.db.open_tree("escalation_meta")?,
+            self.db.open_tree("escalation_todo")?,
         ))
     }
 
@@ -946,7 +949,7 @@ impl Storage {
 
     /// The sequence number of the last alert event the escalation worker took into account.
     pub fn escalation_cursor(&self) -> Result<u64, StorageError> {
-        let (_, meta) = self.escalation_trees()?;
+        let (_, meta, _) = self.escalation_trees()?;
         Ok(meta.get("cursor")?.map_or(0, |v| read_u64(&v)))
     }
 
@@ -962,13 +965,19 @@ impl Storage {
             encoded.push((
                 Self::escalation_key(r.alert_id, &r.sink),
                 encode("escalation", r)?,
+                r.has_work(),
             ));
         }
-        let (tree, meta) = self.escalation_trees()?;
+        let (tree, meta, todo) = self.escalation_trees()?;
         let result: Result<(), TransactionError<Infallible>> =
-            (&tree, &meta).transaction(|(tree, meta)| {
-                for (key, value) in &encoded {
+            (&tree, &meta, &todo).transaction(|(tree, meta, todo)| {
+                for (key, value, has_work) in &encoded {
                     tree.insert(key.as_slice(), value.as_slice())?;
+                    if *has_work {
+                        todo.insert(key.as_slice(), &[])?;
+                    } else {
+                        todo.remove(key.as_slice())?;
+                    }
                 }
                 if let Some(cursor) = cursor {
                     meta.insert("cursor", cursor.to_be_bytes().as_slice())?;
@@ -986,7 +995,7 @@ impl Storage {
         alert_id: u64,
         sink: &str,
     ) -> Result<Option<crate::escalation::queue::Escalation>, StorageError> {
-        let (tree, _) = self.escalation_trees()?;
+        let (tree, _, _) = self.escalation_trees()?;
         tree.get(Self::escalation_key(alert_id, sink))?
             .map(|v| decode("escalation", &v))
             .transpose()
@@ -996,10 +1005,24 @@ impl Storage {
     pub fn list_escalations(
         &self,
     ) -> Result<Vec<crate::escalation::queue::Escalation>, StorageError> {
-        let (tree, _) = self.escalation_trees()?;
+        let (tree, _, _) = self.escalation_trees()?;
         tree.iter()
             .map(|item| decode("escalation", &item?.1))
             .collect()
+    }
+
+    /// The escalation records with ticket operations left, by alert id then sink name.
+    pub fn escalations_with_work(
+        &self,
+    ) -> Result<Vec<crate::escalation::queue::Escalation>, StorageError> {
+        let (tree, _, todo) = self.escalation_trees()?;
+        let mut records = Vec::new();
+        for key in todo.iter().keys() {
+            if let Some(value) = tree.get(key?)? {
+                records.push(decode("escalation", &value)?);
+            }
+        }
+        Ok(records)
     }
 }
 

@@ -461,6 +461,123 @@ async fn email_tickets_reach_a_real_smtp_server() {
     );
 }
 
+/// A private CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`:
+/// (ca.pem, server.pem, server.key).
+fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("sign");
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+    std::fs::write(&paths.0, ca.pem()).expect("write");
+    std::fs::write(&paths.1, cert.pem()).expect("write");
+    std::fs::write(&paths.2, key.serialize_pem()).expect("write");
+    paths
+}
+
+fn email_sink(name: &str, port: u16, security: &str, ca: Option<&Path>) -> String {
+    let ca = ca.map_or(String::new(), |p| {
+        format!("ca_file = \"{}\"\n", p.display())
+    });
+    format!(
+        "[[escalation.sinks]]\nname = \"{name}\"\ntype = \"email\"\nhost = \"127.0.0.1\"\n\
+         port = {port}\nsecurity = \"{security}\"\nfrom = \"Vigie <vigie@msp.example>\"\n\
+         to = [\"support@msp.example\"]\ntimeout_seconds = 5\n{ca}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_over_starttls_and_implicit_tls() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = private_ca(tmp.path());
+    let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+    let (starttls_dir, tls_dir) = (tmp.path().join("starttls"), tmp.path().join("tls"));
+    let (starttls_port, tls_port) = (free_port(), free_port());
+    // STARTTLS required before MAIL (aiosmtpd's default once it has a certificate).
+    let _starttls = peer(
+        starttls_port,
+        &[
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{starttls_port}"),
+            "--tlscert",
+            &cert,
+            "--tlskey",
+            &key,
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+            &starttls_dir.to_string_lossy(),
+        ],
+        "STARTTLS SMTP server (python3-aiosmtpd)",
+    );
+    // TLS from the first byte (SMTPS).
+    let _tls = peer(
+        tls_port,
+        &[
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{tls_port}"),
+            "--smtpscert",
+            &cert,
+            "--smtpskey",
+            &key,
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+            &tls_dir.to_string_lossy(),
+        ],
+        "SMTPS server (python3-aiosmtpd)",
+    );
+    let sinks = email_sink("starttls", starttls_port, "starttls", Some(&ca))
+        + &email_sink("tls", tls_port, "tls", Some(&ca))
+        + &email_sink("sans-ca", starttls_port, "starttls", None);
+    let (_dir, collector) = collector(&sinks);
+    let cmp1 = collector.add_clinic("Cabinet sauvegarde", "cmp1");
+    let (_agent, id) = failed_backup(&collector, &cmp1).await;
+    for dir in [&starttls_dir, &tls_dir] {
+        let got = wait(&collector, 20, "the ticket e-mail over TLS", || {
+            mails(dir).into_iter().next()
+        });
+        assert!(
+            got["subject"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(&format!("[vigie:{id}]"))),
+            "{got:#}"
+        );
+    }
+    // Without the private CA the server is not trusted: nothing sent, retried, said why.
+    let refused = wait(&collector, 20, "the untrusted server reported", || {
+        tickets(&collector)
+            .into_iter()
+            .find(|t| t["sink"] == "sans-ca" && t["state"] == "retrying")
+    });
+    assert!(refused["ticket_id"].is_null(), "{refused:#}");
+    assert!(
+        refused["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("UnknownIssuer")),
+        "{refused:#}"
+    );
+    assert_eq!(
+        mails(&starttls_dir).len(),
+        1,
+        "only the trusted sink delivered"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn glpi_ticket_in_the_clinic_entity_followed_up_and_solved() {
     let tmp = tempfile::tempdir().expect("tempdir");

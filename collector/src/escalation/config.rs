@@ -3,11 +3,11 @@
 //! has a named default; `deploy/collector-escalation.toml` is a documented example a test parses.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::policy::Rule;
-use crate::config::{ConfigError, ConfigProblems};
 
 /// Minutes an alert stays open before its ticket, by severity (a rule's own grace wins).
 pub const DEFAULT_GRACE_CRITICAL_MINUTES: u64 = 0;
@@ -143,6 +143,9 @@ pub struct GlpiConfig {
     pub default_entity: u64,
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// PEM file of a private CA to trust besides the system's roots (an internal server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// An HTTP endpoint receiving signed JSON (see the README: "Webhook").
@@ -153,6 +156,9 @@ pub struct WebhookConfig {
     pub secret: String,
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// PEM file of a private CA to trust besides the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// How the SMTP connection is protected.
@@ -181,6 +187,9 @@ pub struct EmailConfig {
     pub to: Vec<String>,
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// PEM file of a private CA to trust besides the system's roots (`starttls`, `tls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_timeout() -> u64 {
@@ -209,6 +218,16 @@ impl EscalationConfig {
             }
             if !names.insert(name.to_owned()) {
                 problems.push(format!("{what} is defined twice"));
+            }
+            let ca_file = match &sink.kind {
+                SinkKind::Glpi(g) => g.ca_file.as_ref(),
+                SinkKind::Webhook(w) => w.ca_file.as_ref(),
+                SinkKind::Email(e) => e.ca_file.as_ref(),
+            };
+            if let Some(path) = ca_file
+                && !path.is_file()
+            {
+                problems.push(format!("{what}: ca_file {} is not a file", path.display()));
             }
             let (url, timeout) = match &sink.kind {
                 SinkKind::Glpi(g) => {
@@ -258,36 +277,13 @@ impl EscalationConfig {
         problems
     }
 
+    pub fn is_default(&self) -> bool {
+        *self == EscalationConfig::default()
+    }
+
     pub fn sink(&self, name: &str) -> Option<&SinkConfig> {
         self.sinks.iter().find(|s| s.name == name)
     }
-}
-
-/// The `[escalation]` section of `DIR/collector.toml`, validated; defaults when absent.
-/// Read on its own so the rest of the collector's configuration stays as it is.
-pub fn load(data_dir: &crate::config::DataDir) -> Result<EscalationConfig, ConfigError> {
-    #[derive(Deserialize)]
-    struct File {
-        #[serde(default)]
-        escalation: EscalationConfig,
-    }
-    let path = data_dir.config();
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let file: File = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-        path: path.clone(),
-        source: Box::new(source),
-    })?;
-    let problems = file.escalation.problems();
-    if !problems.is_empty() {
-        return Err(ConfigError::Invalid {
-            path,
-            problems: ConfigProblems(problems),
-        });
-    }
-    Ok(file.escalation)
 }
 
 #[cfg(test)]
@@ -319,6 +315,21 @@ mod tests {
         assert_eq!(config, EscalationConfig::default());
         assert_eq!(config.grace_minutes.major, DEFAULT_GRACE_MAJOR_MINUTES);
         assert_eq!(config.response_sla_hours.cmp3, DEFAULT_SLA_CMP3_HOURS);
+    }
+
+    #[test]
+    fn collector_toml_reports_escalation_problems_with_the_rest() {
+        let text = "[escalation]\nretry_first_seconds = 0\n";
+        let result =
+            crate::config::CollectorConfig::from_toml(text, std::path::Path::new("x.toml"));
+        let Err(crate::config::ConfigError::Invalid { problems, .. }) = result else {
+            panic!("expected invalid config");
+        };
+        assert!(problems.to_string().contains("retry_first_seconds"), "{problems}");
+        let written = crate::config::CollectorConfig::default()
+            .to_toml()
+            .expect("serializes");
+        assert!(!written.contains("escalation"), "init writes no sink:\n{written}");
     }
 
     #[test]

@@ -239,11 +239,11 @@ impl Policy {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::alerts::alert::{Alert, AlertState};
 
-    fn alert(rule: Rule, severity: Severity) -> Alert {
+    pub(crate) fn alert(rule: Rule, severity: Severity) -> Alert {
         let at: Timestamp = "2026-06-01T06:00:00Z".parse().expect("ts");
         Alert {
             id: 7,
@@ -271,7 +271,7 @@ mod tests {
         }
     }
 
-    fn clinic(tier: Tier) -> Clinic {
+    pub(crate) fn clinic(tier: Tier) -> Clinic {
         Clinic {
             id: "c".into(),
             name: "Cabinet des Lataniers".into(),
@@ -281,7 +281,7 @@ mod tests {
         }
     }
 
-    fn event(kind: EventKind, notify: bool, alert: &Alert) -> AlertEvent {
+    pub(crate) fn event(kind: EventKind, notify: bool, alert: &Alert) -> AlertEvent {
         AlertEvent {
             seq: 1,
             at: alert.last_seen,

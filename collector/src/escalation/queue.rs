@@ -97,6 +97,11 @@ impl Escalation {
         }
     }
 
+    /// Whether ticket operations are left to do.
+    pub fn has_work(&self) -> bool {
+        self.state == EscalationState::Active && !self.pending.is_empty()
+    }
+
     /// When the worker should next try this record, if it has anything to do.
     pub fn due_at(&self) -> Option<Timestamp> {
         let first = self.pending.front()?;
@@ -119,6 +124,42 @@ pub fn backoff(attempts: u32, first: SignedDuration, max: SignedDuration) -> Sig
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerts::alert::{EventKind, Severity};
+    use crate::alerts::policy::Rule;
+    use crate::escalation::config::EscalationConfig;
+    use crate::escalation::policy::Policy;
+    use crate::escalation::policy::tests::{alert, clinic, event};
+    use crate::storage::Storage;
+
+    #[test]
+    fn records_and_cursor_move_together_and_only_work_is_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(&dir.path().join("db")).expect("open");
+        assert_eq!(storage.escalation_cursor().expect("cursor"), 0);
+        let policy = Policy::new(EscalationConfig::default());
+        let a = alert(Rule::BackupFailed, Severity::Critical);
+        let c = clinic(Tier::Cmp1);
+        let opened = event(EventKind::Opened, true, &a);
+        let glpi = policy.on_event(&opened, Some(&c), "glpi", None).expect("glpi");
+        let hook = policy.on_event(&opened, Some(&c), "hook", None).expect("hook");
+        storage
+            .write_escalations(&[glpi.clone(), hook], Some(5))
+            .expect("write");
+        assert_eq!(storage.escalation_cursor().expect("cursor"), 5);
+        assert_eq!(storage.escalations_with_work().expect("todo").len(), 2);
+        let mut done = glpi;
+        done.pending.clear();
+        done.ticket_id = Some("12".into());
+        storage.write_escalations(&[done], None).expect("write");
+        assert_eq!(storage.escalation_cursor().expect("cursor"), 5);
+        let todo = storage.escalations_with_work().expect("todo");
+        assert_eq!(todo.len(), 1);
+        assert_eq!(todo[0].sink, "hook");
+        let stored = storage.escalation(a.id, "glpi").expect("get").expect("present");
+        assert_eq!(stored.ticket_id.as_deref(), Some("12"));
+        assert_eq!(stored.status(Timestamp::now()), "open");
+        assert_eq!(storage.list_escalations().expect("list").len(), 2);
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

@@ -152,7 +152,7 @@ impl Escalator {
     /// Does every due ticket operation; returns when something is next due.
     pub async fn deliver(&self) -> Result<Option<Timestamp>, EscalationError> {
         let storage = self.storage.clone();
-        let records = tokio::task::spawn_blocking(move || storage.list_escalations())
+        let records = tokio::task::spawn_blocking(move || storage.escalations_with_work())
             .await
             .map_err(|_| EscalationError::Task)??;
         let mut failing: HashSet<String> = HashSet::new();
@@ -160,7 +160,7 @@ impl Escalator {
         let mut next: Option<Timestamp> = None;
         let mut later = |at: Timestamp| next = Some(next.map_or(at, |n: Timestamp| n.min(at)));
         for mut record in records {
-            if record.state != EscalationState::Active || record.pending.is_empty() {
+            if !record.has_work() {
                 continue;
             }
             let Some(sink) = self.sink(&record.sink) else {

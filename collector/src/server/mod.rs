@@ -153,7 +153,6 @@ pub async fn start_with_clock(
         ));
     }
     let config = CollectorConfig::load(data_dir)?;
-    let escalation_config = escalation::config::load(data_dir)?;
     let ca_pem = read(data_dir.ca_cert())?;
     let ca = CertificateAuthority::load(&ca_pem, &read(data_dir.ca_key())?)?;
     let server_chain = read(data_dir.server_cert())?;
@@ -205,7 +204,7 @@ pub async fn start_with_clock(
         stopped.clone(),
     );
     let escalation = Arc::new(Escalator::new(
-        &escalation_config,
+        &config.escalation,
         storage.clone(),
         commit.clone(),
         engine.clone(),

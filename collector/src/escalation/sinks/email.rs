@@ -8,9 +8,16 @@ use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::{Lookup, SinkError, TicketSink};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+
+use super::{Lookup, SinkError, TicketSink, read_ca};
 use crate::escalation::config::{EmailConfig, SmtpSecurity};
 use crate::escalation::ticket::{TicketDraft, TicketNote};
+
+/// Default ports: submission with STARTTLS, submission over TLS, plain relay.
+const SUBMISSION_PORT: u16 = 587;
+const SUBMISSIONS_PORT: u16 = 465;
+const SMTP_PORT: u16 = 25;
 
 #[derive(Debug)]
 pub struct EmailSink {
@@ -27,16 +34,20 @@ fn mailbox(text: &str) -> Result<Mailbox, SinkError> {
 impl EmailSink {
     pub fn new(config: &EmailConfig) -> Result<Self, SinkError> {
         let setup = |e: lettre::transport::smtp::Error| SinkError::Config(e.to_string());
+        let tls = || -> Result<TlsParameters, SinkError> {
+            let mut params = TlsParameters::builder(config.host.clone());
+            if let Some(path) = &config.ca_file {
+                params = params.add_root_certificate(
+                    Certificate::from_pem(&read_ca(path)?).map_err(setup)?,
+                );
+            }
+            params.build_rustls().map_err(setup)
+        };
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host);
         let mut builder = match config.security {
-            SmtpSecurity::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host).map_err(setup)?
-            }
-            SmtpSecurity::Tls => {
-                AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host).map_err(setup)?
-            }
-            SmtpSecurity::None => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host).port(25)
-            }
+            SmtpSecurity::Starttls => builder.port(SUBMISSION_PORT).tls(Tls::Required(tls()?)),
+            SmtpSecurity::Tls => builder.port(SUBMISSIONS_PORT).tls(Tls::Wrapper(tls()?)),
+            SmtpSecurity::None => builder.port(SMTP_PORT),
         };
         if let Some(port) = config.port {
             builder = builder.port(port);

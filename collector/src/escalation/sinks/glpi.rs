@@ -51,7 +51,7 @@ impl GlpiSink {
             user_token: config.user_token.clone(),
             entities: config.entities.clone(),
             default_entity: config.default_entity,
-            client: http_client(config.timeout_seconds)?,
+            client: http_client(config.timeout_seconds, config.ca_file.as_deref())?,
             session: Mutex::new(None),
         })
     }

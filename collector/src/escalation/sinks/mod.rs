@@ -142,12 +142,27 @@ pub(crate) fn status_error(status: reqwest::StatusCode, body: &str) -> SinkError
     }
 }
 
-/// An HTTP client on rustls with the process's ring provider and the system's roots.
-pub(crate) fn http_client(timeout_seconds: u64) -> Result<reqwest::Client, SinkError> {
-    reqwest::Client::builder()
+/// The PEM of a sink's `ca_file`.
+pub(crate) fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, SinkError> {
+    std::fs::read(path).map_err(|e| SinkError::Config(format!("ca_file {}: {e}", path.display())))
+}
+
+/// An HTTP client on rustls with the process's ring provider, the system's roots and the
+/// optional private CA.
+pub(crate) fn http_client(
+    timeout_seconds: u64,
+    ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::Client, SinkError> {
+    let mut builder = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(timeout_seconds.max(1)))
         .connect_timeout(std::time::Duration::from_secs(timeout_seconds.clamp(1, 10)))
-        .user_agent(concat!("vigie-collector/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("vigie-collector/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        let ca = reqwest::Certificate::from_pem(&read_ca(path)?)
+            .map_err(|e| SinkError::Config(format!("ca_file {}: {e}", path.display())))?;
+        builder = builder.add_root_certificate(ca);
+    }
+    builder
         .build()
         .map_err(|e| SinkError::Config(e.to_string()))
 }

@@ -55,7 +55,7 @@ impl WebhookSink {
         Ok(WebhookSink {
             url,
             key: hmac::Key::new(hmac::HMAC_SHA256, config.secret.as_bytes()),
-            client: http_client(config.timeout_seconds)?,
+            client: http_client(config.timeout_seconds, config.ca_file.as_deref())?,
         })
     }
 
