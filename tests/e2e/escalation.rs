@@ -583,7 +583,9 @@ async fn glpi_ticket_in_the_clinic_entity_followed_up_and_solved() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let state = tmp.path().join("glpi.json");
     let port = free_port();
-    let _glpi = glpi_mock(port, &state, &[]);
+    // Each GLPI session expires after one API call: solving (a follow-up, then the status)
+    // meets an expired session and must open a new one.
+    let _glpi = glpi_mock(port, &state, &["--session-requests", "1"]);
     let sinks = glpi_sink("glpi", port, "app-token-vigie", 5)
         + &glpi_sink("glpi-mauvais-jeton", port, "pas-le-bon", 5);
     let (_dir, collector) = collector(&sinks);
@@ -681,6 +683,13 @@ async fn glpi_ticket_in_the_clinic_entity_followed_up_and_solved() {
             .is_some_and(|f| f.contains("marie") && f.contains("je regarde"))
     );
     assert!(followups[1].as_str().is_some_and(|f| f.contains("résolue")));
+    let s = glpi_state(&state);
+    assert!(
+        s["rejected"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|c| c == "ERROR_SESSION_TOKEN_INVALID")),
+        "an expired session was met and replaced: {s:#}"
+    );
     let mine = wait(&collector, 10, "the escalation solved", || {
         tickets(&collector)
             .into_iter()

@@ -5,6 +5,7 @@ documentation for the endpoints Vigie uses:
   GET  /apirest.php/initSession        App-Token + "Authorization: user_token T" -> session_token
   GET  /apirest.php/killSession        ends the session
   POST /apirest.php/Ticket             {"input": {...}} -> 201 {"id": N, "message": ""}
+  GET  /apirest.php/Ticket/N/ITILFollowup   the ticket's follow-ups
   POST /apirest.php/Ticket/N/ITILFollowup   {"input": {"itemtype", "items_id", "content"}}
   PUT  /apirest.php/Ticket/N           {"input": {"status": 5}}
   GET  /apirest.php/search/Ticket?criteria[0][field]=1&criteria[0][searchtype]=contains
@@ -15,7 +16,10 @@ ERROR_GLPI_LOGIN_USER_TOKEN; unknown, killed or expired session: 401
 ERROR_SESSION_TOKEN_INVALID. Errors are GLPI's two-element arrays. After each change the
 whole state (tickets, follow-ups, sessions, counters) is written to STATE_FILE for the test.
 
-usage: glpi_mock.py PORT APP_TOKEN USER_TOKEN STATE_FILE [--session-ttl S] [--create-delay S]
+usage: glpi_mock.py PORT APP_TOKEN USER_TOKEN STATE_FILE [--session-ttl S]
+                   [--session-requests N] [--create-delay S]
+  --session-ttl: a session expires S seconds after initSession.
+  --session-requests: a session expires after N API calls (a deterministic expiry).
   --create-delay: store the ticket, then wait S seconds before answering (a lost answer).
 """
 import argparse
@@ -34,6 +38,7 @@ parser.add_argument("app_token")
 parser.add_argument("user_token")
 parser.add_argument("state_file")
 parser.add_argument("--session-ttl", type=float, default=3600.0)
+parser.add_argument("--session-requests", type=int, default=0)
 parser.add_argument("--create-delay", type=float, default=0.0)
 args = parser.parse_args()
 
@@ -45,7 +50,7 @@ state = {
     "rejected": [],
     "searches": 0,
 }
-sessions = {}  # token -> expiry (monotonic)
+sessions = {}  # token -> [expiry (monotonic), API calls left or None]
 
 
 def save():
@@ -73,14 +78,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.answer(status, [code, message])
 
     def body(self):
-        length = int(self.headers.get("Content-Length", "0"))
-        raw = self.rfile.read(length) if length else b""
         try:
-            return json.loads(raw) if raw else {}
+            return json.loads(self.raw) if self.raw else {}
         except ValueError:
             return None
 
     def route(self, method):
+        # Read the body first, whatever the answer: the connection is kept alive.
+        length = int(self.headers.get("Content-Length", "0"))
+        self.raw = self.rfile.read(length) if length else b""
         url = urllib.parse.urlsplit(self.path)
         if not url.path.startswith("/apirest.php/"):
             return self.error(400, "ERROR_BAD_ARRAY", "not the API")
@@ -92,14 +98,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.error(401, "ERROR_GLPI_LOGIN_USER_TOKEN", "wrong user token")
             token = secrets.token_hex(16)
             with lock:
-                sessions[token] = time.monotonic() + args.session_ttl
+                sessions[token] = [
+                    time.monotonic() + args.session_ttl,
+                    args.session_requests or None,
+                ]
                 state["sessions_opened"] += 1
                 save()
             return self.answer(200, {"session_token": token})
         token = self.headers.get("Session-Token", "")
         with lock:
-            expiry = sessions.get(token)
-            valid = expiry is not None and expiry > time.monotonic()
+            session = sessions.get(token)
+            valid = session is not None and session[0] > time.monotonic() \
+                and (session[1] is None or session[1] > 0 or path == "killSession")
+            if valid and session[1] is not None and path != "killSession":
+                session[1] -= 1
         if not valid:
             return self.error(401, "ERROR_SESSION_TOKEN_INVALID", "session_token seems invalid")
         if path == "killSession" and method == "GET":
@@ -123,6 +135,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 time.sleep(args.create_delay)
             return self.answer(201, {"id": new_id, "message": ""})
         match = re.fullmatch(r"Ticket/(\d+)/ITILFollowup", path)
+        if match and method == "GET":
+            with lock:
+                ticket = state["tickets"].get(match.group(1))
+                if ticket is None:
+                    return self.error(404, "ERROR_ITEM_NOT_FOUND", "no such ticket")
+                rows = [
+                    {"id": i + 1, "itemtype": "Ticket", "items_id": ticket["id"], "content": c}
+                    for i, c in enumerate(ticket["followups"])
+                ]
+            return self.answer(200, rows)
         if match and method == "POST":
             body = self.body()
             item = body.get("input") if isinstance(body, dict) else None

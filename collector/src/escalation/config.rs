@@ -325,11 +325,17 @@ mod tests {
         let Err(crate::config::ConfigError::Invalid { problems, .. }) = result else {
             panic!("expected invalid config");
         };
-        assert!(problems.to_string().contains("retry_first_seconds"), "{problems}");
+        assert!(
+            problems.to_string().contains("retry_first_seconds"),
+            "{problems}"
+        );
         let written = crate::config::CollectorConfig::default()
             .to_toml()
             .expect("serializes");
-        assert!(!written.contains("escalation"), "init writes no sink:\n{written}");
+        assert!(
+            !written.contains("escalation"),
+            "init writes no sink:\n{written}"
+        );
     }
 
     #[test]

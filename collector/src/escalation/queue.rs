@@ -140,8 +140,12 @@ mod tests {
         let a = alert(Rule::BackupFailed, Severity::Critical);
         let c = clinic(Tier::Cmp1);
         let opened = event(EventKind::Opened, true, &a);
-        let glpi = policy.on_event(&opened, Some(&c), "glpi", None).expect("glpi");
-        let hook = policy.on_event(&opened, Some(&c), "hook", None).expect("hook");
+        let glpi = policy
+            .on_event(&opened, Some(&c), "glpi", None)
+            .expect("glpi");
+        let hook = policy
+            .on_event(&opened, Some(&c), "hook", None)
+            .expect("hook");
         storage
             .write_escalations(&[glpi.clone(), hook], Some(5))
             .expect("write");
@@ -155,7 +159,10 @@ mod tests {
         let todo = storage.escalations_with_work().expect("todo");
         assert_eq!(todo.len(), 1);
         assert_eq!(todo[0].sink, "hook");
-        let stored = storage.escalation(a.id, "glpi").expect("get").expect("present");
+        let stored = storage
+            .escalation(a.id, "glpi")
+            .expect("get")
+            .expect("present");
         assert_eq!(stored.ticket_id.as_deref(), Some("12"));
         assert_eq!(stored.status(Timestamp::now()), "open");
         assert_eq!(storage.list_escalations().expect("list").len(), 2);

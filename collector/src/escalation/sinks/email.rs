@@ -37,9 +37,8 @@ impl EmailSink {
         let tls = || -> Result<TlsParameters, SinkError> {
             let mut params = TlsParameters::builder(config.host.clone());
             if let Some(path) = &config.ca_file {
-                params = params.add_root_certificate(
-                    Certificate::from_pem(&read_ca(path)?).map_err(setup)?,
-                );
+                params = params
+                    .add_root_certificate(Certificate::from_pem(&read_ca(path)?).map_err(setup)?);
             }
             params.build_rustls().map_err(setup)
         };

@@ -1,6 +1,7 @@
 //! The GLPI sink, over GLPI's REST API (`apirest.php`): `initSession` with the App-Token and
-//! the user token, `POST /Ticket` in the clinic's entity, `POST /Ticket/:id/ITILFollowup`,
-//! `PUT /Ticket/:id` with status 5 (solved), `GET /search/Ticket` on the name to find a
+//! the user token, `POST /Ticket` in the clinic's entity, `POST /Ticket/:id/ITILFollowup`
+//! (after `GET` of the same, so a retried note is not posted twice: each carries its
+//! reference), `PUT /Ticket/:id` with status 5 (solved), `GET /search/Ticket` on the name to find a
 //! ticket by its tag, and `killSession` when the worker is done for now. An expired or killed
 //! session (401 `ERROR_SESSION_TOKEN_INVALID`) is opened again once.
 
@@ -200,18 +201,20 @@ impl TicketSink for GlpiSink {
         let id: u64 = ticket_id
             .parse()
             .map_err(|_| SinkError::Refused(format!("{ticket_id:?} is not a GLPI ticket id")))?;
-        let followup = json!({ "input": {
-            "itemtype": "Ticket",
-            "items_id": id,
-            "content": html(&note.text),
-        }});
-        self.call(
-            Method::POST,
-            &format!("Ticket/{id}/ITILFollowup"),
-            &[],
-            Some(&followup),
-        )
-        .await?;
+        // The note's reference ends its text: a retry (after a lost answer, or after the
+        // follow-up went through but the status did not) does not post it twice.
+        let reference = format!("(ref. {})", note.key);
+        let path = format!("Ticket/{id}/ITILFollowup");
+        let all = [("range".to_owned(), "0-9999".to_owned())];
+        let existing = self.call(Method::GET, &path, &all, None).await?;
+        if !existing.contains(&reference) {
+            let followup = json!({ "input": {
+                "itemtype": "Ticket",
+                "items_id": id,
+                "content": html(&format!("{}\n{reference}", note.text)),
+            }});
+            self.call(Method::POST, &path, &[], Some(&followup)).await?;
+        }
         if note.solves {
             let solved = json!({ "input": { "status": STATUS_SOLVED } });
             self.call(Method::PUT, &format!("Ticket/{id}"), &[], Some(&solved))
