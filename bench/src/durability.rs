@@ -3,16 +3,49 @@
 //! flush (`sync_file_range`: survives a process crash only, sled issue #1452). Under load many
 //! batches share one flush; a lone agent pays a whole flush per batch.
 
+use std::io::Write as _;
+use std::time::Instant;
+
 use anyhow::Result;
 
 use crate::collector::Switches;
 use crate::load::Plan;
 use crate::results::Results;
+use crate::stats::Latencies;
 use crate::throughput::{self, Options};
 
 const SECTION: &str = "durability";
 
+/// Appends 4 KiB and `fsync`s, `count` times, in the work folder: what one flush to this disk
+/// costs, whatever sled does around it.
+fn raw_fsync(opts: &Options, count: usize) -> Result<Latencies> {
+    let path = opts.work.join("fsync-probe");
+    let mut file = std::fs::File::create(&path)?;
+    let block = [0x5au8; 4096];
+    let mut times = Vec::with_capacity(count);
+    for _ in 0..count {
+        file.write_all(&block)?;
+        let started = Instant::now();
+        file.sync_all()?;
+        times.push(started.elapsed());
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok(Latencies::from(times))
+}
+
 pub async fn run(opts: &Options, results: &mut Results) -> Result<()> {
+    let probe = raw_fsync(opts, 500)?;
+    if let (Some(p50), Some(p99)) = (probe.percentile_ms(50.0), probe.percentile_ms(99.0)) {
+        results.figure(
+            SECTION,
+            "raw_fsync.p50_ms",
+            "this disk: fsync after a 4 KiB append, p50",
+            p50,
+            "ms",
+            &format!("p99 {p99:.3} ms over 500; a virtual disk may not flush anything"),
+        );
+    }
     let loaded = Plan {
         batch: opts.batch,
         warmup: opts.warmup,

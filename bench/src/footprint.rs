@@ -192,6 +192,14 @@ pub async fn run(opts: &Options, results: &mut Results) -> Result<()> {
             "MiB",
             &note_t2,
         );
+        results.figure(
+            SECTION,
+            &format!("{n}.anon_t2_mib"),
+            &format!("{n} anonymous memory (heap, stacks)"),
+            last.anon_mib(),
+            "MiB",
+            &format!("{note_t2}; the rest of RSS is mapped code and libraries"),
+        );
         let growth = last.rss_kib as f64 - first.rss_kib as f64;
         results.figure(
             SECTION,
@@ -399,8 +407,11 @@ fn binary_sizes(opts: &Options, results: &mut Results) {
 /// Ratios and goals of the footprint, from figures already recorded.
 pub fn judge(results: &mut Results, full_length: bool) {
     for peer in ["node_exporter", "zabbix_agentd", "zabbix_agent2"] {
-        for m in ["rss_t2_mib", "pss_t2_mib"] {
-            let what = if m.starts_with("rss") { "RSS" } else { "PSS" };
+        for (m, what) in [
+            ("rss_t2_mib", "RSS"),
+            ("pss_t2_mib", "PSS"),
+            ("anon_t2_mib", "anonymous"),
+        ] {
             results.ratio(
                 &format!("vigie-agent {what} / {peer} {what}"),
                 &format!("vigie-agent.{m}"),

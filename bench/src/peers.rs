@@ -182,10 +182,13 @@ fn parse_zabbix(answer: &[u8]) -> Result<String> {
     let Some(rest) = answer.strip_prefix(b"ZBXD\x01") else {
         bail!("no ZBXD header in a {}-byte answer", answer.len());
     };
-    let Some((len, body)) = rest.split_first_chunk::<8>() else {
+    // Zabbix 4+: data length (4 bytes, little endian), then 4 reserved bytes (zabbix_agent2
+    // writes the uncompressed length there).
+    let Some((header, body)) = rest.split_first_chunk::<8>() else {
         bail!("truncated header");
     };
-    let len = usize::try_from(u64::from_le_bytes(*len))?;
+    let [a, b, c, d, ..] = *header;
+    let len = usize::try_from(u32::from_le_bytes([a, b, c, d]))?;
     let Some(value) = body.get(..len) else {
         bail!("answer shorter than its length {len}");
     };
@@ -202,6 +205,9 @@ mod tests {
         ok.extend_from_slice(&4u64.to_le_bytes());
         ok.extend_from_slice(b"1234");
         assert_eq!(parse_zabbix(&ok).expect("parses"), "1234");
+        let mut agent2 = b"ZBXD\x01\x02\0\0\0\x02\0\0\0".to_vec();
+        agent2.extend_from_slice(b"42");
+        assert_eq!(parse_zabbix(&agent2).expect("parses"), "42");
         assert!(parse_zabbix(b"nope").is_err());
         assert!(parse_zabbix(b"ZBXD\x01\x09\0\0\0\0\0\0\0abc").is_err());
         assert!(parse_zabbix(b"ZBXD\x01\x01").is_err());

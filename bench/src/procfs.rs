@@ -19,6 +19,8 @@ pub struct Sample {
     pub processes: usize,
     pub rss_kib: u64,
     pub pss_kib: u64,
+    /// Anonymous memory (heap, stacks): RSS minus the pages of mapped files (code, libraries).
+    pub anon_kib: u64,
     pub cpu_seconds: f64,
 }
 
@@ -28,6 +30,9 @@ impl Sample {
     }
     pub fn pss_mib(&self) -> f64 {
         self.pss_kib as f64 / 1024.0
+    }
+    pub fn anon_mib(&self) -> f64 {
+        self.anon_kib as f64 / 1024.0
     }
 }
 
@@ -59,7 +64,7 @@ pub fn sample_tree(pid: u32) -> Result<Sample> {
     for p in tree(pid) {
         // A worker may exit between the listing and the read: skip it, not the whole sample.
         let Some(stat) = stat_fields(p) else { continue };
-        let (rss, pss) = match smaps_rollup(p) {
+        let (rss, pss, anon) = match smaps_rollup(p) {
             Ok(mem) => mem,
             Err(_) if p != pid => continue,
             Err(e) => return Err(e),
@@ -67,6 +72,7 @@ pub fn sample_tree(pid: u32) -> Result<Sample> {
         total.processes += 1;
         total.rss_kib += rss;
         total.pss_kib += pss;
+        total.anon_kib += anon;
         total.cpu_seconds += stat.cpu_ticks as f64 / TICKS_PER_SECOND;
     }
     anyhow::ensure!(total.processes > 0, "process {pid} is gone");
@@ -93,8 +99,8 @@ fn stat_fields(pid: u32) -> Option<StatFields> {
     })
 }
 
-/// (RSS, PSS) in KiB from `/proc/PID/smaps_rollup`.
-pub fn smaps_rollup(pid: u32) -> Result<(u64, u64)> {
+/// (RSS, PSS, anonymous) in KiB from `/proc/PID/smaps_rollup`.
+pub fn smaps_rollup(pid: u32) -> Result<(u64, u64, u64)> {
     let path = format!("/proc/{pid}/smaps_rollup");
     let text = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     let field = |name: &str| {
@@ -105,7 +111,8 @@ pub fn smaps_rollup(pid: u32) -> Result<(u64, u64)> {
     };
     let rss = field("Rss:").with_context(|| format!("no Rss in {path}"))?;
     let pss = field("Pss:").with_context(|| format!("no Pss in {path}"))?;
-    Ok((rss, pss))
+    let anon = field("Anonymous:").unwrap_or(0);
+    Ok((rss, pss, anon))
 }
 
 /// CPU time (user + system) of all waited-for children of this process so far, to the
