@@ -1,7 +1,8 @@
 //! `vigie-collector demo`: the whole system on this machine with embedded defaults. It runs
 //! the real binaries (this one and `vigie-agent` beside it) in a throwaway directory: a
-//! collector on 127.0.0.1, one clinic per tier, one enrolled agent per clinic, and prints what
-//! they report until ctrl-c.
+//! collector on 127.0.0.1, one clinic per tier, one enrolled agent per clinic (each with a failed
+//! backup and an unreachable LAN device), and prints what they report and the alerts each tier
+//! gets until ctrl-c.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,13 @@ pub async fn run() -> Result<()> {
         "--admin-listen",
         &admin_listen,
     ]))?;
+    // The demo should not make anyone wait ten minutes for the LAN alert.
+    let collector_toml = data_dir.join("collector.toml");
+    let text = std::fs::read_to_string(&collector_toml)?;
+    std::fs::write(
+        &collector_toml,
+        text.replace("down_after_minutes = 10", "down_after_minutes = 0"),
+    )?;
     let mut children = Processes(Vec::new());
     children.0.push(spawn_logged(
         Command::new(&collector).args(["serve", "--data-dir", &data]),
@@ -67,12 +75,20 @@ pub async fn run() -> Result<()> {
     wait_for_admin(&collector, &data)?;
     println!("collector listening for agents on {agent_listen} (mutual TLS)");
 
+    // Every agent watches a "PACS" on a loopback port nobody listens on, and declares a nightly
+    // backup whose last run failed: what a CMP3 clinic pays to hear about, and what CMP0 does not.
+    let pacs_port = free_port()?;
     let config = tmp.path().join("agent.toml");
     std::fs::write(
         &config,
         format!(
-            "[collection]\nsnapshot_interval = \"{}s\"\n",
-            REFRESH.as_secs()
+            "[collection]\nsnapshot_interval = \"{}s\"\n\
+             [[backup.jobs]]\nname = \"sauvegarde-nas\"\nevery = \"24h\"\n\
+             [lan]\ninterval = \"{}s\"\nprobe_timeout = \"2s\"\n\
+             [[lan.targets]]\nname = \"pacs-demo\"\nkind = \"pacs\"\naddress = \"127.0.0.1\"\n\
+             probes = [{{ type = \"tcp\", port = {pacs_port} }}]\n",
+            REFRESH.as_secs(),
+            REFRESH.as_secs(),
         ),
     )?;
     for (i, (name, tier, role)) in CLINICS.iter().enumerate() {
@@ -105,6 +121,17 @@ pub async fn run() -> Result<()> {
             "--role",
             role,
         ]))?;
+        output(Command::new(&agent).args([
+            "backup-result",
+            "--state-dir",
+            &state,
+            "--job",
+            "sauvegarde-nas",
+            "--status",
+            "failed",
+            "--message",
+            "NAS injoignable",
+        ]))?;
         children.0.push(spawn_logged(
             Command::new(&agent)
                 .args(["run", "--state-dir", &state, "--config"])
@@ -124,9 +151,11 @@ pub async fn run() -> Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = tick.tick() => {
                 // Short-lived admin command: blocking this worker for it is fine.
-                match output(Command::new(&collector).args(["agents", "--data-dir", &data])) {
-                    Ok(table) => println!("\n{table}"),
-                    Err(e) => eprintln!("demo: {e:#}"),
+                for what in ["agents", "alerts"] {
+                    match output(Command::new(&collector).args([what, "--data-dir", &data])) {
+                        Ok(table) => println!("\n$ vigie-collector {what}\n{table}"),
+                        Err(e) => eprintln!("demo: {e:#}"),
+                    }
                 }
             }
         }
