@@ -287,7 +287,8 @@ fn low_priority(program: &Path) -> std::process::Command {
     let mut command = match (&ionice, &nice) {
         (Some(ionice), Some(_)) => {
             let mut c = std::process::Command::new(ionice);
-            c.args(["-c3", "nice", "-n", "19"]);
+            // -t: where the I/O class cannot be set (some containers), run anyway.
+            c.args(["-c3", "-t", "nice", "-n", "19"]);
             c
         }
         (None, Some(nice)) => {
