@@ -33,7 +33,55 @@ pub struct TicketDraft {
     pub clinic_name: String,
     pub tier: String,
     /// The alert as of now; absent for `escalation test`.
-    pub alert: Option<Alert>,
+    pub alert: Option<TicketAlert>,
+}
+
+/// The alert as ticket systems see it: a stable subset of the alert record, with the same
+/// names as `alerts --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketAlert {
+    pub id: u64,
+    pub clinic_id: String,
+    pub agent_id: String,
+    pub hostname: String,
+    pub device: Option<String>,
+    pub rule: String,
+    pub category: &'static str,
+    pub subject: String,
+    pub severity: &'static str,
+    pub state: &'static str,
+    /// In French, without its duration.
+    pub summary: String,
+    pub detail: String,
+    pub since: Option<Timestamp>,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub count: u64,
+    pub previous_id: Option<u64>,
+}
+
+impl From<&Alert> for TicketAlert {
+    fn from(a: &Alert) -> Self {
+        TicketAlert {
+            id: a.id,
+            clinic_id: a.clinic_id.clone(),
+            agent_id: a.agent_id.clone(),
+            hostname: a.hostname.clone(),
+            device: a.device.clone(),
+            rule: a.rule.as_str().to_owned(),
+            category: a.rule.category().as_str(),
+            subject: a.subject.clone(),
+            severity: a.severity.as_str(),
+            state: a.state.as_str(),
+            summary: a.text.clone(),
+            detail: a.detail.clone(),
+            since: a.since,
+            first_seen: a.first_seen,
+            last_seen: a.last_seen,
+            count: a.count,
+            previous_id: a.previous_id,
+        }
+    }
 }
 
 /// A follow-up (or the solving note) on an existing ticket.
@@ -44,7 +92,7 @@ pub struct TicketNote {
     pub tag: String,
     pub text: String,
     pub solves: bool,
-    pub alert: Alert,
+    pub alert: TicketAlert,
 }
 
 pub fn draft(record: &Escalation, calendar: &SupportCalendar) -> TicketDraft {
@@ -99,7 +147,7 @@ pub fn draft(record: &Escalation, calendar: &SupportCalendar) -> TicketDraft {
         clinic_id: a.clinic_id.clone(),
         clinic_name: record.clinic_name.clone(),
         tier: record.tier.as_str().to_owned(),
-        alert: Some(a.clone()),
+        alert: Some(TicketAlert::from(a)),
     }
 }
 
@@ -144,7 +192,7 @@ pub fn severity_text(before: Severity, after: Severity) -> String {
     )
 }
 
-/// The latest history entry with `action`, as "par marie : je regarde".
+/// The latest history entry with `action`, as " par marie (je regarde)".
 fn by_whom(a: &Alert, action: &str) -> String {
     a.history
         .iter()
@@ -152,9 +200,9 @@ fn by_whom(a: &Alert, action: &str) -> String {
         .find(|h| h.action == action)
         .map(|h| {
             if h.note.is_empty() {
-                format!("par {}", h.by)
+                format!(" par {}", h.by)
             } else {
-                format!("par {} : {}", h.by, h.note)
+                format!(" par {} ({})", h.by, h.note)
             }
         })
         .unwrap_or_default()
@@ -162,20 +210,16 @@ fn by_whom(a: &Alert, action: &str) -> String {
 
 pub fn acknowledged_text(a: &Alert) -> String {
     format!(
-        "Alerte prise en charge dans Vigie {}",
+        "Alerte prise en charge dans Vigie{}.",
         by_whom(a, "acknowledged")
     )
-    .trim_end()
-    .to_owned()
 }
 
 pub fn resolved_text(a: &Alert) -> String {
-    let who = by_whom(a, "resolved");
-    if who.is_empty() {
-        "Alerte résolue dans Vigie : ticket résolu automatiquement.".to_owned()
-    } else {
-        format!("Alerte résolue dans Vigie {who} : ticket résolu automatiquement.")
-    }
+    format!(
+        "Alerte résolue dans Vigie{} : ticket résolu automatiquement.",
+        by_whom(a, "resolved")
+    )
 }
 
 pub fn silenced_text() -> String {

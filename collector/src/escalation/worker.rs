@@ -21,7 +21,7 @@ use super::config::EscalationConfig;
 use super::policy::Policy;
 use super::queue::{Escalation, EscalationState, TicketOp, backoff};
 use super::sinks::{Lookup, Sink, SinkError, TicketSink};
-use super::ticket::{self, TicketNote};
+use super::ticket::{self, TicketAlert, TicketNote};
 use crate::alerts::engine::AlertEngine;
 use crate::group_commit::GroupCommit;
 use crate::model::Clinic;
@@ -299,7 +299,7 @@ impl Escalator {
             tag: ticket::tag(record.alert_id),
             text: text.to_owned(),
             solves,
-            alert: record.alert.clone(),
+            alert: TicketAlert::from(&record.alert),
         };
         sink.add_note(&ticket_id, &note).await?;
         record.notes_sent += 1;

@@ -124,7 +124,7 @@ impl TicketSink for EmailSink {
 
     async fn add_note(&self, ticket_id: &str, note: &TicketNote) -> Result<(), SinkError> {
         let what = if note.solves { "Résolu" } else { "Suivi" };
-        let subject = format!("Re: {} {what} — {}", note.tag, note.alert.text);
+        let subject = format!("Re: {} {what} — {}", note.tag, note.alert.summary);
         let message = self.message(
             subject,
             format!("<{}@vigie>", note.key),
