@@ -796,3 +796,28 @@ async fn sigkill_during_a_create_still_makes_one_ticket() {
         Some(1)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_that_times_out_is_looked_up_not_repeated() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("glpi.json");
+    let port = free_port();
+    // GLPI stores the ticket but answers after 3 s; the sink gives up after 1 s.
+    let _glpi = glpi_mock(port, &state, &["--create-delay", "3"]);
+    let (_dir, collector) = collector(&glpi_sink("glpi", port, "app-token-vigie", 1));
+    let cmp1 = collector.add_clinic("Cabinet sauvegarde", "cmp1");
+    let (_agent, id) = failed_backup(&collector, &cmp1).await;
+    let mine = wait(&collector, 30, "the ticket found by its tag", || {
+        tickets(&collector)
+            .into_iter()
+            .find(|t| t["alert_id"] == id && t["state"] == "open")
+    });
+    assert_eq!(mine["ticket_id"], "1");
+    assert!(
+        collector.log().contains("ticket found by its tag"),
+        "{}",
+        collector.log()
+    );
+    let s = glpi_state(&state);
+    assert_eq!(s["tickets"].as_object().map(|t| t.len()), Some(1), "{s:#}");
+}
