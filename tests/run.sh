@@ -24,6 +24,9 @@ rustup target add x86_64-pc-windows-gnu >/dev/null
 echo "== test peers (snmpd, dcmtk, ...)"
 bash tests/peers.sh
 
+echo "== escalation test servers (python3-aiosmtpd)"
+bash tests/servers.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 
