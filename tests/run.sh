@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 export CARGO_INCREMENTAL=0
 
-apt_packages=(gcc-mingw-w64-x86-64)
+apt_packages=(gcc-mingw-w64-x86-64 wine wine64)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -16,7 +16,7 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add x86_64-pc-windows-gnu >/dev/null
@@ -35,6 +35,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== Windows: the agent compiles for x86_64-pc-windows-gnu"
 cargo check -p vigie-agent --target x86_64-pc-windows-gnu --locked
+
+echo "== Windows: vigie-agent.exe report --json under wine"
+bash tests/windows-smoke.sh
 
 echo "== build the binaries the end-to-end tests run"
 cargo build --workspace --bins --locked
