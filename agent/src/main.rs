@@ -15,8 +15,12 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     cli::init_logging(&cli.command);
     // One thread: the agent waits on the network and the disk, it never computes much.
+    // Blocking checks run on a small pool whose idle threads outlive the 5-minute schedule, so
+    // a collection cycle reuses a thread instead of creating one (tokio's default: 10 s).
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(8)
+        .thread_keep_alive(std::time::Duration::from_secs(15 * 60))
         .build()
     {
         Ok(runtime) => runtime,
