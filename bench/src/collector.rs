@@ -51,6 +51,16 @@ pub struct Collector {
 impl Collector {
     /// `init` in `data_dir` (which must not exist), then `serve`.
     pub async fn start(bin_dir: &Path, data_dir: &Path, switches: Switches) -> Result<Self> {
+        Self::start_with(bin_dir, data_dir, switches, "").await
+    }
+
+    /// Like `start`, with `extra` (TOML sections) appended to `collector.toml` before `serve`.
+    pub async fn start_with(
+        bin_dir: &Path,
+        data_dir: &Path,
+        switches: Switches,
+        extra: &str,
+    ) -> Result<Self> {
         let bin = bin_dir.join("vigie-collector");
         let agent_addr: SocketAddr = format!("127.0.0.1:{}", process::free_port()?).parse()?;
         let admin_addr: SocketAddr = format!("127.0.0.1:{}", process::free_port()?).parse()?;
@@ -69,6 +79,7 @@ impl Collector {
             "\n[bench]\ndiscard_reports = {}\nfsync = {}\n",
             switches.discard_reports, switches.fsync
         ));
+        text.push_str(extra);
         std::fs::write(&config, text)?;
         let ca_pem = std::fs::read_to_string(data_dir.join("ca.crt"))?;
         let mut collector = Collector {

@@ -7,6 +7,7 @@
 mod backlog;
 mod collector;
 mod durability;
+mod escalation;
 mod fleet;
 mod footprint;
 mod load;
@@ -55,10 +56,13 @@ enum Part {
     All,
     /// Agent footprint beside node_exporter, zabbix_agentd, zabbix_agent2.
     Agent,
-    /// Collector throughput, latency, limit, connected agents, backlog drain.
+    /// Collector throughput, latency, limit, connected agents, backlog drain, failed backup →
+    /// webhook latency.
     Collector,
     /// The cost of fsync after each group-commit flush.
     Durability,
+    /// Only the failed backup → webhook latency (also part of `collector`).
+    Escalation,
 }
 
 fn main() -> Result<()> {
@@ -134,6 +138,15 @@ async fn run(cli: Cli, fd_limit: u64) -> Result<()> {
         };
         backlog::run(&backlog, &mut results).await?;
         throughput::judge(&mut results, &load_opts.connected_steps);
+    }
+    if want(Part::Collector) || cli.command == Part::Escalation {
+        let escalation = escalation::Options {
+            bin_dir: bin_dir.clone(),
+            work: work.clone(),
+            samples: if q { 15 } else { 50 },
+            timeout: Duration::from_secs(10),
+        };
+        escalation::run(&escalation, &mut results).await?;
     }
     if want(Part::Durability) {
         durability::run(&load_opts, &mut results).await?;

@@ -186,12 +186,6 @@ pub async fn run(opts: &Options, results: &mut Results) -> Result<()> {
     );
 
     connected(opts, results).await?;
-    results.missing(
-        SECTION,
-        "alert_webhook_p99_ms",
-        "failed backup → webhook request latency p99",
-        "not yet measurable: needs issue 6 (escalation to a webhook)",
-    );
     Ok(())
 }
 
@@ -320,10 +314,4 @@ pub fn judge(results: &mut Results, steps: &[usize]) {
             met,
         );
     }
-    results.goal(
-        "alert-to-webhook p99",
-        "< 100 ms",
-        "not yet measurable (issue 6)".into(),
-        None,
-    );
 }
