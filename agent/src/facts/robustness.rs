@@ -1,22 +1,28 @@
-//! Test support: "never panics", checked in every `cargo test` for the update, antivirus and
-//! software parsers. Each fixture is cut at many lengths, has bytes overwritten, is re-encoded
+//! Test support: "never panics", checked in every `cargo test` for every parser of outside
+//! input (backup, update, antivirus, software). Each fixture is cut at many lengths, has bytes overwritten, is re-encoded
 //! as UTF-16LE and Windows-1252; then random noise. The `fuzz/` crate does the same with
 //! coverage guidance, when cargo-fuzz is at hand.
 
 use rand::{Rng as _, SeedableRng as _};
 
-/// Runs `parse_all` on every damaged variant of the fixtures under `tests/fixtures/<family>`.
+/// Runs `parse_all` on every damaged variant of the fixtures under `tests/fixtures/<family>`
+/// (sub-folders included).
 pub fn check_never_panics(family: &str, parse_all: impl Fn(&[u8])) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(family);
-    let fixtures: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-        .expect("fixtures folder")
-        .flatten()
-        .filter(|e| e.path().is_file())
-        .map(|e| std::fs::read(e.path()).expect("fixture"))
-        .collect();
-    assert!(fixtures.len() >= 3, "fixtures in {}", dir.display());
+    let mut fixtures = Vec::new();
+    let mut dirs = vec![dir.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("fixtures folder").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                fixtures.push(std::fs::read(&path).expect("fixture"));
+            }
+        }
+    }
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x0056_4947_4945);
     for original in fixtures {
         let step = (original.len() / 200).max(1);
