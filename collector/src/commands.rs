@@ -211,7 +211,16 @@ async fn run_agents(
     if json {
         println!("{}", serde_json::to_string_pretty(&views)?);
     } else {
-        print!("{}", agents_table(&views));
+        let clinic_names = admin
+            .list_clinics(ListClinicsRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner()
+            .clinics
+            .into_iter()
+            .map(|c| (c.id, c.name))
+            .collect();
+        print!("{}", agents_table(&views, &clinic_names));
     }
     Ok(())
 }

@@ -98,43 +98,77 @@ pub fn clinics_table(clinics: &[ClinicView]) -> String {
         .iter()
         .map(|c| vec![c.id.clone(), c.name.clone(), c.tier.clone()])
         .collect();
-    table(&["ID", "NAME", "TIER"], &rows)
+    table(&["ID", "CABINET", "CONTRAT"], &rows)
 }
 
-pub fn agents_table(agents: &[AgentView]) -> String {
+/// The agents for a technician, in French like the rest of the interface: the clinic by name,
+/// the last contact in La Réunion time.
+pub fn agents_table(
+    agents: &[AgentView],
+    clinic_names: &std::collections::HashMap<String, String>,
+) -> String {
     let rows: Vec<_> = agents
         .iter()
         .map(|a| {
             vec![
                 a.id.clone(),
-                a.clinic_id.clone(),
+                clinic_names
+                    .get(&a.clinic_id)
+                    .cloned()
+                    .unwrap_or_else(|| a.clinic_id.clone()),
                 a.hostname.clone(),
-                a.role.clone(),
+                match a.role.as_str() {
+                    "server" => "serveur",
+                    "imaging" => "imagerie",
+                    _ => "poste",
+                }
+                .to_owned(),
                 a.os.clone(),
-                a.last_seen.clone().unwrap_or_else(|| "never".into()),
+                a.last_seen
+                    .as_deref()
+                    .map_or_else(|| "jamais".to_owned(), reunion_time),
                 a.reports.to_string(),
-                if a.revoked { "revoked" } else { "active" }.to_owned(),
+                if a.revoked { "révoqué" } else { "actif" }.to_owned(),
             ]
         })
         .collect();
     table(
         &[
-            "ID",
-            "CLINIC",
-            "HOSTNAME",
-            "ROLE",
-            "OS",
-            "LAST SEEN",
-            "REPORTS",
-            "STATUS",
+            "AGENT",
+            "CABINET",
+            "MACHINE",
+            "RÔLE",
+            "SYSTÈME",
+            "DERNIER CONTACT",
+            "RAPPORTS",
+            "ÉTAT",
         ],
         &rows,
     )
 }
 
+/// `2026-11-28T08:49:20Z` → `28/11 12:49` (Indian/Reunion); unparsable text
+/// is shown as is.
+fn reunion_time(rfc3339: &str) -> String {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .map(|t| {
+            t.to_zoned_datetime(crate::alerts::opening_hours::clinic_zone())
+                .strftime("%d/%m %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| rfc3339.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_contact_reads_in_reunion_time() {
+        assert_eq!(reunion_time("2026-11-28T08:49:20.5Z"), "28/11 12:49");
+        assert_eq!(reunion_time("garbage"), "garbage");
+    }
 
     #[test]
     fn table_aligns_columns() {
