@@ -42,16 +42,7 @@ fn to_run(event: &Event) -> Option<BackupRun> {
 
 /// Queries the event log (Windows only) and names the runs after the job.
 pub fn read(job: &BackupJob) -> Result<Vec<BackupRun>, String> {
-    let json = winevent::query(LOG, &[SESSION_FINISHED], MAX_EVENTS)?;
-    let runs = parse(&json).map_err(|e| e.to_string())?;
-    Ok(runs
-        .into_iter()
-        .map(|mut run| {
-            job.name.clone_into(&mut run.job);
-            job.target.clone_into(&mut run.target);
-            run
-        })
-        .collect())
+    winevent::read_runs(job, LOG, &[SESSION_FINISHED], MAX_EVENTS, parse)
 }
 
 #[cfg(test)]

@@ -38,16 +38,7 @@ fn to_run(event: &Event) -> Option<BackupRun> {
 /// Queries the event log (Windows only) and names the runs after the job.
 pub fn read(job: &BackupJob) -> Result<Vec<BackupRun>, String> {
     let ids: Vec<u32> = SUCCESS.iter().chain(FAILED).copied().collect();
-    let json = winevent::query(LOG, &ids, MAX_EVENTS)?;
-    let runs = parse(&json).map_err(|e| e.to_string())?;
-    Ok(runs
-        .into_iter()
-        .map(|mut run| {
-            job.name.clone_into(&mut run.job);
-            job.target.clone_into(&mut run.target);
-            run
-        })
-        .collect())
+    winevent::read_runs(job, LOG, &ids, MAX_EVENTS, parse)
 }
 
 #[cfg(test)]

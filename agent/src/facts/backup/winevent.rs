@@ -90,6 +90,27 @@ fn time(value: &serde_json::Value) -> Result<Timestamp, ParseError> {
     text.parse::<Timestamp>().map_err(|_| bad())
 }
 
+/// Reads a product's job-result events and names the runs after the configured job: the
+/// events know only the product's own job name, the collector knows the declared one.
+pub fn read_runs(
+    job: &super::BackupJob,
+    log: &str,
+    ids: &[u32],
+    max_events: u32,
+    parse: impl Fn(&str) -> Result<Vec<super::BackupRun>, ParseError>,
+) -> Result<Vec<super::BackupRun>, String> {
+    let json = query(log, ids, max_events)?;
+    let runs = parse(&json).map_err(|e| e.to_string())?;
+    Ok(runs
+        .into_iter()
+        .map(|mut run| {
+            job.name.clone_into(&mut run.job);
+            job.target.clone_into(&mut run.target);
+            run
+        })
+        .collect())
+}
+
 /// Runs the query for `ids` in `log` through PowerShell (Windows only) and returns its JSON.
 #[cfg(windows)]
 pub fn query(log: &str, ids: &[u32], max_events: u32) -> Result<String, String> {
