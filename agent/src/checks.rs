@@ -80,8 +80,6 @@ impl Check {
     pub async fn collect(self, config: Arc<Config>) -> Vec<Fact> {
         let name = self.name();
         let work = async move {
-            // Checks with settings read them from here.
-            let _ = &config;
             match self {
                 Check::System => blocking(facts::system::collect)
                     .await

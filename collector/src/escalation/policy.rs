@@ -210,31 +210,37 @@ impl Policy {
             EventKind::Acknowledged => record.pending.push_back(TicketOp::FollowUp {
                 text: ticket::acknowledged_text(alert),
             }),
-            EventKind::Resolved => {
-                if unsent {
-                    record.pending.clear();
-                    record.state = EscalationState::Cancelled;
-                    record.note = "alerte résolue avant le ticket".to_owned();
-                } else {
-                    record.pending.push_back(TicketOp::Solve {
-                        text: ticket::resolved_text(alert),
-                    });
-                }
-            }
-            EventKind::Silenced => {
-                if unsent {
-                    record.pending.clear();
-                    record.state = EscalationState::Cancelled;
-                    record.note = "alerte mise en silence avant le ticket".to_owned();
-                } else {
-                    record.pending.push_back(TicketOp::FollowUp {
-                        text: ticket::silenced_text(),
-                    });
-                }
-            }
+            EventKind::Resolved => cancel_unsent_or_queue(
+                &mut record,
+                unsent,
+                "alerte résolue avant le ticket",
+                TicketOp::Solve {
+                    text: ticket::resolved_text(alert),
+                },
+            ),
+            EventKind::Silenced => cancel_unsent_or_queue(
+                &mut record,
+                unsent,
+                "alerte mise en silence avant le ticket",
+                TicketOp::FollowUp {
+                    text: ticket::silenced_text(),
+                },
+            ),
             EventKind::Unsilenced => {}
         }
         Some(record)
+    }
+}
+
+/// An alert that ends (resolved, silenced) before its ticket exists gets no ticket at all;
+/// otherwise the ticket hears about it.
+fn cancel_unsent_or_queue(record: &mut Escalation, unsent: bool, why: &str, op: TicketOp) {
+    if unsent {
+        record.pending.clear();
+        record.state = EscalationState::Cancelled;
+        why.clone_into(&mut record.note);
+    } else {
+        record.pending.push_back(op);
     }
 }
 
