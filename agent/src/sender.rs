@@ -103,6 +103,7 @@ impl Sender {
             }),
             reports: batch.into_iter().map(|(_, r)| r).collect(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            sent_at: Some(crate::facts::proto_timestamp(&jiff::Timestamp::now())),
         };
         let count = request.reports.len();
         let ack = match self.link.client.report(request).await {

@@ -161,6 +161,7 @@ fn failed_backup(job: &str) -> v1::ReportBatch {
             queued: 1,
         }),
         agent_version: "bench".into(),
+        sent_at: None,
     }
 }
 

@@ -129,6 +129,7 @@ pub fn batch(host: usize, seq: &mut u64, size: usize) -> v1::ReportBatch {
             queued: size as u64,
         }),
         agent_version: "bench".into(),
+        sent_at: None,
     }
 }
 

@@ -15,7 +15,7 @@ pub enum Fact {
     OsUpdates(OsUpdates),
     Antivirus(Antivirus),
     Software(Software),
-    Lan(Vec<Device>),
+    Lan(LanFact),
 }
 
 /// A fact with the time the agent collected it.
@@ -187,6 +187,14 @@ pub struct Device {
     pub supplies: Vec<Supply>,
     #[serde(default)]
     pub ups: Option<Ups>,
+}
+
+/// One LAN report: the devices probed this round, and every target the agent has.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LanFact {
+    pub devices: Vec<Device>,
+    /// Every configured target's name; empty from agents that predate the list.
+    pub configured: Vec<String>,
 }
 
 /// A LAN device as last reported by one agent, and since when it has been down.

@@ -129,7 +129,13 @@ pub fn batch(reports: Vec<v1::Report>) -> v1::ReportBatch {
         reports,
         outbox: Some(v1::OutboxStatus::default()),
         agent_version: "test".into(),
+        sent_at: Some(now()),
     }
+}
+
+/// This machine's clock, as an agent would stamp it.
+pub fn now() -> prost_types::Timestamp {
+    prost_types::Timestamp::from(std::time::SystemTime::now())
 }
 
 /// Sends arbitrary bytes as the body of `Ingest/Report`: a malformed message no encoder

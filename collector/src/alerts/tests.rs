@@ -96,7 +96,10 @@ impl World {
     }
 
     fn device(&self, state: DeviceState) {
-        let fact = Fact::Lan(vec![fixtures::device("pacs", "pacs", state)]);
+        let fact = Fact::Lan(crate::facts::LanFact {
+            devices: vec![fixtures::device("pacs", "pacs", state)],
+            configured: vec!["pacs".into()],
+        });
         self.storage
             .record_fact(&self.agent, self.now(), &fact)
             .expect("record");

@@ -254,6 +254,8 @@ impl Escalator {
             return Ok(());
         }
         let draft = ticket::draft(record, &self.policy.calendar);
+        // Whether an earlier create may have made a ticket that nobody can look up.
+        let mut may_exist = false;
         if record.create_sent {
             // A previous create may have gone through: never a second ticket.
             match sink.find(&draft).await? {
@@ -262,7 +264,8 @@ impl Escalator {
                     record.ticket_id = Some(id);
                     return Ok(());
                 }
-                Lookup::NotFound | Lookup::Unsupported => {}
+                Lookup::NotFound => {}
+                Lookup::Unsupported => may_exist = true,
             }
         } else {
             record.create_sent = true;
@@ -270,7 +273,19 @@ impl Escalator {
                 .await
                 .map_err(|e| SinkError::Transient(format!("not sent, queue not saved: {e}")))?;
         }
-        let id = sink.create(&draft).await?;
+        let id = match sink.create(&draft).await {
+            Ok(id) => id,
+            // The sink answered that it created nothing (refused connection, 5xx, 4xx): unless
+            // an earlier attempt may have, the create is unsent again, so an alert that ends
+            // before the retry gets no ticket.
+            Err(
+                error @ (SinkError::Transient(_) | SinkError::Refused(_) | SinkError::Config(_)),
+            ) => {
+                record.create_sent = may_exist;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
         tracing::info!(
             alert_id = record.alert_id,
             sink = %record.sink,

@@ -8,7 +8,7 @@ use vigie_proto::v1;
 use crate::alerts::alert::{Alert, Silence, SilenceScope};
 use crate::alerts::policy::{Family, covers};
 use crate::alerts::summary;
-use crate::facts::{self, Fact};
+use crate::facts::{self, Fact, LanFact};
 use crate::model::{AgentRecord, Clinic, Disk, SystemSnapshot};
 
 pub fn timestamp_to_proto(ts: Timestamp) -> prost_types::Timestamp {
@@ -169,7 +169,10 @@ pub fn fact_from_payload(payload: &v1::report::Payload) -> Option<Fact> {
                 })
                 .collect(),
         }),
-        Payload::Lan(l) => Fact::Lan(l.devices.iter().map(device).collect()),
+        Payload::Lan(l) => Fact::Lan(LanFact {
+            devices: l.devices.iter().map(device).collect(),
+            configured: l.configured_targets.clone(),
+        }),
         Payload::SystemSnapshot(_) | Payload::CheckFailure(_) => return None,
     })
 }
