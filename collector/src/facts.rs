@@ -2,7 +2,7 @@
 //! the protobuf payloads at the gRPC edge (`server/convert.rs`), plus the small merges that
 //! derive "since when" from successive reports (pure; `storage.rs` applies them).
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// One report's facts, ready to be recorded.
@@ -16,6 +16,44 @@ pub enum Fact {
     Antivirus(Antivirus),
     Software(Software),
     Lan(LanFact),
+}
+
+impl Fact {
+    /// Corrects the times the agent's clock stamped inside the fact: moved by `by` (the
+    /// correction of the report's `collected_at`), and never later than `not_after` (when the
+    /// report arrived). A backup "finished" a year ahead must not count as the latest success
+    /// for a year.
+    pub fn correct_agent_times(&mut self, by: SignedDuration, not_after: Timestamp) {
+        let fix = |t: &mut Timestamp| {
+            if let Ok(moved) = t.checked_add(by) {
+                *t = moved;
+            }
+            *t = (*t).min(not_after);
+        };
+        match self {
+            Fact::Backup { runs, .. } => {
+                for run in runs {
+                    fix(&mut run.finished_at);
+                    if let Some(start) = run.started_at.as_mut() {
+                        fix(start);
+                    }
+                }
+            }
+            Fact::OsUpdates(updates) => {
+                if let Some(since) = updates.reboot_required_since.as_mut() {
+                    fix(since);
+                }
+            }
+            Fact::Antivirus(av) => {
+                for product in &mut av.products {
+                    if let Some(at) = product.signatures_updated_at.as_mut() {
+                        fix(at);
+                    }
+                }
+            }
+            Fact::Software(_) | Fact::Lan(_) => {}
+        }
+    }
 }
 
 /// A fact with the time the agent collected it.

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin_client;
+pub mod agent_clock;
 pub mod alert_output;
 pub mod alerts;
 pub mod cli;

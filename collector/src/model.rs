@@ -55,6 +55,9 @@ pub struct AgentRecord {
     pub snapshot: Option<SystemSnapshot>,
     #[serde(default)]
     pub snapshot_collected_at: Option<Timestamp>,
+    /// The agent's clock against the collector's, as of its latest batch that said.
+    #[serde(default)]
+    pub clock: Option<crate::agent_clock::ClockReading>,
 }
 
 /// A machine's system state, as of one collection.

@@ -27,6 +27,10 @@ pub struct AgentView {
     pub enrolled_at: Option<String>,
     pub agent_version: String,
     pub outbox_dropped_total: u64,
+    /// Agent clock minus collector clock at its latest batch (positive: ahead).
+    pub clock_offset_seconds: Option<i64>,
+    /// Reports stored whole because this collector does not know their kind.
+    pub uninterpreted_reports: u64,
     pub snapshot: Option<SystemSnapshot>,
 }
 
@@ -59,6 +63,8 @@ impl From<&v1::Agent> for AgentView {
             enrolled_at: rfc3339(a.enrolled_at.as_ref()),
             agent_version: a.agent_version.clone(),
             outbox_dropped_total: a.outbox_dropped_total,
+            clock_offset_seconds: a.clock_offset_seconds,
+            uninterpreted_reports: a.uninterpreted_reports,
             snapshot: a.last_snapshot.as_ref().map(snapshot_from_proto),
         }
     }
@@ -128,11 +134,12 @@ pub fn agents_table(
                     .as_deref()
                     .map_or_else(|| "jamais".to_owned(), reunion_time),
                 a.reports.to_string(),
+                clock_label(a.clock_offset_seconds),
                 if a.revoked { "révoqué" } else { "actif" }.to_owned(),
             ]
         })
         .collect();
-    table(
+    let mut out = table(
         &[
             "AGENT",
             "CABINET",
@@ -141,10 +148,37 @@ pub fn agents_table(
             "SYSTÈME",
             "DERNIER CONTACT",
             "RAPPORTS",
+            "HORLOGE",
             "ÉTAT",
         ],
         &rows,
-    )
+    );
+    for a in agents.iter().filter(|a| a.uninterpreted_reports > 0) {
+        out.push_str(&format!(
+            "{} : {} rapport(s) d'un type que ce collecteur ne connaît pas, conservés tels quels : mettez le collecteur à jour pour les lire.\n",
+            a.hostname, a.uninterpreted_reports
+        ));
+    }
+    out
+}
+
+/// The agent's clock for a technician: "ok" within the tolerance, else how far off.
+fn clock_label(offset_seconds: Option<i64>) -> String {
+    let Some(offset) = offset_seconds else {
+        return "?".to_owned();
+    };
+    if offset.abs() <= crate::agent_clock::TOLERANCE.as_secs() {
+        return "ok".to_owned();
+    }
+    let sign = if offset > 0 { "avance" } else { "retard" };
+    let secs = offset.unsigned_abs();
+    let amount = match secs {
+        s if s >= 86_400 => format!("{} j", s / 86_400),
+        s if s >= 3_600 => format!("{} h", s / 3_600),
+        s if s >= 60 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    };
+    format!("{sign} {amount}")
 }
 
 /// `2026-11-28T08:49:20Z` → `28/11 12:49` (Indian/Reunion); unparsable text
@@ -168,6 +202,14 @@ mod tests {
     fn last_contact_reads_in_reunion_time() {
         assert_eq!(reunion_time("2026-11-28T08:49:20.5Z"), "28/11 12:49");
         assert_eq!(reunion_time("garbage"), "garbage");
+    }
+
+    #[test]
+    fn clock_reads_as_ok_or_how_far_off() {
+        assert_eq!(clock_label(None), "?");
+        assert_eq!(clock_label(Some(3)), "ok");
+        assert_eq!(clock_label(Some(365 * 86_400)), "avance 365 j");
+        assert_eq!(clock_label(Some(-7_200)), "retard 2 h");
     }
 
     #[test]

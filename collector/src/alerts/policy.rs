@@ -47,10 +47,11 @@ pub enum Family {
     Disk,
     Lan,
     AgentSilent,
+    Clock,
 }
 
 impl Family {
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 8] = [
         Family::Backup,
         Family::OsUpdates,
         Family::Antivirus,
@@ -58,6 +59,7 @@ impl Family {
         Family::Disk,
         Family::Lan,
         Family::AgentSilent,
+        Family::Clock,
     ];
 
     pub fn category(self) -> Category {
@@ -76,6 +78,7 @@ impl Family {
             Family::Disk => "disk",
             Family::Lan => "lan",
             Family::AgentSilent => "agent-silent",
+            Family::Clock => "clock",
         }
     }
 }
@@ -88,7 +91,7 @@ impl fmt::Display for Family {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown rule family {0:?}: expected one of backup, os-updates, antivirus, software, disk, lan, agent-silent"
+    "unknown rule family {0:?}: expected one of backup, os-updates, antivirus, software, disk, lan, agent-silent, clock"
 )]
 pub struct UnknownFamily(pub String);
 
@@ -124,10 +127,11 @@ pub enum Rule {
     UpsOnBattery,
     UpsBatteryLow,
     AgentSilent,
+    ClockSkew,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 18] = [
         Rule::BackupFailed,
         Rule::BackupWarning,
         Rule::BackupMissing,
@@ -145,6 +149,7 @@ impl Rule {
         Rule::UpsOnBattery,
         Rule::UpsBatteryLow,
         Rule::AgentSilent,
+        Rule::ClockSkew,
     ];
 
     pub fn family(self) -> Family {
@@ -157,6 +162,7 @@ impl Rule {
             DiskLow => Family::Disk,
             LanDeviceDown | PrinterSupplyLow | UpsOnBattery | UpsBatteryLow => Family::Lan,
             AgentSilent => Family::AgentSilent,
+            ClockSkew => Family::Clock,
         }
     }
 
@@ -184,6 +190,7 @@ impl Rule {
             UpsOnBattery => "ups_on_battery",
             UpsBatteryLow => "ups_battery_low",
             AgentSilent => "agent_silent",
+            ClockSkew => "clock_skew",
         }
     }
 }

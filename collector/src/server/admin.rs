@@ -173,7 +173,8 @@ impl Admin for AdminService {
                 .into_iter()
                 .map(|agent| {
                     let reports = storage.report_count(&agent.id)?;
-                    Ok(agent_to_proto(&agent, reports))
+                    let uninterpreted = storage.uninterpreted_count(&agent.id)?;
+                    Ok(agent_to_proto(&agent, reports, uninterpreted))
                 })
                 .collect::<Result<Vec<_>, crate::storage::StorageError>>()
         })

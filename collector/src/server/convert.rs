@@ -320,7 +320,7 @@ pub fn clinic_to_proto(c: &Clinic) -> v1::Clinic {
     }
 }
 
-pub fn agent_to_proto(a: &AgentRecord, reports: u64) -> v1::Agent {
+pub fn agent_to_proto(a: &AgentRecord, reports: u64, uninterpreted_reports: u64) -> v1::Agent {
     v1::Agent {
         id: a.id.clone(),
         clinic_id: a.clinic_id.clone(),
@@ -334,6 +334,8 @@ pub fn agent_to_proto(a: &AgentRecord, reports: u64) -> v1::Agent {
         outbox_dropped_total: a.outbox_dropped_total,
         agent_version: a.agent_version.clone(),
         last_snapshot: a.snapshot.as_ref().map(snapshot_to_proto),
+        clock_offset_seconds: a.clock.map(|c| c.offset_seconds),
+        uninterpreted_reports,
     }
 }
 

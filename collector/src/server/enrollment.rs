@@ -111,6 +111,7 @@ impl Enrollment for EnrollmentService {
             outbox_dropped_total: 0,
             snapshot: None,
             snapshot_collected_at: None,
+            clock: None,
         };
         let storage = self.state.storage.clone();
         let spent = blocking(move || {

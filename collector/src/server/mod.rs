@@ -10,6 +10,7 @@ pub mod enrollment;
 pub mod identity;
 pub mod ingest;
 pub mod tls;
+mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,9 +21,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::Status;
 use tonic::transport::Server;
+use vigie_proto::received::ingest_server::IngestServer;
 use vigie_proto::v1::admin_server::AdminServer;
 use vigie_proto::v1::enrollment_server::EnrollmentServer;
-use vigie_proto::v1::ingest_server::IngestServer;
 
 use crate::alerts::clock::{Clock, SystemClock};
 use crate::alerts::engine::AlertEngine;
@@ -174,9 +175,21 @@ pub async fn start_with_clock(
     }
 
     let db_path = data_dir.database();
-    let storage = tokio::task::spawn_blocking(move || Storage::open(&db_path))
-        .await
-        .map_err(|_| ServeError::Task("database open"))??;
+    let storage = tokio::task::spawn_blocking(move || {
+        let storage = Storage::open(&db_path)?;
+        // Reports an older version of this collector stored without understanding them.
+        let interpreted = ingest::interpret_stored(&storage)?;
+        if interpreted > 0 {
+            tracing::info!(
+                interpreted,
+                "stored reports of newly known kinds interpreted"
+            );
+            storage.flush_durably()?;
+        }
+        Ok::<_, StorageError>(storage)
+    })
+    .await
+    .map_err(|_| ServeError::Task("database open"))??;
     if !config.bench.is_default() {
         tracing::warn!(
             discard_reports = config.bench.discard_reports,

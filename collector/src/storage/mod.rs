@@ -3,7 +3,8 @@
 //! concern, each saying which trees it holds and what it keeps true:
 //!
 //! - `enrollment.rs`: clinics, enrollment tokens, agents.
-//! - `reports.rs`: reports as received, and their count per agent.
+//! - `reports.rs`: reports as received (bytes and time), their count per agent, and those
+//!   this collector could not interpret yet.
 //! - `facts.rs`: what the alert rules judge, recorded as reports arrive.
 //! - `alerts.rs`: alerts, their series and events, silences.
 //! - `escalation.rs`: the ticket queue and its event cursor.
@@ -30,7 +31,7 @@ use serde::de::DeserializeOwned;
 pub use alerts::AlertWrite;
 pub use enrollment::{EnrollError, TokenRejection};
 pub use facts::{FactKind, RUNS_KEPT};
-pub use reports::{EncodedReport, StoreOutcome};
+pub use reports::{EncodedReport, StoreOutcome, StoredReport, UninterpretedReport};
 
 use durability::Durability;
 
@@ -73,6 +74,7 @@ pub struct Storage {
     agents: sled::Tree,
     reports: sled::Tree,
     report_counts: sled::Tree,
+    uninterpreted: sled::Tree,
     backup_runs: sled::Tree,
     declared_jobs: sled::Tree,
     latest_facts: sled::Tree,
@@ -110,6 +112,7 @@ impl Storage {
             agents: db.open_tree("agents")?,
             reports: db.open_tree("reports")?,
             report_counts: db.open_tree("report_counts")?,
+            uninterpreted: db.open_tree("uninterpreted")?,
             backup_runs: db.open_tree("backup_runs")?,
             declared_jobs: db.open_tree("declared_jobs")?,
             latest_facts: db.open_tree("latest_facts")?,

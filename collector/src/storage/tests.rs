@@ -28,6 +28,7 @@ fn agent_from(token: &TokenRecord, id: &str) -> AgentRecord {
         outbox_dropped_total: 0,
         snapshot: None,
         snapshot_collected_at: None,
+        clock: None,
     }
 }
 
@@ -47,6 +48,7 @@ fn reports(ids: &[Uuid]) -> Vec<EncodedReport> {
         .map(|id| EncodedReport {
             id: *id,
             bytes: id.as_bytes().to_vec(),
+            interpreted: true,
         })
         .collect()
 }
@@ -64,23 +66,25 @@ fn report_insert_is_idempotent_and_counted() {
     let agent = Uuid::now_v7().to_string();
     let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     let first = storage
-        .store_reports(&agent, &reports(&[a, b]))
+        .store_reports(&agent, Timestamp::now(), &reports(&[a, b]))
         .expect("store");
     assert_eq!(
         first,
         StoreOutcome {
             new: 2,
-            duplicates: 0
+            duplicates: 0,
+            uninterpreted: 0
         }
     );
     let again = storage
-        .store_reports(&agent, &reports(&[a, b, c, c]))
+        .store_reports(&agent, Timestamp::now(), &reports(&[a, b, c, c]))
         .expect("store");
     assert_eq!(
         again,
         StoreOutcome {
             new: 1,
-            duplicates: 3
+            duplicates: 3,
+            uninterpreted: 0
         }
     );
     assert_eq!(storage.report_count(&agent).expect("count"), 3);
@@ -88,7 +92,7 @@ fn report_insert_is_idempotent_and_counted() {
     let other = Uuid::now_v7().to_string();
     assert_eq!(storage.report_count(&other).expect("count"), 0);
     assert_eq!(
-        storage.report(&agent, &a).expect("get"),
+        storage.report(&agent, &a).expect("get").map(|r| r.bytes),
         Some(a.as_bytes().to_vec())
     );
 }
@@ -101,9 +105,12 @@ fn a_full_batch_fits_in_one_transaction() {
         .map(|_| EncodedReport {
             id: Uuid::now_v7(),
             bytes: vec![7u8; 2048],
+            interpreted: true,
         })
         .collect();
-    let outcome = storage.store_reports(&agent, &batch).expect("store");
+    let outcome = storage
+        .store_reports(&agent, Timestamp::now(), &batch)
+        .expect("store");
     assert_eq!(outcome.new, batch.len());
     storage.flush_durably().expect("flush");
     assert_eq!(

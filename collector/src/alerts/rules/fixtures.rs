@@ -33,6 +33,7 @@ pub fn agent(role: AgentRole) -> AgentRecord {
         outbox_dropped_total: 0,
         snapshot: None,
         snapshot_collected_at: None,
+        clock: None,
     }
 }
 
@@ -189,6 +190,14 @@ pub fn firing(rule: Rule) -> AgentFacts {
         AgentSilent => {
             let mut agent = agent(AgentRole::Server);
             agent.last_seen = Some(ago(2));
+            facts.agent = Some(agent);
+        }
+        ClockSkew => {
+            let mut agent = agent(AgentRole::Workstation);
+            agent.clock = Some(crate::agent_clock::ClockReading {
+                offset_seconds: 365 * 86_400,
+                measured_at: now(),
+            });
             facts.agent = Some(agent);
         }
     }

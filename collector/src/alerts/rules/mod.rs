@@ -3,6 +3,7 @@
 
 pub mod antivirus;
 pub mod backup;
+pub mod clock;
 pub mod disk;
 pub mod lan;
 pub mod silence;
@@ -122,6 +123,7 @@ pub fn evaluate(
             Family::Disk => disk::evaluate(agent, &config.disk),
             Family::Lan => lan::evaluate(now, facts, &config.lan),
             Family::AgentSilent => silence::evaluate(now, agent, &clinic.hours, &config.silence),
+            Family::Clock => clock::evaluate(now, agent, &config.clock),
         });
     }
     conditions
