@@ -31,7 +31,7 @@ use crate::results::Results;
 #[derive(Debug, Parser)]
 #[command(
     name = "vigie-bench",
-    about = "Benchmarks of the Vigie agent and collector (issue 7)"
+    about = "Benchmarks of the Vigie agent and collector"
 )]
 struct Cli {
     #[command(subcommand)]

@@ -173,9 +173,10 @@ fn clock_label(offset_seconds: Option<i64>) -> String {
     let sign = if offset > 0 { "avance" } else { "retard" };
     let secs = offset.unsigned_abs();
     let amount = match secs {
-        s if s >= 86_400 => format!("{} j", s / 86_400),
-        s if s >= 3_600 => format!("{} h", s / 3_600),
-        s if s >= 60 => format!("{} min", s / 60),
+        // Rounded: a year ahead measured a few milliseconds late is still 365 days.
+        s if s >= 86_400 => format!("{} j", (s + 43_200) / 86_400),
+        s if s >= 3_600 => format!("{} h", (s + 1_800) / 3_600),
+        s if s >= 60 => format!("{} min", (s + 30) / 60),
         s => format!("{s} s"),
     };
     format!("{sign} {amount}")

@@ -821,3 +821,48 @@ async fn a_create_that_times_out_is_looked_up_not_repeated() {
     let s = glpi_state(&state);
     assert_eq!(s["tickets"].as_object().map(|t| t.len()), Some(1), "{s:#}");
 }
+
+/// A create the sink never received (it was down) is cancelled when its alert ends first:
+/// after a CMP3 → CMP1 downgrade, no ticket for a category the clinic no longer pays for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_never_delivered_is_cancelled_when_its_alert_ends() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let record = tmp.path().join("webhook.jsonl");
+    let port = free_port();
+    let mut collector = Collector::init_in(&tmp.path().join("collector"));
+    vigie_tests::edit_collector_toml(
+        &collector.data_dir,
+        &[("down_after_minutes = 10", "down_after_minutes = 0")],
+    );
+    let path = collector.data_dir.join("collector.toml");
+    let mut text = std::fs::read_to_string(&path).expect("collector.toml");
+    text.push_str(
+        "\n[escalation]\ntick_seconds = 1\nretry_first_seconds = 1\nretry_max_seconds = 2\n",
+    );
+    text.push_str(&webhook_sink("astreinte", port));
+    std::fs::write(&path, text).expect("write collector.toml");
+    collector.serve();
+    let cmp3 = collector.add_clinic("Cabinet Prisme", "cmp3");
+    let (agent, _) = Agent::enrolled(&collector, &cmp3, "server");
+    let down = vigie_tests::alerts::lan_report("pacs", "pacs", vigie_proto::v1::DeviceState::Down);
+    send_as(&collector, &agent, vec![down]).await;
+    wait(&collector, 30, "the PACS ticket retrying", || {
+        tickets(&collector)
+            .iter()
+            .any(|t| t["state"] == "retrying" && t["attempts"].as_u64() >= Some(2))
+            .then_some(())
+    });
+    collector.admin(&["clinic", "set-tier", &cmp3, "cmp1"]).ok();
+    wait(&collector, 20, "the undelivered create cancelled", || {
+        let all = tickets(&collector);
+        (!all.is_empty() && all.iter().all(|t| t["state"] == "cancelled")).then_some(())
+    });
+    // The ticket system comes back: nothing is owed to it.
+    let _receiver = webhook_receiver(port, &record);
+    std::thread::sleep(Duration::from_secs(4));
+    let sent = records(&record);
+    assert!(
+        sent.is_empty(),
+        "nothing sent after the downgrade: {sent:#?}"
+    );
+}

@@ -11,4 +11,5 @@ mod isolation;
 mod lan;
 mod limits;
 mod refusals;
+mod reliability;
 mod tiers;

@@ -387,3 +387,101 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// `vigie-agent run` in the background (the shape of a real deployment), stopped with
+/// SIGTERM by [`RunningAgent::stop`] and killed on drop.
+pub struct RunningAgent {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl RunningAgent {
+    pub fn start(agent: &Agent, config: &Path) -> RunningAgent {
+        Self::start_with(agent, config, &mut Command::new(bin("vigie-agent")))
+    }
+
+    /// Starts with a prepared command, e.g. under `faketime` or `fiu-run`.
+    pub fn start_with(agent: &Agent, config: &Path, cmd: &mut Command) -> RunningAgent {
+        let log = agent.state_dir.with_extension("run.log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let child = cmd
+            .arg("run")
+            .arg("--state-dir")
+            .arg(&agent.state_dir)
+            .arg("--config")
+            .arg(config)
+            .env("VIGIE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log fd"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn vigie-agent run");
+        RunningAgent {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// SIGTERM, then waits (at most 20 s) for a clean exit; returns its status.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("agent ignored SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Edits the `collector.toml` of a data directory: each `(from, to)` must be found.
+pub fn edit_collector_toml(data_dir: &Path, edits: &[(&str, &str)]) {
+    let path = data_dir.join("collector.toml");
+    let mut text = std::fs::read_to_string(&path).expect("collector.toml");
+    for (from, to) in edits {
+        assert!(
+            text.contains(from),
+            "{from:?} not in collector.toml:\n{text}"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    std::fs::write(&path, text).expect("write collector.toml");
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, at most `limit`; panics with `what`.
+pub fn wait_until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

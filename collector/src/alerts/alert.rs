@@ -1,5 +1,5 @@
 //! What the engine keeps: alerts with their history, the series that links the occurrences of
-//! one problem, silences, and the events a ticketing sink (issue 6) consumes.
+//! one problem, silences, and the events a ticketing sink consumes.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};

@@ -46,7 +46,7 @@ pub struct CollectorState {
     pub ca: CertificateAuthority,
     pub alerts: Arc<AlertEngine>,
     pub evaluator: Evaluator,
-    /// Alerts to tickets (issue 6): the queue and the sinks.
+    /// Alerts to tickets: the queue and the sinks.
     pub escalation: Arc<Escalator>,
 }
 

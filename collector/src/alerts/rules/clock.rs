@@ -52,9 +52,10 @@ pub fn evaluate(now: Timestamp, agent: &AgentRecord, t: &ClockThresholds) -> Vec
 fn humanize(d: SignedDuration) -> String {
     let s = d.as_secs();
     match s {
-        s if s >= 86_400 => format!("{} j", s / 86_400),
-        s if s >= 3_600 => format!("{} h", s / 3_600),
-        s if s >= 60 => format!("{} min", s / 60),
+        // Rounded: a year ahead measured a few milliseconds late is still 365 days.
+        s if s >= 86_400 => format!("{} j", (s + 43_200) / 86_400),
+        s if s >= 3_600 => format!("{} h", (s + 1_800) / 3_600),
+        s if s >= 60 => format!("{} min", (s + 30) / 60),
         s => format!("{s} s"),
     }
 }
