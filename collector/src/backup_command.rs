@@ -47,8 +47,9 @@ pub async fn run_backup(data_dir: &DataDir, out: &Path) -> anyhow::Result<()> {
             let storage = match Storage::open_unshared(&data_dir.database()) {
                 Ok(storage) => storage,
                 Err(StorageError::InUse(db)) => bail!(
-                    "no collector answers on its admin interface ({addr}), yet the database {db} \
-                     is open in another process: is `serve` starting, or stuck? Nothing was backed up"
+                    "aucun collecteur ne répond sur {addr}, mais la base {db} est ouverte par un \
+                     autre processus (serve en train de démarrer, bloqué, ou collector.toml modifié \
+                     depuis son démarrage ?) : rien n'a été sauvegardé"
                 ),
                 Err(error) => return Err(error).context("cannot open the database"),
             };
