@@ -84,7 +84,7 @@ fn restored_collector_keeps_its_agents_and_every_acknowledged_report() {
     let failed_alert = of(&before, &saint_pierre, "backup_failed")[0]["id"].clone();
     let clinics_before = clinics(&collector);
 
-    // The agent keeps sending: a backup result dropped in its spool every 300 ms.
+    // The agent keeps sending: a backup result dropped in its spool every 100 ms.
     let feeding = Arc::new(AtomicBool::new(true));
     let fed = Arc::new(AtomicU64::new(0));
     let feeder = {
@@ -106,13 +106,13 @@ fn restored_collector_keeps_its_agents_and_every_acknowledged_report() {
                     .expect("backup-result");
                 assert!(out.status.success(), "{out:?}");
                 fed.fetch_add(1, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(300));
+                std::thread::sleep(Duration::from_millis(100));
             }
         })
     };
     let start_count = collector.reports_of(&agent_id);
     wait_until("reports flowing", Duration::from_secs(20), || {
-        collector.reports_of(&agent_id) >= start_count + 3
+        collector.reports_of(&agent_id) >= start_count + 10
     });
 
     let archive = collector.data_dir.with_extension("backup");
@@ -136,8 +136,14 @@ fn restored_collector_keeps_its_agents_and_every_acknowledged_report() {
     );
     // Still sending after the backup (these are the reports the backup cannot hold).
     wait_until("reports after the backup", Duration::from_secs(20), || {
-        collector.reports_of(&agent_id) >= at_backup_end + 2
+        collector.reports_of(&agent_id) >= at_backup_end + 3
     });
+
+    // The agent pauses (its state directory stays): otherwise what it queued during the outage
+    // would blur the count of what the backup restored.
+    feeding.store(false, Ordering::SeqCst);
+    feeder.join().expect("feeder");
+    run.stop();
 
     // Lose the machine: the collector stops, its data directory is gone.
     let status = collector.stop();
@@ -180,14 +186,24 @@ fn restored_collector_keeps_its_agents_and_every_acknowledged_report() {
         "restored {restored_count} reports; {acknowledged_before} acknowledged before the backup, \
          {at_backup_end} when it ended"
     );
-    // The same agent carries on, with the same certificate: its reports keep arriving.
+    // The same agent carries on, with the same state and certificate: its reports keep arriving.
+    let mut run = RunningAgent::start(&agent, &config);
+    for _ in 0..3 {
+        agent
+            .cmd(&[
+                "backup-result",
+                "--job",
+                "hourly-usb",
+                "--status",
+                "success",
+            ])
+            .ok();
+    }
     wait_until(
         "the agent reporting to the restored collector",
         Duration::from_secs(30),
         || rebuilt.reports_of(&agent_id) >= restored_count + 3,
     );
-    feeding.store(false, Ordering::SeqCst);
-    feeder.join().expect("feeder");
     assert_eq!(agent.agent_id(), agent_id, "not re-enrolled");
     assert_eq!(agent.read("ca.crt"), ca_before, "same CA pinned");
     let agents = rebuilt.agents();
@@ -214,6 +230,11 @@ fn restored_collector_keeps_its_agents_and_every_acknowledged_report() {
 
     run.stop();
     assert!(fed.load(Ordering::SeqCst) > 0);
+    eprintln!(
+        "reports: {acknowledged_before} stored before the backup, {restored_count} restored, \
+         {at_backup_end} when the backup ended; {} results fed",
+        fed.load(Ordering::SeqCst)
+    );
 }
 
 #[test]

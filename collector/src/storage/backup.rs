@@ -242,8 +242,11 @@ mod tests {
     use std::sync::mpsc;
     use vigie_domain::Tier;
 
+    type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+    /// Every tree's name and entries, in export order.
     #[derive(Default)]
-    struct Collect(Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>);
+    struct Collect(Vec<(Vec<u8>, Entries)>);
 
     impl ExportSink for Collect {
         type Error = std::convert::Infallible;
