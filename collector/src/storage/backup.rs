@@ -349,4 +349,63 @@ mod tests {
             "the write that was in progress is in the export"
         );
     }
+
+    #[test]
+    fn an_export_never_sees_half_of_a_multi_tree_write() {
+        use crate::alerts::alert::{Silence, SilenceScope};
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(&tmp.path().join("db")).expect("open");
+        let writing = Arc::new(AtomicBool::new(true));
+        // Each silence and the "next silence" counter are written in one transaction, in two
+        // trees that the export reads one after the other ("counters" before "silences").
+        let writer = {
+            let (storage, writing) = (storage.clone(), writing.clone());
+            std::thread::spawn(move || {
+                while writing.load(Ordering::SeqCst) {
+                    let now = jiff::Timestamp::now();
+                    storage
+                        .add_silence(|id| Silence {
+                            id,
+                            scope: SilenceScope::Clinic("c".into()),
+                            starts_at: now,
+                            ends_at: now,
+                            reason: "maintenance".into(),
+                            created_by: "test".into(),
+                        })
+                        .expect("add");
+                }
+            })
+        };
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(2));
+            let mut sink = Collect::default();
+            storage.export_consistent(&mut sink).expect("export");
+            let tree = |name: &[u8]| {
+                sink.0
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, entries)| entries.clone())
+                    .unwrap_or_default()
+            };
+            let silences = tree(b"silences").len() as u64;
+            let next = tree(b"counters")
+                .iter()
+                .find(|(k, _)| k == b"silence")
+                .and_then(|(_, v)| <[u8; 8]>::try_from(v.as_slice()).ok())
+                .map_or(1, u64::from_be_bytes);
+            assert_eq!(
+                next,
+                silences + 1,
+                "counter and silences from one point in time"
+            );
+        }
+        writing.store(false, Ordering::SeqCst);
+        writer.join().expect("writer");
+        assert!(
+            storage.list_silences().expect("list").len() > 1,
+            "the writer wrote"
+        );
+    }
 }
