@@ -93,6 +93,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let mut admin = admin_client::connect(&data_dir).await?;
             run_agents(&mut admin, clinic, json).await
         }
+        Command::Backup(args) => crate::backup_command::run_backup(&data_dir, &args.out).await,
+        Command::Restore(args) => crate::backup_command::run_restore(&args.file, &data_dir),
         Command::Alerts(args) => run_alerts(&data_dir, args).await,
         Command::Silence(command) => run_silence(&data_dir, command).await,
         Command::Tickets(args) => run_tickets(&data_dir, args.all, args.json).await,
@@ -337,7 +339,7 @@ async fn run_silence(data_dir: &DataDir, command: SilenceCommand) -> anyhow::Res
 
 /// An admin call's failure in words: the collector's own message, or, when the TLS layer
 /// refused us, which certificate problem it was.
-fn status_error(status: tonic::Status) -> anyhow::Error {
+pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
     let mut causes = Vec::new();
     let mut source = status.source();
     while let Some(error) = source {

@@ -10,6 +10,8 @@ pub mod admin_client;
 pub mod agent_clock;
 pub mod alert_output;
 pub mod alerts;
+pub mod archive;
+pub mod backup_command;
 pub mod cli;
 pub mod commands;
 pub mod config;

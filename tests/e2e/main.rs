@@ -3,6 +3,7 @@
 
 mod alerts;
 mod backup;
+mod collector_backup;
 mod durability;
 mod enrollment;
 mod escalation;

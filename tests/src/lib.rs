@@ -148,6 +148,19 @@ impl Collector {
         }
     }
 
+    /// A collector on a data directory that exists already (a restored one, say), listening
+    /// where its `collector.toml` says; not serving yet.
+    pub fn at(data_dir: &Path, agent_addr: SocketAddr, admin_addr: SocketAddr) -> Self {
+        Collector {
+            data_dir: data_dir.to_owned(),
+            agent_addr,
+            admin_addr,
+            serve: None,
+            log: data_dir.with_extension("serve.log"),
+            _tmp: None,
+        }
+    }
+
     /// Starts `serve` and waits for both listeners.
     pub fn serve(&mut self) {
         assert!(self.serve.is_none(), "already serving");
@@ -356,6 +369,71 @@ impl Agent {
 
     pub fn read(&self, file: &str) -> Vec<u8> {
         std::fs::read(self.state_dir.join(file)).expect("state file")
+    }
+}
+
+/// `vigie-agent run --config CONFIG` in the background, logging to `STATE_DIR.run.log`;
+/// SIGTERM with [`RunningAgent::stop`], SIGKILL on drop.
+pub struct RunningAgent {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl RunningAgent {
+    pub fn start(agent: &Agent, config: &Path) -> RunningAgent {
+        let log = agent.state_dir.with_extension("run.log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let child = Command::new(bin("vigie-agent"))
+            .arg("run")
+            .arg("--state-dir")
+            .arg(&agent.state_dir)
+            .arg("--config")
+            .arg(config)
+            .env("VIGIE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log fd"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn vigie-agent run");
+        RunningAgent {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("agent ignored SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

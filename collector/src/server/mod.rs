@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod admin_alerts;
+mod admin_backup;
 mod admin_escalation;
 pub mod convert;
 pub mod enrollment;
@@ -41,6 +42,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct CollectorState {
     pub config: CollectorConfig,
+    /// Where `collector.toml`, the keys and the database live (the backup reads them).
+    pub data_dir: DataDir,
     pub storage: Storage,
     pub commit: GroupCommit,
     pub ca: CertificateAuthority,
@@ -227,6 +230,7 @@ pub async fn start_with_clock(
         escalation::worker::spawn(escalation.clone(), engine.subscribe(), stopped.clone());
     let state = Arc::new(CollectorState {
         config,
+        data_dir: data_dir.clone(),
         storage: storage.clone(),
         commit,
         ca,

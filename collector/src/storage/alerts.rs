@@ -75,6 +75,7 @@ impl Storage {
         write: &AlertWrite,
         now: Timestamp,
     ) -> Result<Option<u64>, StorageError> {
+        let _turn = self.writing();
         let mut alerts = Vec::with_capacity(write.alerts.len());
         for alert in &write.alerts {
             alerts.push((alert.id.to_be_bytes(), encode("alert", alert)?));
@@ -154,6 +155,7 @@ impl Storage {
 
     /// Stores a new silence under the next silence number, and returns it.
     pub fn add_silence(&self, make: impl Fn(u64) -> Silence) -> Result<Silence, StorageError> {
+        let _turn = self.writing();
         let result = (&self.silences, &self.counters).transaction(|(silences, counters)| {
             let id = read_counter("silence", counters.get("silence")?.as_deref())
                 .map_err(ConflictableTransactionError::Abort)?
@@ -185,6 +187,7 @@ impl Storage {
 
     /// Removes a silence; `false` if there was none with that id.
     pub fn remove_silence(&self, id: u64) -> Result<bool, StorageError> {
+        let _turn = self.writing();
         Ok(self.silences.remove(id.to_be_bytes())?.is_some())
     }
 }

@@ -33,6 +33,7 @@ impl Storage {
     // ---- clinics ----
 
     pub fn add_clinic(&self, clinic: &Clinic) -> Result<(), StorageError> {
+        let _turn = self.writing();
         self.clinics
             .insert(clinic.id.as_bytes(), encode("clinic", clinic)?)?;
         Ok(())
@@ -52,6 +53,7 @@ impl Storage {
         id: &str,
         change: impl FnOnce(&mut Clinic),
     ) -> Result<Option<Clinic>, StorageError> {
+        let _turn = self.writing();
         let Some(mut clinic) = self.clinic(id)? else {
             return Ok(None);
         };
@@ -75,6 +77,7 @@ impl Storage {
         secret_hash: &[u8; 32],
         token: &TokenRecord,
     ) -> Result<(), StorageError> {
+        let _turn = self.writing();
         self.tokens
             .insert(secret_hash.as_slice(), encode("token", token)?)?;
         Ok(())
@@ -96,6 +99,7 @@ impl Storage {
         now: Timestamp,
         make_agent: impl Fn(&TokenRecord) -> AgentRecord,
     ) -> Result<AgentRecord, EnrollError> {
+        let _turn = self.writing();
         let result = (&self.tokens, &self.agents).transaction(|(tokens, agents)| {
             let Some(raw) = tokens.get(secret_hash.as_slice())? else {
                 return abort(EnrollError::Rejected(TokenRejection::Unknown));
@@ -150,6 +154,7 @@ impl Storage {
         id: &str,
         mut change: impl FnMut(&mut AgentRecord),
     ) -> Result<Option<AgentRecord>, StorageError> {
+        let _turn = self.writing();
         loop {
             let Some(old) = self.agents.get(id.as_bytes())? else {
                 return Ok(None);
@@ -173,6 +178,7 @@ impl Storage {
         id: &str,
         now: Timestamp,
     ) -> Result<Option<AgentRecord>, StorageError> {
+        let _turn = self.writing();
         self.update_agent(id, |agent| {
             if !agent.revoked {
                 agent.revoked = true;

@@ -31,6 +31,7 @@ impl Storage {
         records: &[Escalation],
         cursor: Option<u64>,
     ) -> Result<(), StorageError> {
+        let _turn = self.writing();
         let mut encoded = Vec::with_capacity(records.len());
         for r in records {
             encoded.push((

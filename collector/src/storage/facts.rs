@@ -47,6 +47,7 @@ impl Storage {
         collected_at: Timestamp,
         fact: &Fact,
     ) -> Result<(), StorageError> {
+        let _turn = self.writing();
         match fact {
             Fact::Backup { runs, declared } => {
                 for run in runs {

@@ -9,11 +9,14 @@
 //! - `alerts.rs`: alerts, their series and events, silences.
 //! - `escalation.rs`: the ticket queue and its event cursor.
 //! - `durability.rs`: flush + `fsync` (sled's own flush does not survive a power cut).
+//! - `backup.rs`: the write gate every write method holds ([`Storage::writing`]), and the
+//!   export of every tree at one point in time (the collector's own backup) and its import.
 //!
 //! Records are JSON (serde) so they can gain fields; reports are protobuf. Text keys join their
 //! parts with [`SEP`]; numbers in keys are big-endian so byte order is numeric order.
 
 mod alerts;
+mod backup;
 mod durability;
 mod enrollment;
 mod escalation;
@@ -29,10 +32,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use alerts::AlertWrite;
+pub use backup::{ExportError, ExportSink, ExportStats, ImportError, Importer, WriteTurn};
 pub use enrollment::{EnrollError, TokenRejection};
 pub use facts::{FactKind, RUNS_KEPT};
 pub use reports::{EncodedReport, StoreOutcome, StoredReport, UninterpretedReport};
 
+use backup::WriteGate;
 use durability::Durability;
 
 /// Separates the parts of a text key (the ASCII unit separator never occurs in ids or names
@@ -63,6 +68,8 @@ pub enum StorageError {
     },
     #[error("agent id {0:?} is not a UUID")]
     AgentId(String),
+    #[error("the database {0} is open in another process (is `vigie-collector serve` running?)")]
+    InUse(String),
 }
 
 /// Handle on the open database; cheap to clone.
@@ -88,6 +95,7 @@ pub struct Storage {
     escalation_meta: sled::Tree,
     escalation_todo: sled::Tree,
     durability: Arc<Durability>,
+    gate: WriteGate,
 }
 
 impl std::fmt::Debug for Storage {
@@ -127,6 +135,7 @@ impl Storage {
             escalation_todo: db.open_tree("escalation_todo")?,
             db,
             durability: Arc::new(durability),
+            gate: WriteGate::default(),
         })
     }
 
