@@ -459,6 +459,10 @@ pub fn restore(archive: &Path, target: &DataDir) -> Result<Summary, ArchiveError
     result.map(|()| summary)
 }
 
+/// How far alert numbers jump at a restore: more alerts than a collector opens between two
+/// nightly backups.
+const RESTORED_ALERT_GAP: u64 = 100_000;
+
 fn restore_into(archive: &Path, target: &DataDir) -> Result<(), ArchiveError> {
     let storage = Storage::open(&target.database())?;
     let mut sink = Restorer {
@@ -475,6 +479,9 @@ fn restore_into(archive: &Path, target: &DataDir) -> Result<(), ArchiveError> {
     if let Some(importer) = sink.importer.take() {
         importer.finish()?;
     }
+    // Alerts numbered after the backup may have tickets tagged `[vigie:N]` out there: numbers
+    // restart well past them so a new alert never lands in an old ticket.
+    storage.skip_alert_numbers(RESTORED_ALERT_GAP)?;
     storage.flush_durably()?;
     vigie_durable::sync_dir(target.path()).map_err(StorageError::from)?;
     Ok(())

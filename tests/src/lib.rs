@@ -372,71 +372,6 @@ impl Agent {
     }
 }
 
-/// `vigie-agent run --config CONFIG` in the background, logging to `STATE_DIR.run.log`;
-/// SIGTERM with [`RunningAgent::stop`], SIGKILL on drop.
-pub struct RunningAgent {
-    child: Option<Child>,
-    pub log: PathBuf,
-}
-
-impl RunningAgent {
-    pub fn start(agent: &Agent, config: &Path) -> RunningAgent {
-        let log = agent.state_dir.with_extension("run.log");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
-        let child = Command::new(bin("vigie-agent"))
-            .arg("run")
-            .arg("--state-dir")
-            .arg(&agent.state_dir)
-            .arg("--config")
-            .arg(config)
-            .env("VIGIE_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log fd"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn vigie-agent run");
-        RunningAgent {
-            child: Some(child),
-            log,
-        }
-    }
-
-    pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while child.try_wait().ok().flatten().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("agent ignored SIGTERM:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for RunningAgent {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// Agent config turning off the checks whose facts depend on the machine (OS updates,
 /// antivirus, software), for tests that count reports.
 pub const QUIET_CHECKS: &str =
@@ -470,7 +405,7 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 /// SIGTERM by [`RunningAgent::stop`] and killed on drop.
 pub struct RunningAgent {
     child: Option<Child>,
-    log: PathBuf,
+    pub log: PathBuf,
 }
 
 impl RunningAgent {

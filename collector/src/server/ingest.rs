@@ -150,16 +150,15 @@ fn note_snapshot(agent: &mut AgentRecord, at: Timestamp, snapshot: &SystemSnapsh
     }
 }
 
-/// Records what understood reports say, each at its trusted time; returns the newest
-/// snapshot. Idempotent: a resent report is harmless.
-fn record_meanings(
-    storage: &Storage,
-    agent_id: &str,
+/// Understood reports at their trusted times: the newest snapshot, and the facts to record
+/// (with the times the agent's clock stamped inside them corrected alike).
+fn at_trusted_times(
     received_at: Timestamp,
     clock: Option<&ClockReading>,
     reports: impl IntoIterator<Item = (Timestamp, Meaning)>,
-) -> Result<Option<(Timestamp, SystemSnapshot)>, StorageError> {
+) -> (Option<(Timestamp, SystemSnapshot)>, Vec<(Timestamp, Fact)>) {
     let mut latest: Option<(Timestamp, SystemSnapshot)> = None;
+    let mut facts = Vec::new();
     for (collected_at, meaning) in reports {
         let at = trusted_time(collected_at, received_at, clock);
         if let Some(snapshot) = meaning.snapshot
@@ -169,11 +168,23 @@ fn record_meanings(
         }
         if let Some(mut fact) = meaning.fact {
             fact.correct_agent_times(at.duration_since(collected_at), received_at);
-            // Facts are recorded for every tier: the policy decides later what alerts.
-            storage.record_fact(agent_id, at, &fact)?;
+            facts.push((at, fact));
         }
     }
-    Ok(latest)
+    (latest, facts)
+}
+
+/// Records facts for every tier (the policy decides later what alerts). Idempotent: a resent
+/// report is harmless, which is also why a crash before the ack loses nothing.
+fn record_facts(
+    storage: &Storage,
+    agent_id: &str,
+    facts: &[(Timestamp, Fact)],
+) -> Result<(), StorageError> {
+    for (at, fact) in facts {
+        storage.record_fact(agent_id, *at, fact)?;
+    }
+    Ok(())
 }
 
 /// Interprets the stored reports that an older version of this collector could not (run at
@@ -193,13 +204,9 @@ pub fn interpret_stored(storage: &Storage) -> Result<usize, StorageError> {
             };
             // Without the batch's clock reading, its arrival bounds it.
             let received_at = stored.report.received_at.unwrap_or_else(Timestamp::now);
-            let latest = record_meanings(
-                storage,
-                &stored.agent_id,
-                received_at,
-                None,
-                [(received.collected_at, meaning)],
-            )?;
+            let (latest, facts) =
+                at_trusted_times(received_at, None, [(received.collected_at, meaning)]);
+            record_facts(storage, &stored.agent_id, &facts)?;
             if let Some((at, snapshot)) = latest {
                 storage.update_agent(&stored.agent_id, |agent| {
                     note_snapshot(agent, at, &snapshot)
@@ -303,8 +310,7 @@ impl Ingest for IngestService {
         let storage = self.state.storage.clone();
         let id = agent_id.clone();
         let outcome = blocking(move || {
-            let outcome = storage.store_reports(&id, received_at, &encoded)?;
-            let latest = record_meanings(&storage, &id, received_at, clock.as_ref(), meanings)?;
+            let (latest, facts) = at_trusted_times(received_at, clock.as_ref(), meanings);
             let note = BatchNote {
                 now: received_at,
                 version: &version,
@@ -312,7 +318,9 @@ impl Ingest for IngestService {
                 clock,
                 latest: latest.as_ref(),
             };
-            storage.update_agent(&id, |agent| note_batch(agent, &note))?;
+            let outcome = storage
+                .store_batch(&id, received_at, &encoded, |agent| note_batch(agent, &note))?;
+            record_facts(&storage, &id, &facts)?;
             Ok::<_, StorageError>(outcome)
         })
         .await?

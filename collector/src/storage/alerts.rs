@@ -68,6 +68,15 @@ impl Storage {
         Ok(read_counter("alert", next.as_deref())?.unwrap_or(1).max(1))
     }
 
+    /// Moves the next alert number `by` further (after a restore: see `archive.rs`).
+    pub fn skip_alert_numbers(&self, by: u64) -> Result<u64, StorageError> {
+        let _turn = self.writing();
+        let next = self.next_alert_id()?.saturating_add(by);
+        self.counters
+            .insert("alert", next.to_be_bytes().as_slice())?;
+        Ok(next)
+    }
+
     /// Writes alert changes and their events in one transaction: an event exists if and only
     /// if its change does. Returns the sequence number of the last event written.
     pub fn write_alerts(

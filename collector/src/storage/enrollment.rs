@@ -147,29 +147,30 @@ impl Storage {
         Ok(agents)
     }
 
-    /// Read-modify-write of one agent record without losing a concurrent update (compare and
-    /// swap, retried). `None` if there is no such agent.
+    /// Read-modify-write of one agent record without losing a concurrent update: every write
+    /// of an agent record is a sled transaction (this one, enrollment, a stored batch), so
+    /// writers are serialised. `None` if there is no such agent.
     pub fn update_agent(
         &self,
         id: &str,
-        mut change: impl FnMut(&mut AgentRecord),
+        change: impl Fn(&mut AgentRecord),
     ) -> Result<Option<AgentRecord>, StorageError> {
         let _turn = self.writing();
-        loop {
-            let Some(old) = self.agents.get(id.as_bytes())? else {
+        let result = self.agents.transaction(|agents| {
+            let Some(old) = agents.get(id.as_bytes())? else {
                 return Ok(None);
             };
-            let mut agent: AgentRecord = decode("agent", &old)?;
+            let mut agent: AgentRecord =
+                decode("agent", &old).map_err(ConflictableTransactionError::Abort)?;
             change(&mut agent);
-            let new = encode("agent", &agent)?;
-            if self
-                .agents
-                .compare_and_swap(id.as_bytes(), Some(old), Some(new))?
-                .is_ok()
-            {
-                return Ok(Some(agent));
-            }
-        }
+            let new = encode("agent", &agent).map_err(ConflictableTransactionError::Abort)?;
+            agents.insert(id.as_bytes(), new)?;
+            Ok(Some(agent))
+        });
+        result.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StorageError::Sled(e),
+        })
     }
 
     /// Marks an agent revoked. `None` if there is no such agent.

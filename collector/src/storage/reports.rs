@@ -15,7 +15,8 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use uuid::Uuid;
 
-use super::{Storage, StorageError, read_counter};
+use super::{Storage, StorageError, decode, encode, read_counter};
+use crate::model::AgentRecord;
 
 /// Marks a stored value that starts with the time received.
 const WITH_RECEIVED_AT: u8 = 0x00;
@@ -93,9 +94,34 @@ impl Storage {
         received_at: Timestamp,
         reports: &[EncodedReport],
     ) -> Result<StoreOutcome, StorageError> {
+        self.store_batch(agent_id, received_at, reports, |_| {})
+    }
+
+    /// [`Storage::store_reports`], and `note` applied to the agent's record in the same
+    /// transaction: nobody sees a batch's reports counted without its contact noted.
+    pub fn store_batch(
+        &self,
+        agent_id: &str,
+        received_at: Timestamp,
+        reports: &[EncodedReport],
+        note: impl Fn(&mut AgentRecord),
+    ) -> Result<StoreOutcome, StorageError> {
+        let _turn = self.writing();
         let agent = agent_key(agent_id)?;
-        let trees = (&self.reports, &self.report_counts, &self.uninterpreted);
-        let result = trees.transaction(|(stored, counts, uninterpreted)| {
+        let trees = (
+            &self.reports,
+            &self.report_counts,
+            &self.uninterpreted,
+            &self.agents,
+        );
+        let result = trees.transaction(|(stored, counts, uninterpreted, agents)| {
+            if let Some(old) = agents.get(agent_id.as_bytes())? {
+                let mut record: AgentRecord =
+                    decode("agent", &old).map_err(ConflictableTransactionError::Abort)?;
+                note(&mut record);
+                let new = encode("agent", &record).map_err(ConflictableTransactionError::Abort)?;
+                agents.insert(agent_id.as_bytes(), new)?;
+            }
             let mut seen = HashSet::new();
             let mut outcome = StoreOutcome::default();
             for report in reports {
@@ -172,6 +198,7 @@ impl Storage {
         &self,
         limit: usize,
     ) -> Result<Vec<UninterpretedReport>, StorageError> {
+        let _turn = self.writing();
         let mut found = Vec::new();
         for key in self.uninterpreted.iter().keys().take(limit) {
             let key = key?;
@@ -193,6 +220,7 @@ impl Storage {
 
     /// Takes a report off the uninterpreted list (an upgraded collector understood it).
     pub fn mark_interpreted(&self, agent_id: &str, report_id: &Uuid) -> Result<(), StorageError> {
+        let _turn = self.writing();
         let agent = agent_key(agent_id)?;
         self.uninterpreted.remove(report_key(&agent, report_id))?;
         Ok(())
