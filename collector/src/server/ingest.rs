@@ -150,13 +150,19 @@ fn note_snapshot(agent: &mut AgentRecord, at: Timestamp, snapshot: &SystemSnapsh
     }
 }
 
-/// Understood reports at their trusted times: the newest snapshot, and the facts to record
-/// (with the times the agent's clock stamped inside them corrected alike).
+/// What understood reports say, at their trusted times.
+struct Trusted {
+    /// The newest snapshot.
+    latest: Option<(Timestamp, SystemSnapshot)>,
+    /// The facts to record, with the times the agent's clock stamped inside them corrected.
+    facts: Vec<(Timestamp, Fact)>,
+}
+
 fn at_trusted_times(
     received_at: Timestamp,
     clock: Option<&ClockReading>,
     reports: impl IntoIterator<Item = (Timestamp, Meaning)>,
-) -> (Option<(Timestamp, SystemSnapshot)>, Vec<(Timestamp, Fact)>) {
+) -> Trusted {
     let mut latest: Option<(Timestamp, SystemSnapshot)> = None;
     let mut facts = Vec::new();
     for (collected_at, meaning) in reports {
@@ -171,7 +177,7 @@ fn at_trusted_times(
             facts.push((at, fact));
         }
     }
-    (latest, facts)
+    Trusted { latest, facts }
 }
 
 /// Records facts for every tier (the policy decides later what alerts). Idempotent: a resent
@@ -204,7 +210,7 @@ pub fn interpret_stored(storage: &Storage) -> Result<usize, StorageError> {
             };
             // Without the batch's clock reading, its arrival bounds it.
             let received_at = stored.report.received_at.unwrap_or_else(Timestamp::now);
-            let (latest, facts) =
+            let Trusted { latest, facts } =
                 at_trusted_times(received_at, None, [(received.collected_at, meaning)]);
             record_facts(storage, &stored.agent_id, &facts)?;
             if let Some((at, snapshot)) = latest {
@@ -310,7 +316,7 @@ impl Ingest for IngestService {
         let storage = self.state.storage.clone();
         let id = agent_id.clone();
         let outcome = blocking(move || {
-            let (latest, facts) = at_trusted_times(received_at, clock.as_ref(), meanings);
+            let Trusted { latest, facts } = at_trusted_times(received_at, clock.as_ref(), meanings);
             let note = BatchNote {
                 now: received_at,
                 version: &version,
