@@ -109,6 +109,17 @@ pub enum StorageError {
     AgentId(String),
 }
 
+impl StorageError {
+    /// The disk failed under sled (full, I/O error): sled keeps such an error and fails every
+    /// later write, so the database must be reopened.
+    pub fn is_io_failure(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Sled(sled::Error::Io(_)) | StorageError::Sync { .. }
+        )
+    }
+}
+
 /// Why an enrollment token cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenRejection {

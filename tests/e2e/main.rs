@@ -3,6 +3,7 @@
 
 mod alerts;
 mod backup;
+mod disk_faults;
 mod durability;
 mod enrollment;
 mod escalation;

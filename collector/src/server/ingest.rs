@@ -15,6 +15,7 @@ use super::convert::{fact_from_payload, snapshot_from_proto, timestamp_from_prot
 use super::identity::peer_identity;
 use super::{CollectorState, blocking, internal};
 use crate::facts::Fact;
+use crate::group_commit::DurabilityError;
 use crate::model::{AgentRecord, SystemSnapshot};
 use crate::storage::EncodedReport;
 
@@ -39,6 +40,16 @@ struct Accepted {
     /// What the alert rules will judge.
     fact: Option<Fact>,
     bytes: Vec<u8>,
+}
+
+/// The answer when reports cannot be made durable: `Unavailable`, so the agent keeps them in
+/// its outbox and sends them again later, to a restarted collector.
+fn not_durable(agent_id: &str, error: &DurabilityError) -> Status {
+    tracing::error!(agent_id, %error, "batch not acknowledged: storage is not durable");
+    Status::unavailable(format!(
+        "the collector cannot store reports durably and is restarting; keep them and send them \
+         again ({error})"
+    ))
 }
 
 /// Why a report can never be accepted, or `Ok` with what to store.
@@ -188,6 +199,11 @@ impl Ingest for IngestService {
         let dropped_total = batch.outbox.as_ref().map(|o| o.dropped_total);
         let version = batch.agent_version;
 
+        // After a failed flush nothing written now could be acknowledged honestly.
+        self.state
+            .commit
+            .check()
+            .map_err(|e| not_durable(&agent_id, &e))?;
         let storage = self.state.storage.clone();
         let id = agent_id.clone();
         let outcome = blocking(move || {
@@ -203,13 +219,18 @@ impl Ingest for IngestService {
             Ok::<_, crate::storage::StorageError>(outcome)
         })
         .await?
-        .map_err(internal)?;
+        .map_err(|error| {
+            if error.is_io_failure() {
+                // sled keeps an I/O error and fails every later write: only a restart helps.
+                self.state.commit.declare_lost(error.to_string());
+                not_durable(&agent_id, &DurabilityError::Lost(error.to_string()))
+            } else {
+                internal(error)
+            }
+        })?;
 
         if let Err(error) = self.state.commit.durable().await {
-            tracing::error!(agent_id = %agent_id, %error, "batch not acknowledged: flush failed");
-            return Err(Status::unavailable(format!(
-                "reports could not be made durable: {error}"
-            )));
+            return Err(not_durable(&agent_id, &error));
         }
         tracing::info!(
             agent_id = %agent_id,
