@@ -11,5 +11,6 @@ mod facts;
 mod isolation;
 mod lan;
 mod limits;
+mod quarantine;
 mod refusals;
 mod tiers;

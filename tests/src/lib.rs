@@ -391,6 +391,21 @@ impl Agent {
         (sent, queued, run)
     }
 
+    /// `run --once` that must exit non-zero (the collector refuses this agent for good, the
+    /// outbox cannot write): (sent, queued) from its summary, and the whole run.
+    pub fn run_once_failing(&self) -> (u64, u64, Run) {
+        let run = self.run_once_under(&[]);
+        assert!(
+            !run.status.success(),
+            "run --once should exit non-zero:\nstdout: {}\nstderr: {}",
+            run.stdout,
+            run.stderr
+        );
+        let (sent, queued) = parse_summary(&run.stdout)
+            .unwrap_or_else(|| panic!("no `sent N, queued M` line in {:?}", run.stdout));
+        (sent, queued, run)
+    }
+
     /// `run --once` through a wrapper that execs it (`fiu-run -x -c ...`), whatever its exit
     /// status.
     pub fn run_once_under(&self, wrapper: &[&str]) -> Run {

@@ -9,9 +9,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use vigie_domain::identity::CertIdentity;
 use vigie_proto::v1::ingest_server::Ingest;
-use vigie_proto::v1::{RejectedReport, Report, ReportAck, ReportBatch, report};
+use vigie_proto::v1::{OutboxStatus, RejectedReport, Report, ReportAck, ReportBatch, report};
 
-use super::convert::{fact_from_payload, snapshot_from_proto, timestamp_from_proto};
+use super::convert::{
+    fact_from_payload, outbox_health_from_proto, snapshot_from_proto, timestamp_from_proto,
+};
 use super::identity::peer_identity;
 use super::{CollectorState, blocking, internal};
 use crate::facts::Fact;
@@ -95,15 +97,36 @@ fn note_batch(
     agent: &mut AgentRecord,
     now: Timestamp,
     version: &str,
-    dropped_total: Option<u64>,
+    outbox: Option<&OutboxStatus>,
     latest: Option<&(Timestamp, SystemSnapshot)>,
 ) {
     agent.last_seen = Some(now);
     if !version.trim().is_empty() {
         agent.agent_version = version.trim().to_owned();
     }
-    if let Some(dropped) = dropped_total {
-        agent.outbox_dropped_total = dropped;
+    if let Some(outbox) = outbox {
+        agent.outbox_dropped_total = outbox.dropped_total;
+        let health = outbox_health_from_proto(outbox);
+        if health != agent.outbox_health {
+            if health.quarantined_total > agent.outbox_health.quarantined_total {
+                tracing::warn!(
+                    agent_id = %agent.id,
+                    quarantined = health.quarantined,
+                    quarantined_total = health.quarantined_total,
+                    reason = %health.last_quarantine_reason,
+                    "agent quarantined reports refused for good"
+                );
+            }
+            if health.write_failures_total > agent.outbox_health.write_failures_total {
+                tracing::warn!(
+                    agent_id = %agent.id,
+                    write_failures_total = health.write_failures_total,
+                    error = %health.last_write_error,
+                    "agent outbox writes failed"
+                );
+            }
+            agent.outbox_health = health;
+        }
     }
     if let Some((at, snapshot)) = latest {
         // A backlog may arrive after newer reports: keep the newest snapshot.
@@ -196,7 +219,7 @@ impl Ingest for IngestService {
             })
             .collect();
         let now = Timestamp::now();
-        let dropped_total = batch.outbox.as_ref().map(|o| o.dropped_total);
+        let outbox = batch.outbox;
         let version = batch.agent_version;
 
         // After a failed flush nothing written now could be acknowledged honestly.
@@ -214,7 +237,7 @@ impl Ingest for IngestService {
                 storage.record_fact(&id, *at, fact)?;
             }
             storage.update_agent(&id, |agent| {
-                note_batch(agent, now, &version, dropped_total, latest.as_ref());
+                note_batch(agent, now, &version, outbox.as_ref(), latest.as_ref());
             })?;
             Ok::<_, crate::storage::StorageError>(outcome)
         })
@@ -310,6 +333,7 @@ mod tests {
             revoked: false,
             revoked_at: None,
             outbox_dropped_total: 0,
+            outbox_health: Default::default(),
             snapshot: None,
             snapshot_collected_at: None,
         };
@@ -320,11 +344,20 @@ mod tests {
             ..SystemSnapshot::default()
         };
         let t = |s| Timestamp::from_second(s).expect("ts");
+        let outbox = OutboxStatus {
+            dropped_total: 3,
+            quarantined: 1,
+            quarantined_total: 2,
+            last_quarantine_reason: "unknown kind".into(),
+            write_failures_total: 4,
+            last_write_error: "disk full".into(),
+            ..OutboxStatus::default()
+        };
         note_batch(
             &mut agent,
             t(100),
             "1.0",
-            Some(3),
+            Some(&outbox),
             Some(&(t(50), snap("new"))),
         );
         note_batch(&mut agent, t(101), "", None, Some(&(t(40), snap("older"))));
@@ -332,6 +365,16 @@ mod tests {
         assert_eq!(agent.os, "Debian GNU/Linux 12");
         assert_eq!(agent.agent_version, "1.0");
         assert_eq!(agent.outbox_dropped_total, 3);
+        assert_eq!(
+            (
+                agent.outbox_health.quarantined,
+                agent.outbox_health.quarantined_total,
+                agent.outbox_health.write_failures_total
+            ),
+            (1, 2, 4)
+        );
+        assert_eq!(agent.outbox_health.last_quarantine_reason, "unknown kind");
+        assert_eq!(agent.outbox_health.last_write_error, "disk full");
         assert_eq!(agent.last_seen, Some(t(101)));
     }
 }
