@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use vigie_tests::faults::{EIO, Tmpfs, fiu_ctrl};
+use vigie_tests::faults::{EIO, RunningAgent, Tmpfs, fiu_ctrl};
 use vigie_tests::{Agent, Collector};
 
 /// How long a collector that lost durability may take to exit.
@@ -130,4 +130,109 @@ fn full_disk_acknowledges_nothing_and_loses_nothing() {
     );
     assert_eq!(collector.reports_of(&agent_id), 1 + sent);
     collector.stop();
+}
+
+/// `run` as deployed, with short retries and no machine-dependent checks; the only reports
+/// are the start snapshot and the backup results the test writes.
+const RUN_CONFIG: &str = "[collection]\nsnapshot_interval = \"1h\"\n\
+    [updates]\nenabled = false\n[antivirus]\nenabled = false\n[software]\nenabled = false\n\
+    [backup]\nscan_interval = \"1s\"\n\
+    [sender]\nbackoff_initial = \"100ms\"\nbackoff_max = \"500ms\"\n";
+
+#[test]
+fn failed_outbox_fsync_is_counted_reported_and_loses_nothing() {
+    let mut collector = Collector::start();
+    let clinic = collector.add_clinic("Cabinet de Saint-Joseph", "cmp1");
+    let (agent, agent_id) = Agent::enrolled(&collector, &clinic, "server");
+    let config = agent.state_dir.with_extension("run.toml");
+    std::fs::write(&config, RUN_CONFIG).expect("config");
+    let mut running = RunningAgent::start(&agent, &config, &["fiu-run", "-x"]);
+    running.wait_until("start snapshot delivered", Duration::from_secs(20), || {
+        collector.reports_of(&agent_id) >= 1
+    });
+    let before = collector.reports_of(&agent_id);
+
+    // A result queued while the collector is away: it must survive what follows.
+    assert!(collector.stop().success());
+    write_backup_results(&agent, 1);
+    running.wait_until(
+        "first result taken from the spool",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_dir(agent.state_dir.join("spool"))
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                        .count()
+                        == 0
+                })
+                .unwrap_or(false)
+        },
+    );
+
+    // The agent's disk starts failing every fsync: the next result cannot be queued.
+    fiu_ctrl(
+        running.pid(),
+        &format!("enable name=posix/io/sync/fsync,failinfo={EIO}"),
+    );
+    agent
+        .cmd(&[
+            "backup-result",
+            "--job",
+            "after-fault",
+            "--status",
+            "success",
+        ])
+        .ok();
+    running.wait_until(
+        "the failed write is logged",
+        Duration::from_secs(15),
+        || running.log().contains("outbox write failed"),
+    );
+    assert!(
+        running.log().contains("Input/output error"),
+        "{}",
+        running.log()
+    );
+    fiu_ctrl(running.pid(), "disable name=posix/io/sync/fsync");
+
+    // Disk healthy again, collector back: both results arrive, and the failure is reported.
+    collector.serve();
+    running.wait_until("both results delivered", Duration::from_secs(30), || {
+        collector.reports_of(&agent_id) >= before + 2
+    });
+    running.wait_until(
+        "the failure reaches the collector",
+        Duration::from_secs(30),
+        || collector.agent(&agent_id)["outbox_write_failures"].as_u64() >= Some(1),
+    );
+    assert!(
+        running.is_running(),
+        "the agent keeps running:\n{}",
+        running.log()
+    );
+    let listed = collector.agent(&agent_id);
+    assert!(
+        listed["outbox_last_write_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Input/output error")),
+        "{listed}"
+    );
+    let table = collector.admin(&["agents"]).ok().stdout;
+    assert!(table.contains("échecs d'écriture"), "{table}");
+    assert!(running.stop().success());
+    assert_eq!(
+        collector.reports_of(&agent_id),
+        before + 2,
+        "each result stored once, nothing more"
+    );
+
+    // `run --once` shows the count kept in the outbox; no new failure in this run.
+    let (_, queued, run) = agent.run_once();
+    assert_eq!(queued, 0);
+    assert!(
+        run.stdout.contains("outbox write failures ") && run.stdout.contains("(0 in this run)"),
+        "{}",
+        run.stdout
+    );
 }

@@ -13,4 +13,5 @@ mod lan;
 mod limits;
 mod quarantine;
 mod refusals;
+mod revoked;
 mod tiers;

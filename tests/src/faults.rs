@@ -86,3 +86,106 @@ pub fn fiu_run_failing(name: &str, errno: i32) -> Vec<String> {
         format!("enable name={name},failinfo={errno}"),
     ]
 }
+
+/// `vigie-agent run` in the background (optionally under a wrapper that execs it, such as
+/// `fiu-run -x`), logging at info to a file; stopped with SIGTERM, or killed when dropped.
+pub struct RunningAgent {
+    child: Option<std::process::Child>,
+    pub log: PathBuf,
+}
+
+impl RunningAgent {
+    pub fn start(agent: &crate::Agent, config: &std::path::Path, wrapper: &[&str]) -> Self {
+        let log = agent.state_dir.with_extension("run.log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(crate::bin("vigie-agent"));
+                c
+            }
+            None => Command::new(crate::bin("vigie-agent")),
+        };
+        let child = command
+            .arg("run")
+            .arg("--state-dir")
+            .arg(&agent.state_dir)
+            .arg("--config")
+            .arg(config)
+            .env("VIGIE_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().expect("log fd"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn vigie-agent run");
+        RunningAgent {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it is still running (it must not exit by itself).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Polls `done` every 100 ms until it holds, panicking with the log after `timeout`.
+    pub fn wait_until(
+        &self,
+        what: &str,
+        timeout: std::time::Duration,
+        mut done: impl FnMut() -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: not within {timeout:?}; agent log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then waits (the agent finishes its outbox write and exits 0).
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("agent ignored SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
