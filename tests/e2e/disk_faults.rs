@@ -129,6 +129,9 @@ fn full_disk_acknowledges_nothing_and_loses_nothing() {
         "the kept reports and a new snapshot"
     );
     assert_eq!(collector.reports_of(&agent_id), 1 + sent);
+    println!(
+        "measured: full disk: {queued} reports kept by the agent, {sent} delivered after the restart, 0 lost"
+    );
     collector.stop();
 }
 
@@ -225,6 +228,10 @@ fn failed_outbox_fsync_is_counted_reported_and_loses_nothing() {
         collector.reports_of(&agent_id),
         before + 2,
         "each result stored once, nothing more"
+    );
+    println!(
+        "measured: agent fsync EIO: write failures counted {}, reports lost 0 of 2",
+        listed["outbox_write_failures"]
     );
 
     // `run --once` shows the count kept in the outbox; no new failure in this run.
