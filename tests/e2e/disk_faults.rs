@@ -33,6 +33,7 @@ fn failed_fsync_acknowledges_nothing_and_the_collector_exits() {
         collector.pid(),
         &format!("enable name=posix/io/sync/fsync,failinfo={EIO}"),
     );
+    let fault = std::time::Instant::now();
     let (sent, queued, run) = agent.run_once();
     assert_eq!(
         (sent, queued),
@@ -48,6 +49,7 @@ fn failed_fsync_acknowledges_nothing_and_the_collector_exits() {
         .wait_exit(EXIT_WITHIN)
         .unwrap_or_else(|| panic!("still serving after a failed fsync:\n{}", collector.log()));
     assert!(!status.success(), "exits non-zero: {status}");
+    let exited_after = fault.elapsed();
     let log = collector.log();
     assert!(log.contains("group commit flush failed"), "{log}");
     assert!(log.contains("Input/output error"), "{log}");
@@ -60,6 +62,10 @@ fn failed_fsync_acknowledges_nothing_and_the_collector_exits() {
         collector.reports_of(&agent_id),
         3,
         "each report stored once"
+    );
+    println!(
+        "measured: collector fsync EIO: exited ({status}) {exited_after:?} after the fault, \
+         reports lost 0 of 2"
     );
 }
 
