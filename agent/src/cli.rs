@@ -32,6 +32,18 @@ pub enum Command {
     CheckConfig(CheckConfigArgs),
     /// Record the result of one backup run in the spool (for scripts that cannot write JSON).
     BackupResult(BackupResultArgs),
+    /// List the reports the collector refused for good, kept in the outbox's quarantine (stop
+    /// the agent service first: the outbox has one user at a time).
+    Quarantine(QuarantineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineArgs {
+    #[arg(long, env = "VIGIE_STATE_DIR")]
+    state_dir: PathBuf,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -177,8 +189,32 @@ pub async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             if args.once {
                 let summary = run::run_once(&state, &config).await?;
                 println!("sent {}, queued {}", summary.sent, summary.queued);
-                if let Some(failure) = summary.failure {
-                    eprintln!("not sent: {}", transport::render(&failure));
+                let health = &summary.health;
+                if health.write_failures_total > 0 {
+                    println!(
+                        "outbox write failures {} ({} in this run), last: {}",
+                        health.write_failures_total,
+                        summary.write_failures,
+                        health.last_write_error
+                    );
+                }
+                if health.quarantined_total > 0 {
+                    println!(
+                        "quarantined {} (total {}, discarded {}), last reason: {}",
+                        health.quarantined,
+                        health.quarantined_total,
+                        health.quarantine_dropped_total,
+                        health.last_quarantine_reason
+                    );
+                }
+                if let Some(error) = &summary.queue_failure {
+                    eprintln!("not queued: {}", transport::render(error));
+                }
+                if let Some(failure) = &summary.failure {
+                    eprintln!("not sent: {}", transport::render(failure));
+                }
+                if summary.needs_attention() {
+                    return Ok(ExitCode::FAILURE);
                 }
             } else {
                 run::run(&state, &config).await?;
@@ -214,6 +250,37 @@ pub async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             };
             let path = spool::write_result(&dir, &result)?;
             println!("{}", path.display());
+        }
+        Command::Quarantine(args) => {
+            let state = StateDir::new(args.state_dir);
+            let outbox = vigie_agent::outbox::Outbox::open(&state.outbox_dir(), u64::MAX)?;
+            let reports = outbox.quarantined_reports()?;
+            let health = outbox.health();
+            if args.json {
+                let items: Vec<_> = reports
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "id": r.id.to_string(),
+                            "kind": r.kind.as_str(),
+                            "quarantined_at": jiff::Timestamp::from_second(r.quarantined_at)
+                                .map(|t| t.to_string())
+                                .unwrap_or_default(),
+                            "reason": r.reason,
+                            "bytes": r.bytes,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                for r in &reports {
+                    println!("{}  {}  {}  {}", r.id, r.kind.as_str(), r.bytes, r.reason);
+                }
+                println!(
+                    "quarantined {} (total {}, discarded {})",
+                    health.quarantined, health.quarantined_total, health.quarantine_dropped_total
+                );
+            }
         }
         Command::CheckConfig(args) => {
             let _ = args.state_dir;

@@ -19,6 +19,9 @@
 //! # collector is unreachable.
 //! backoff_initial = "1s"
 //! backoff_max = "5m"
+//! # Retry delay while the collector refuses this agent for good (revoked, unknown
+//! # certificate): slow, the agent stays up and says why in its log.
+//! refused_retry = "30m"
 //! connect_timeout = "10s"
 //! request_timeout = "60s"
 //! ```
@@ -42,6 +45,8 @@ pub const DEFAULT_BATCH_MAX_REPORTS: usize = 500;
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Retry delays never grow beyond this.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(5 * 60);
+/// Retry delay while the collector refuses this agent (revoked, certificate unknown).
+pub const DEFAULT_REFUSED_RETRY: Duration = Duration::from_secs(30 * 60);
 /// How long to wait for a TCP+TLS connection to the collector.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one `Report` call may take, transfer included.
@@ -122,6 +127,10 @@ pub struct SenderConfig {
     /// Largest retry delay.
     #[serde(with = "duration_text")]
     pub backoff_max: Duration,
+    /// Retry delay while the collector refuses this agent for good (revoked, certificate
+    /// unknown, collector not the pinned one): a technician must act, hammering helps no one.
+    #[serde(with = "duration_text")]
+    pub refused_retry: Duration,
     /// Connection (TCP + TLS) timeout.
     #[serde(with = "duration_text")]
     pub connect_timeout: Duration,
@@ -136,6 +145,7 @@ impl Default for SenderConfig {
             batch_max_reports: DEFAULT_BATCH_MAX_REPORTS,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            refused_retry: DEFAULT_REFUSED_RETRY,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
@@ -515,6 +525,9 @@ pub fn validate(config: &Config) -> Vec<String> {
         ));
     }
     problems.extend(crate::facts::backup::declared::problems(&config.backup));
+    if s.refused_retry.is_zero() {
+        problems.push("sender.refused_retry must be more than zero".to_owned());
+    }
     for (name, value) in [
         ("sender.connect_timeout", s.connect_timeout),
         ("sender.request_timeout", s.request_timeout),
@@ -562,6 +575,7 @@ mod tests {
             batch_max_reports = 500
             backoff_initial = "1s"
             backoff_max = "5m"
+            refused_retry = "30m"
             connect_timeout = "10s"
             request_timeout = "60s"
         "#;

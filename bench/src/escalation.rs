@@ -159,6 +159,7 @@ fn failed_backup(job: &str) -> v1::ReportBatch {
         outbox: Some(v1::OutboxStatus {
             dropped_total: 0,
             queued: 1,
+            ..v1::OutboxStatus::default()
         }),
         agent_version: "bench".into(),
         sent_at: None,

@@ -127,6 +127,7 @@ pub fn batch(host: usize, seq: &mut u64, size: usize) -> v1::ReportBatch {
         outbox: Some(v1::OutboxStatus {
             dropped_total: 0,
             queued: size as u64,
+            ..v1::OutboxStatus::default()
         }),
         agent_version: "bench".into(),
         sent_at: None,

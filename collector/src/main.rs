@@ -27,6 +27,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
+            if let Some(vigie_collector::server::ServeError::DurabilityLost(_)) =
+                error.downcast_ref()
+            {
+                // Exit before the runtime drops the database: sled's drop would flush and sync
+                // once more over the failed disk (and panic when that fails).
+                std::process::exit(1);
+            }
             ExitCode::FAILURE
         }
     }

@@ -31,6 +31,14 @@ pub struct AgentView {
     pub clock_offset_seconds: Option<i64>,
     /// Reports stored whole because this collector does not know their kind.
     pub uninterpreted_reports: u64,
+    /// Outbox writes or syncs that failed on the agent (disk full, I/O error), cumulative.
+    pub outbox_write_failures: u64,
+    pub outbox_last_write_error: String,
+    /// Reports refused for good, kept in the agent's quarantine now.
+    pub outbox_quarantined: u64,
+    pub outbox_quarantined_total: u64,
+    pub outbox_quarantine_dropped: u64,
+    pub outbox_last_quarantine_reason: String,
     pub snapshot: Option<SystemSnapshot>,
 }
 
@@ -51,6 +59,8 @@ impl From<&v1::Clinic> for ClinicView {
 
 impl From<&v1::Agent> for AgentView {
     fn from(a: &v1::Agent) -> Self {
+        // A collector older than these fields sends none: zeros.
+        let outbox = a.outbox.clone().unwrap_or_default();
         AgentView {
             id: a.id.clone(),
             clinic_id: a.clinic_id.clone(),
@@ -65,6 +75,12 @@ impl From<&v1::Agent> for AgentView {
             outbox_dropped_total: a.outbox_dropped_total,
             clock_offset_seconds: a.clock_offset_seconds,
             uninterpreted_reports: a.uninterpreted_reports,
+            outbox_write_failures: outbox.write_failures_total,
+            outbox_last_write_error: outbox.last_write_error,
+            outbox_quarantined: outbox.quarantined,
+            outbox_quarantined_total: outbox.quarantined_total,
+            outbox_quarantine_dropped: outbox.quarantine_dropped_total,
+            outbox_last_quarantine_reason: outbox.last_quarantine_reason,
             snapshot: a.last_snapshot.as_ref().map(snapshot_from_proto),
         }
     }
@@ -136,6 +152,7 @@ pub fn agents_table(
                 a.reports.to_string(),
                 clock_label(a.clock_offset_seconds),
                 if a.revoked { "révoqué" } else { "actif" }.to_owned(),
+                outbox_text(a),
             ]
         })
         .collect();
@@ -150,6 +167,7 @@ pub fn agents_table(
             "RAPPORTS",
             "HORLOGE",
             "ÉTAT",
+            "BOÎTE D'ENVOI",
         ],
         &rows,
     );
@@ -180,6 +198,51 @@ fn clock_label(offset_seconds: Option<i64>) -> String {
         s => format!("{s} s"),
     };
     format!("{sign} {amount}")
+}
+
+/// What went wrong in the agent's outbox, in a few words: reports the collector refused (kept
+/// in quarantine on the agent, to look at there), dropped or discarded ones, failed writes.
+fn outbox_text(a: &AgentView) -> String {
+    let mut parts = Vec::new();
+    if a.outbox_quarantined > 0 {
+        parts.push(format!(
+            "{} en quarantaine ({})",
+            a.outbox_quarantined,
+            short(&a.outbox_last_quarantine_reason)
+        ));
+    }
+    if a.outbox_quarantine_dropped > 0 {
+        parts.push(format!(
+            "{} écartés de la quarantaine pleine",
+            a.outbox_quarantine_dropped
+        ));
+    }
+    if a.outbox_dropped_total > 0 {
+        parts.push(format!("{} écartés (boîte pleine)", a.outbox_dropped_total));
+    }
+    if a.outbox_write_failures > 0 {
+        parts.push(format!(
+            "{} échecs d'écriture ({})",
+            a.outbox_write_failures,
+            short(&a.outbox_last_write_error)
+        ));
+    }
+    if parts.is_empty() {
+        "ok".to_owned()
+    } else {
+        parts.join(" ; ")
+    }
+}
+
+/// A reason cut for a table cell (`--json` has it whole).
+fn short(reason: &str) -> String {
+    const MAX: usize = 60;
+    if reason.chars().count() <= MAX {
+        return reason.to_owned();
+    }
+    let mut cut: String = reason.chars().take(MAX - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// `2026-11-28T08:49:20Z` → `28/11 12:49` (Indian/Reunion); unparsable text

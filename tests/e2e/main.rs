@@ -4,6 +4,7 @@
 mod alerts;
 mod backup;
 mod collector_backup;
+mod disk_faults;
 mod durability;
 mod enrollment;
 mod escalation;
@@ -11,6 +12,8 @@ mod facts;
 mod isolation;
 mod lan;
 mod limits;
+mod quarantine;
 mod refusals;
 mod reliability;
+mod revoked;
 mod tiers;

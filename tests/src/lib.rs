@@ -3,6 +3,7 @@
 //! honest agent would send.
 
 pub mod alerts;
+pub mod faults;
 pub mod grpc;
 
 use std::net::{SocketAddr, TcpListener};
@@ -163,13 +164,27 @@ impl Collector {
 
     /// Starts `serve` and waits for both listeners.
     pub fn serve(&mut self) {
+        self.serve_under(&[]);
+    }
+
+    /// Starts `serve` through a wrapper that execs it (such as `fiu-run -x`, so the pid is the
+    /// collector's), and waits for both listeners.
+    pub fn serve_under(&mut self, wrapper: &[&str]) {
         assert!(self.serve.is_none(), "already serving");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("serve log");
-        let child = Command::new(bin("vigie-collector"))
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin("vigie-collector"));
+                c
+            }
+            None => Command::new(bin("vigie-collector")),
+        };
+        let child = command
             .args(["serve", "--data-dir"])
             .arg(&self.data_dir)
             .env("VIGIE_LOG", "info")
@@ -217,6 +232,33 @@ impl Collector {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Pid of the running `serve`.
+    pub fn pid(&self) -> u32 {
+        self.serve.as_ref().expect("serving").id()
+    }
+
+    /// Waits for `serve` to exit by itself; `None` if it still runs after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.serve.as_mut().expect("serving");
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.serve = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Writes the `serve` log to `path` from now on (for a data directory on a disk the test
+    /// fills up).
+    pub fn log_to(&mut self, path: &Path) {
+        self.log = path.to_owned();
     }
 
     /// SIGKILL: no chance to flush anything.
@@ -356,15 +398,48 @@ impl Agent {
 
     /// `run --once`: returns (sent, queued) from its summary line, and the whole run.
     pub fn run_once(&self) -> (u64, u64, Run) {
-        // Machine-dependent checks off, so that tests can count reports.
-        let config = self.state_dir.with_extension("once.toml");
-        std::fs::write(&config, QUIET_CHECKS).expect("write config");
-        let run = self
-            .cmd(&["run", "--once", "--config", &config.to_string_lossy()])
-            .ok();
+        let run = self.run_once_under(&[]).ok();
         let (sent, queued) = parse_summary(&run.stdout)
             .unwrap_or_else(|| panic!("no `sent N, queued M` line in {:?}", run.stdout));
         (sent, queued, run)
+    }
+
+    /// `run --once` that must exit non-zero (the collector refuses this agent for good, the
+    /// outbox cannot write): (sent, queued) from its summary, and the whole run.
+    pub fn run_once_failing(&self) -> (u64, u64, Run) {
+        let run = self.run_once_under(&[]);
+        assert!(
+            !run.status.success(),
+            "run --once should exit non-zero:\nstdout: {}\nstderr: {}",
+            run.stdout,
+            run.stderr
+        );
+        let (sent, queued) = parse_summary(&run.stdout)
+            .unwrap_or_else(|| panic!("no `sent N, queued M` line in {:?}", run.stdout));
+        (sent, queued, run)
+    }
+
+    /// `run --once` through a wrapper that execs it (`fiu-run -x -c ...`), whatever its exit
+    /// status.
+    pub fn run_once_under(&self, wrapper: &[&str]) -> Run {
+        // Machine-dependent checks off, so that tests can count reports.
+        let config = self.state_dir.with_extension("once.toml");
+        std::fs::write(&config, QUIET_CHECKS).expect("write config");
+        let config = config.to_string_lossy().into_owned();
+        let args = ["run", "--once", "--config", &config];
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin("vigie-agent"));
+                c
+            }
+            None => Command::new(bin("vigie-agent")),
+        };
+        cmd.args(args)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .env("VIGIE_LOG", "warn");
+        Run::from(run_with_timeout(&mut cmd, Duration::from_secs(60)).expect("vigie-agent"))
     }
 
     pub fn read(&self, file: &str) -> Vec<u8> {

@@ -9,7 +9,7 @@ use crate::alerts::alert::{Alert, Silence, SilenceScope};
 use crate::alerts::policy::{Family, covers};
 use crate::alerts::summary;
 use crate::facts::{self, Fact, LanFact};
-use crate::model::{AgentRecord, Clinic, Disk, SystemSnapshot};
+use crate::model::{AgentRecord, Clinic, Disk, OutboxHealth, SystemSnapshot};
 
 pub fn timestamp_to_proto(ts: Timestamp) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -320,6 +320,18 @@ pub fn clinic_to_proto(c: &Clinic) -> v1::Clinic {
     }
 }
 
+/// What a batch says of its agent's outbox beyond the dropped count.
+pub fn outbox_health_from_proto(o: &v1::OutboxStatus) -> OutboxHealth {
+    OutboxHealth {
+        write_failures_total: o.write_failures_total,
+        last_write_error: o.last_write_error.clone(),
+        quarantined: o.quarantined,
+        quarantined_total: o.quarantined_total,
+        quarantine_dropped_total: o.quarantine_dropped_total,
+        last_quarantine_reason: o.last_quarantine_reason.clone(),
+    }
+}
+
 pub fn agent_to_proto(a: &AgentRecord, reports: u64, uninterpreted_reports: u64) -> v1::Agent {
     v1::Agent {
         id: a.id.clone(),
@@ -336,6 +348,14 @@ pub fn agent_to_proto(a: &AgentRecord, reports: u64, uninterpreted_reports: u64)
         last_snapshot: a.snapshot.as_ref().map(snapshot_to_proto),
         clock_offset_seconds: a.clock.map(|c| c.offset_seconds),
         uninterpreted_reports,
+        outbox: Some(v1::AgentOutbox {
+            write_failures_total: a.outbox_health.write_failures_total,
+            last_write_error: a.outbox_health.last_write_error.clone(),
+            quarantined: a.outbox_health.quarantined,
+            quarantined_total: a.outbox_health.quarantined_total,
+            quarantine_dropped_total: a.outbox_health.quarantine_dropped_total,
+            last_quarantine_reason: a.outbox_health.last_quarantine_reason.clone(),
+        }),
     }
 }
 

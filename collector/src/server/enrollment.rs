@@ -109,6 +109,7 @@ impl Enrollment for EnrollmentService {
             revoked: false,
             revoked_at: None,
             outbox_dropped_total: 0,
+            outbox_health: Default::default(),
             snapshot: None,
             snapshot_collected_at: None,
             clock: None,

@@ -12,13 +12,18 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use vigie_domain::identity::CertIdentity;
 use vigie_proto::received::ingest_server::Ingest;
-use vigie_proto::v1::{ReceivedBatch, RejectedReport, Report, ReportAck, ReportHeader, report};
+use vigie_proto::v1::{
+    OutboxStatus, ReceivedBatch, RejectedReport, Report, ReportAck, ReportHeader, report,
+};
 
-use super::convert::{fact_from_payload, snapshot_from_proto, timestamp_from_proto};
+use super::convert::{
+    fact_from_payload, outbox_health_from_proto, snapshot_from_proto, timestamp_from_proto,
+};
 use super::identity::peer_identity;
 use super::{CollectorState, blocking, internal, wire};
 use crate::agent_clock::{ClockReading, trusted_time};
 use crate::facts::Fact;
+use crate::group_commit::DurabilityError;
 use crate::model::{AgentRecord, SystemSnapshot};
 use crate::storage::{EncodedReport, Storage, StorageError};
 
@@ -49,6 +54,16 @@ struct Meaning {
     snapshot: Option<SystemSnapshot>,
     /// What the alert rules will judge.
     fact: Option<Fact>,
+}
+
+/// The answer when reports cannot be made durable: `Unavailable`, so the agent keeps them in
+/// its outbox and sends them again later, to a restarted collector.
+fn not_durable(agent_id: &str, error: &DurabilityError) -> Status {
+    tracing::error!(agent_id, %error, "batch not acknowledged: storage is not durable");
+    Status::unavailable(format!(
+        "the collector cannot store reports durably and is restarting; keep them and send them \
+         again ({error})"
+    ))
 }
 
 /// Top-level fields of `vigie.v1.Report` this collector knows: id, collected_at, payloads.
@@ -109,7 +124,7 @@ fn read_report(bytes: Vec<u8>) -> Result<Received, RejectedReport> {
 struct BatchNote<'a> {
     now: Timestamp,
     version: &'a str,
-    dropped_total: Option<u64>,
+    outbox: Option<&'a OutboxStatus>,
     clock: Option<ClockReading>,
     /// The newest snapshot, by trusted time.
     latest: Option<&'a (Timestamp, SystemSnapshot)>,
@@ -120,8 +135,29 @@ fn note_batch(agent: &mut AgentRecord, note: &BatchNote<'_>) {
     if !note.version.trim().is_empty() {
         agent.agent_version = note.version.trim().to_owned();
     }
-    if let Some(dropped) = note.dropped_total {
-        agent.outbox_dropped_total = dropped;
+    if let Some(outbox) = note.outbox {
+        agent.outbox_dropped_total = outbox.dropped_total;
+        let health = outbox_health_from_proto(outbox);
+        if health != agent.outbox_health {
+            if health.quarantined_total > agent.outbox_health.quarantined_total {
+                tracing::warn!(
+                    agent_id = %agent.id,
+                    quarantined = health.quarantined,
+                    quarantined_total = health.quarantined_total,
+                    reason = %health.last_quarantine_reason,
+                    "agent quarantined reports refused for good"
+                );
+            }
+            if health.write_failures_total > agent.outbox_health.write_failures_total {
+                tracing::warn!(
+                    agent_id = %agent.id,
+                    write_failures_total = health.write_failures_total,
+                    error = %health.last_write_error,
+                    "agent outbox writes failed"
+                );
+            }
+            agent.outbox_health = health;
+        }
     }
     if let Some(clock) = note.clock
         && agent
@@ -310,8 +346,14 @@ impl Ingest for IngestService {
                 meanings.push((report.collected_at, meaning));
             }
         }
-        let dropped_total = batch.outbox.as_ref().map(|o| o.dropped_total);
+        let outbox = batch.outbox;
         let version = batch.agent_version;
+
+        // After a failed flush nothing written now could be acknowledged honestly.
+        self.state
+            .commit
+            .check()
+            .map_err(|e| not_durable(&agent_id, &e))?;
 
         let storage = self.state.storage.clone();
         let id = agent_id.clone();
@@ -320,7 +362,7 @@ impl Ingest for IngestService {
             let note = BatchNote {
                 now: received_at,
                 version: &version,
-                dropped_total,
+                outbox: outbox.as_ref(),
                 clock,
                 latest: latest.as_ref(),
             };
@@ -330,13 +372,18 @@ impl Ingest for IngestService {
             Ok::<_, StorageError>(outcome)
         })
         .await?
-        .map_err(internal)?;
+        .map_err(|error| {
+            if error.is_io_failure() {
+                // sled keeps an I/O error and fails every later write: only a restart helps.
+                self.state.commit.declare_lost(error.to_string());
+                not_durable(&agent_id, &DurabilityError::Lost(error.to_string()))
+            } else {
+                internal(error)
+            }
+        })?;
 
         if let Err(error) = self.state.commit.durable().await {
-            tracing::error!(agent_id = %agent_id, %error, "batch not acknowledged: flush failed");
-            return Err(Status::unavailable(format!(
-                "reports could not be made durable: {error}"
-            )));
+            return Err(not_durable(&agent_id, &error));
         }
         tracing::info!(
             agent_id = %agent_id,
@@ -471,6 +518,7 @@ mod tests {
             revoked: false,
             revoked_at: None,
             outbox_dropped_total: 0,
+            outbox_health: Default::default(),
             snapshot: None,
             snapshot_collected_at: None,
             clock: None,
@@ -482,13 +530,22 @@ mod tests {
             ..SystemSnapshot::default()
         };
         let t = |s| Timestamp::from_second(s).expect("ts");
+        let outbox = OutboxStatus {
+            dropped_total: 3,
+            quarantined: 1,
+            quarantined_total: 2,
+            last_quarantine_reason: "unknown kind".into(),
+            write_failures_total: 4,
+            last_write_error: "disk full".into(),
+            ..OutboxStatus::default()
+        };
         let newer = (t(50), snap("new"));
         note_batch(
             &mut agent,
             &BatchNote {
                 now: t(100),
                 version: "1.0",
-                dropped_total: Some(3),
+                outbox: Some(&outbox),
                 clock: ClockReading::of(Some(t(100)), t(100)),
                 latest: Some(&newer),
             },
@@ -499,7 +556,7 @@ mod tests {
             &BatchNote {
                 now: t(101),
                 version: "",
-                dropped_total: None,
+                outbox: None,
                 clock: None,
                 latest: Some(&older),
             },
@@ -508,6 +565,16 @@ mod tests {
         assert_eq!(agent.os, "Debian GNU/Linux 12");
         assert_eq!(agent.agent_version, "1.0");
         assert_eq!(agent.outbox_dropped_total, 3);
+        assert_eq!(
+            (
+                agent.outbox_health.quarantined,
+                agent.outbox_health.quarantined_total,
+                agent.outbox_health.write_failures_total
+            ),
+            (1, 2, 4)
+        );
+        assert_eq!(agent.outbox_health.last_quarantine_reason, "unknown kind");
+        assert_eq!(agent.outbox_health.last_write_error, "disk full");
         assert_eq!(agent.last_seen, Some(t(101)));
         assert_eq!(agent.clock.map(|c| c.offset_seconds), Some(0));
     }

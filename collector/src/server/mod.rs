@@ -38,6 +38,9 @@ use crate::storage::{Storage, StorageError};
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// How long answers in flight get to leave after durability was lost.
+const LOST_DURABILITY_GRACE: Duration = Duration::from_secs(3);
+
 /// What every service shares.
 #[derive(Debug)]
 pub struct CollectorState {
@@ -87,6 +90,10 @@ pub enum ServeError {
     Task(&'static str),
     #[error("final flush failed: {0}")]
     FinalFlush(StorageError),
+    #[error(
+        "a flush to disk failed ({0}); stopped without acknowledging anything more, restart to reopen the database"
+    )]
+    DurabilityLost(String),
     #[error(transparent)]
     Escalation(#[from] crate::escalation::EscalationError),
 }
@@ -119,6 +126,7 @@ pub struct RunningCollector {
     admin_task: JoinHandle<Result<(), tonic::transport::Error>>,
     evaluator_task: JoinHandle<()>,
     storage: Storage,
+    commit: GroupCommit,
 }
 
 fn read(path: std::path::PathBuf) -> Result<String, ServeError> {
@@ -232,7 +240,7 @@ pub async fn start_with_clock(
         config,
         data_dir: data_dir.clone(),
         storage: storage.clone(),
-        commit,
+        commit: commit.clone(),
         ca,
         alerts: engine,
         evaluator,
@@ -285,6 +293,7 @@ pub async fn start_with_clock(
         admin_task,
         evaluator_task,
         storage,
+        commit,
     })
 }
 
@@ -303,8 +312,30 @@ impl RunningCollector {
                 let _ = self.stop.send(true);
                 return Err(listener_failed("admin", result));
             }
+            error = self.commit.lost() => {
+                return Err(self.stop_after_lost_durability(error).await);
+            }
         }
         self.shutdown().await
+    }
+
+    /// A flush failed: what the database holds is no longer known to be on disk. Stop without
+    /// a final flush (it could "succeed" over dropped pages) and let the service manager
+    /// restart the collector, which reopens the database from what really is on disk. Agents
+    /// keep every unacknowledged report in their outbox meanwhile.
+    async fn stop_after_lost_durability(self, error: String) -> ServeError {
+        tracing::error!(
+            %error,
+            "storage is no longer durable: stopping so that the service manager restarts the collector"
+        );
+        let _ = self.stop.send(true);
+        // Requests in flight are answered `Unavailable` by now; give them a moment to leave.
+        let _ = tokio::time::timeout(LOST_DURABILITY_GRACE, async {
+            let _ = self.agent_task.await;
+            let _ = self.admin_task.await;
+        })
+        .await;
+        ServeError::DurabilityLost(error)
     }
 
     /// Stops accepting, lets in-flight requests finish (bounded), then flushes one last time.
@@ -336,6 +367,10 @@ impl RunningCollector {
                 grace_secs = SHUTDOWN_GRACE.as_secs(),
                 "requests still in flight after the grace period; stopping anyway"
             ),
+        }
+        if let Err(crate::group_commit::DurabilityError::Lost(error)) = self.commit.check() {
+            // No final flush over what may be dropped pages: see `stop_after_lost_durability`.
+            return Err(ServeError::DurabilityLost(error));
         }
         let storage = self.storage;
         tokio::task::spawn_blocking(move || storage.flush_durably())

@@ -72,6 +72,17 @@ pub enum StorageError {
     InUse(String),
 }
 
+impl StorageError {
+    /// The disk failed under sled (full, I/O error): sled keeps such an error and fails every
+    /// later write, so the database must be reopened.
+    pub fn is_io_failure(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Sled(sled::Error::Io(_)) | StorageError::Sync(_)
+        )
+    }
+}
+
 /// Handle on the open database; cheap to clone.
 #[derive(Clone)]
 pub struct Storage {

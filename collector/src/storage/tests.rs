@@ -26,6 +26,7 @@ fn agent_from(token: &TokenRecord, id: &str) -> AgentRecord {
         revoked: false,
         revoked_at: None,
         outbox_dropped_total: 0,
+        outbox_health: Default::default(),
         snapshot: None,
         snapshot_collected_at: None,
         clock: None,

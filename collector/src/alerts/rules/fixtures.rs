@@ -31,6 +31,7 @@ pub fn agent(role: AgentRole) -> AgentRecord {
         revoked: false,
         revoked_at: None,
         outbox_dropped_total: 0,
+        outbox_health: Default::default(),
         snapshot: None,
         snapshot_collected_at: None,
         clock: None,
