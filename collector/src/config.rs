@@ -68,6 +68,39 @@ impl BenchSwitches {
     pub fn is_default(&self) -> bool {
         *self == BenchSwitches::default()
     }
+
+    /// Why `build` refuses these switches, if it does. Only `vigie-collector-bench` accepts
+    /// them; the shipped binary refuses them even when built with the `bench` feature, since
+    /// cargo unifies features across a workspace build.
+    pub fn refusal(&self, build: Build, path: &Path) -> Option<String> {
+        // Without the feature even the benchmark binary's name cannot turn them on.
+        if self.is_default() || (build == Build::Bench && cfg!(feature = "bench")) {
+            return None;
+        }
+        let mut set = Vec::new();
+        if self.discard_reports {
+            set.push("discard_reports = true (reports acknowledged and never stored)");
+        }
+        if !self.fsync {
+            set.push("fsync = false (acknowledged reports may not survive a power cut)");
+        }
+        Some(format!(
+            "{} has benchmark switches in [bench]: {}; this collector would acknowledge reports it \
+             has not stored durably, so it refuses to start. Remove the [bench] section \
+             (only vigie-collector-bench, built with `--features bench` for vigie-bench, accepts it)",
+            path.display(),
+            set.join(", ")
+        ))
+    }
+}
+
+/// Which binary reads the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// `vigie-collector`, what is installed at an MSP.
+    Shipped,
+    /// `vigie-collector-bench` (`--features bench`): accepts `[bench]` switches.
+    Bench,
 }
 
 /// Limits on agent messages, so an oversized message is refused with a status, not allocated.
@@ -203,6 +236,21 @@ impl CollectorConfig {
         Ok(config)
     }
 
+    /// What `serve` reads: [`CollectorConfig::load`], then the secrets given as `*_file` or
+    /// `*_env` (only the serving process has them: admin commands run without its credentials).
+    pub fn load_with_secrets(data_dir: &DataDir) -> Result<Self, ConfigError> {
+        let mut config = Self::load(data_dir)?;
+        let problems = config.escalation.resolve_secrets();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: data_dir.config(),
+                problems: ConfigProblems(problems),
+            })
+        }
+    }
+
     /// Reads and validates `DIR/collector.toml`.
     pub fn load(data_dir: &DataDir) -> Result<Self, ConfigError> {
         let path = data_dir.config();
@@ -312,6 +360,28 @@ mod tests {
         let text = "[bench]\nfsync = false\n";
         let parsed = CollectorConfig::from_toml(text, Path::new("x.toml")).expect("parses");
         assert!(!parsed.bench.fsync && !parsed.bench.discard_reports);
+    }
+
+    #[test]
+    fn shipped_binary_refuses_bench_switches() {
+        let path = Path::new("collector.toml");
+        let unsafe_switches = BenchSwitches {
+            discard_reports: true,
+            fsync: false,
+        };
+        let refusal = unsafe_switches
+            .refusal(Build::Shipped, path)
+            .expect("refused");
+        assert!(refusal.contains("discard_reports") && refusal.contains("fsync = false"));
+        assert!(
+            BenchSwitches::default()
+                .refusal(Build::Shipped, path)
+                .is_none()
+        );
+        assert_eq!(
+            unsafe_switches.refusal(Build::Bench, path).is_none(),
+            cfg!(feature = "bench")
+        );
     }
 
     #[test]

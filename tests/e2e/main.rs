@@ -3,6 +3,7 @@
 
 mod alerts;
 mod backup;
+mod bench_switches;
 mod durability;
 mod enrollment;
 mod escalation;
@@ -11,4 +12,5 @@ mod isolation;
 mod lan;
 mod limits;
 mod refusals;
+mod secrets;
 mod tiers;

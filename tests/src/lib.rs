@@ -110,6 +110,8 @@ pub struct Collector {
     pub agent_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     serve: Option<Child>,
+    /// Environment variables `serve` gets besides the test's own (secrets, credentials).
+    pub serve_env: Vec<(String, String)>,
     log: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -143,6 +145,7 @@ impl Collector {
             agent_addr,
             admin_addr,
             serve: None,
+            serve_env: Vec::new(),
             log: data_dir.with_extension("serve.log"),
             _tmp: None,
         }
@@ -160,6 +163,7 @@ impl Collector {
             .args(["serve", "--data-dir"])
             .arg(&self.data_dir)
             .env("VIGIE_LOG", "info")
+            .envs(self.serve_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
@@ -182,6 +186,29 @@ impl Collector {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// `serve` that must refuse to start: its stderr. Fails the test if it is still serving
+    /// after 20 s.
+    pub fn serve_refused(&self) -> String {
+        assert!(self.serve.is_none(), "already serving");
+        let mut cmd = Command::new(bin("vigie-collector"));
+        cmd.args(["serve", "--data-dir"])
+            .arg(&self.data_dir)
+            .envs(self.serve_env.iter().map(|(k, v)| (k, v)));
+        match run_with_timeout(&mut cmd, Duration::from_secs(20)) {
+            Ok(out) => Run::from(out).failed(),
+            Err(error) => panic!("serve should have refused to start: {error:#}"),
+        }
+    }
+
+    /// Appends TOML to `collector.toml` (before `serve`).
+    pub fn append_config(&self, toml: &str) {
+        let path = self.data_dir.join("collector.toml");
+        let mut text = std::fs::read_to_string(&path).expect("collector.toml");
+        text.push('\n');
+        text.push_str(toml);
+        std::fs::write(&path, text).expect("write collector.toml");
     }
 
     /// SIGTERM, and the exit status of a clean shutdown.

@@ -162,6 +162,8 @@ impl Ingest for IngestService {
                 Err(rejection) => rejected.push(rejection),
             }
         }
+        // Only `vigie-collector-bench` gets here with the switch on (`BenchSwitches::refusal`).
+        #[cfg(feature = "bench")]
         if self.state.config.bench.discard_reports {
             // Benchmark only (`[bench] discard_reports`): the same gRPC path, no storage.
             return Ok(Response::new(ReportAck {

@@ -27,7 +27,7 @@ use vigie_proto::v1::ingest_server::IngestServer;
 use crate::alerts::clock::{Clock, SystemClock};
 use crate::alerts::engine::AlertEngine;
 use crate::alerts::evaluator::{self, Evaluator};
-use crate::config::{CollectorConfig, ConfigError, DataDir};
+use crate::config::{Build, CollectorConfig, ConfigError, DataDir};
 use crate::escalation::{self, Escalator};
 use crate::group_commit::GroupCommit;
 use crate::pki::{CertificateAuthority, PkiError};
@@ -57,6 +57,10 @@ pub enum ServeError {
     NotInitialised(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("{0}")]
+    BenchSwitches(String),
+    #[error("refusing to start: {0}")]
+    SecretsExposed(String),
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,
@@ -139,7 +143,12 @@ async fn bind(
 
 /// Opens the data directory, binds both listeners and starts serving.
 pub async fn start(data_dir: &DataDir) -> Result<RunningCollector, ServeError> {
-    start_with_clock(data_dir, Arc::new(SystemClock)).await
+    start_as(data_dir, Build::Shipped).await
+}
+
+/// [`start`] as the binary `build` says (only the benchmark one accepts `[bench]`).
+pub async fn start_as(data_dir: &DataDir, build: Build) -> Result<RunningCollector, ServeError> {
+    start_with(data_dir, Arc::new(SystemClock), build).await
 }
 
 /// [`start`] with the clock the alert rules use (tests set the time).
@@ -147,12 +156,27 @@ pub async fn start_with_clock(
     data_dir: &DataDir,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningCollector, ServeError> {
+    start_with(data_dir, clock, Build::Shipped).await
+}
+
+async fn start_with(
+    data_dir: &DataDir,
+    clock: Arc<dyn Clock>,
+    build: Build,
+) -> Result<RunningCollector, ServeError> {
     if !data_dir.config().is_file() {
         return Err(ServeError::NotInitialised(
             data_dir.path().display().to_string(),
         ));
     }
-    let config = CollectorConfig::load(data_dir)?;
+    let exposed = crate::secrets::exposures(data_dir);
+    if !exposed.is_empty() {
+        return Err(ServeError::SecretsExposed(exposed.join("; ")));
+    }
+    let config = CollectorConfig::load_with_secrets(data_dir)?;
+    if let Some(refusal) = config.bench.refusal(build, &data_dir.config()) {
+        return Err(ServeError::BenchSwitches(refusal));
+    }
     let ca_pem = read(data_dir.ca_cert())?;
     let ca = CertificateAuthority::load(&ca_pem, &read(data_dir.ca_key())?)?;
     let server_chain = read(data_dir.server_cert())?;
@@ -177,14 +201,15 @@ pub async fn start_with_clock(
     let storage = tokio::task::spawn_blocking(move || Storage::open(&db_path))
         .await
         .map_err(|_| ServeError::Task("database open"))??;
+    #[cfg(feature = "bench")]
     if !config.bench.is_default() {
         tracing::warn!(
             discard_reports = config.bench.discard_reports,
             fsync = config.bench.fsync,
             "benchmark switches are on: acknowledged reports may be lost"
         );
+        storage.set_fsync(config.bench.fsync);
     }
-    storage.set_fsync(config.bench.fsync);
     let flusher_storage = storage.clone();
     let (commit, _flusher) = GroupCommit::spawn(move || flusher_storage.flush_durably().map(drop));
 
