@@ -65,7 +65,12 @@ pub fn init(data_dir: &DataDir, options: &InitOptions) -> Result<InitReport, Ini
         escalation: Default::default(),
     };
     config.validate().map_err(InitError::Invalid)?;
-    let config_text = config.to_toml()?;
+    let config_text = format!(
+        "# Vigie collector. Each key, its meaning and default: deploy/collector-limits.toml\n\
+         # ([limits]), deploy/collector-escalation.toml ([escalation]). May hold secrets: keep it\n\
+         # readable by the collector's user only (mode 0600; `serve` checks).\n\n{}",
+        config.to_toml()?
+    );
 
     let ca = CertificateAuthority::generate()?;
     let server = ca.issue_server(&config.public_host())?;

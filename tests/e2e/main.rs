@@ -8,6 +8,7 @@ mod durability;
 mod enrollment;
 mod escalation;
 mod facts;
+mod flood;
 mod isolation;
 mod lan;
 mod limits;

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod grpc;
+pub mod stranger;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -112,6 +113,8 @@ pub struct Collector {
     serve: Option<Child>,
     /// Environment variables `serve` gets besides the test's own (secrets, credentials).
     pub serve_env: Vec<(String, String)>,
+    /// `ulimit -n` for `serve` (descriptor exhaustion tests).
+    pub serve_fd_limit: Option<u32>,
     log: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -146,6 +149,7 @@ impl Collector {
             admin_addr,
             serve: None,
             serve_env: Vec::new(),
+            serve_fd_limit: None,
             log: data_dir.with_extension("serve.log"),
             _tmp: None,
         }
@@ -159,7 +163,17 @@ impl Collector {
             .append(true)
             .open(&self.log)
             .expect("serve log");
-        let child = Command::new(bin("vigie-collector"))
+        let mut command = match self.serve_fd_limit {
+            // The shell execs the collector: the child's pid stays the collector's.
+            Some(limit) => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &format!("ulimit -n {limit} && exec \"$0\" \"$@\"")])
+                    .arg(bin("vigie-collector"));
+                sh
+            }
+            None => Command::new(bin("vigie-collector")),
+        };
+        let child = command
             .args(["serve", "--data-dir"])
             .arg(&self.data_dir)
             .env("VIGIE_LOG", "info")
@@ -295,6 +309,32 @@ impl Collector {
 
     pub fn ca_pem(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("ca.crt")).expect("ca.crt")
+    }
+
+    /// Pid of the running `serve`.
+    pub fn pid(&self) -> Option<u32> {
+        self.serve.as_ref().map(Child::id)
+    }
+
+    /// Replaces `key = old value` in `collector.toml` (keys `init` writes, e.g. `[limits]`).
+    pub fn set_config(&self, key: &str, value: &str) {
+        let path = self.data_dir.join("collector.toml");
+        let text = std::fs::read_to_string(&path).expect("collector.toml");
+        let prefix = format!("{key} = ");
+        let mut found = false;
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| {
+                if line.starts_with(&prefix) {
+                    found = true;
+                    format!("{prefix}{value}")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        assert!(found, "{key} not in collector.toml:\n{text}");
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write collector.toml");
     }
 
     pub fn is_serving(&self) -> bool {

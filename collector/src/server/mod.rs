@@ -5,6 +5,7 @@
 pub mod admin;
 mod admin_alerts;
 mod admin_escalation;
+pub mod admission;
 pub mod convert;
 pub mod enrollment;
 pub mod identity;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::Status;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use vigie_proto::v1::admin_server::AdminServer;
 use vigie_proto::v1::enrollment_server::EnrollmentServer;
@@ -35,6 +37,10 @@ use crate::storage::{Storage, StorageError};
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Requests at once on one connection: an agent sends one batch at a time.
+const MAX_STREAMS_PER_CONNECTION: u32 = 32;
+/// Descriptors the collector needs besides client connections (database, listeners, sinks).
+const OWN_DESCRIPTORS: u64 = 64;
 
 /// What every service shares.
 #[derive(Debug)]
@@ -98,6 +104,15 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Status::internal(format!("storage task failed: {e}")))
+}
+
+/// Refuses a report from a client without a certificate before its body is read (it could be
+/// 4 MiB); the service checks the identity itself.
+fn require_certificate(request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+    match request.peer_certs() {
+        Some(certs) if !certs.is_empty() => Ok(request),
+        _ => Err(identity::IdentityError::NoCertificate.into()),
+    }
 }
 
 /// A storage failure as a status; the details go to the log, not to the peer.
@@ -216,6 +231,23 @@ async fn start_with(
     let (agent_listener, agent_addr) = bind("agent", config.agent_listen).await?;
     let (admin_listener, admin_addr) = bind("admin", config.admin_listen).await?;
     let max = config.limits.max_message_bytes;
+    let max_enroll = config.limits.max_enroll_message_bytes;
+    let agent_admission = admission::Admission::new(&config.limits);
+    let admin_admission = admission::Admission::new(&config.limits);
+    let strangers = (config.limits.max_tls_handshakes
+        + config.limits.max_unauthenticated_connections) as u64
+        + OWN_DESCRIPTORS;
+    if let Some(open_files) = admission::open_files_limit()
+        && open_files < strangers
+    {
+        tracing::warn!(
+            open_files,
+            needed = strangers,
+            "the open-files limit is below [limits] max_tls_handshakes + \
+             max_unauthenticated_connections + the collector's own: clients without a \
+             certificate may use up descriptors agents need (raise LimitNOFILE or lower the limits)"
+        );
+    }
     let (stop, stopped) = watch::channel(false);
     let engine = Arc::new(AlertEngine::new(
         storage.clone(),
@@ -257,24 +289,40 @@ async fn start_with(
     let agent_server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .add_service(
+            // A CSR is a few KiB: a longer message is refused from its length prefix, before
+            // its body is read.
             EnrollmentServer::new(enrollment::EnrollmentService::new(state.clone()))
-                .max_decoding_message_size(max)
+                .max_decoding_message_size(max_enroll)
                 .max_encoding_message_size(max),
         )
-        .add_service(
+        .add_service(InterceptedService::new(
             IngestServer::new(ingest::IngestService::new(state.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
-        );
-    let agent_incoming = tls::incoming("agent", agent_listener, agent_tls, stopped.clone());
+            require_certificate,
+        ));
+    let agent_incoming = tls::incoming(
+        "agent",
+        agent_listener,
+        agent_tls,
+        agent_admission,
+        stopped.clone(),
+    );
     let agent_task = tokio::spawn(
         agent_server.serve_with_incoming_shutdown(agent_incoming, signal(stopped.clone())),
     );
 
     let admin_server =
         Server::builder().add_service(AdminServer::new(admin::AdminService::new(state.clone())));
-    let admin_incoming = tls::incoming("admin", admin_listener, admin_tls, stopped.clone());
+    let admin_incoming = tls::incoming(
+        "admin",
+        admin_listener,
+        admin_tls,
+        admin_admission,
+        stopped.clone(),
+    );
     let admin_task =
         tokio::spawn(admin_server.serve_with_incoming_shutdown(admin_incoming, signal(stopped)));
 
