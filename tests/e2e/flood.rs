@@ -25,6 +25,16 @@ const LIFETIME: u64 = 5;
 const NEVER: Duration = Duration::from_secs(20);
 const ANNOUNCED: u32 = 4 * 1024 * 1024;
 
+/// A child process killed when the test ends, panicking or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[derive(Default)]
 struct Seen {
     idle_tls: Vec<Duration>,
@@ -95,6 +105,8 @@ async fn strangers_without_certificate_cannot_starve_an_agent() {
     for _ in 0..250 {
         let (ca, seen) = (ca.clone(), seen.clone());
         flood.spawn(async move {
+            // The Enroll attackers below go first and take the burst of admissions.
+            tokio::time::sleep(Duration::from_secs(1)).await;
             while Instant::now() < until {
                 if let Ok(tls) = stranger::tls_without_certificate(addr, &ca).await {
                     let held = tokio::time::timeout(NEVER, held_until_closed(tls)).await;
@@ -163,7 +175,7 @@ async fn strangers_without_certificate_cannot_starve_an_agent() {
         format!("[sender]\nbackoff_initial = \"200ms\"\nbackoff_max = \"1s\"\n{QUIET_CHECKS}"),
     )
     .expect("config");
-    let mut run = std::process::Command::new(bin("vigie-agent"))
+    let run = std::process::Command::new(bin("vigie-agent"))
         .arg("run")
         .arg("--state-dir")
         .arg(&late.state_dir)
@@ -172,6 +184,7 @@ async fn strangers_without_certificate_cannot_starve_an_agent() {
         .env("VIGIE_LOG", "warn")
         .spawn()
         .expect("vigie-agent run");
+    let run = KillOnDrop(run);
     let mut latencies = Vec::new();
     let mut rss_max = rss_before;
     while Instant::now() < until {
@@ -182,8 +195,7 @@ async fn strangers_without_certificate_cannot_starve_an_agent() {
     let late_reports = collector.reports_of(&late_id);
     let fds_flood = stranger::open_fds(pid).expect("fds");
     while flood.join_next().await.is_some() {}
-    let _ = run.kill();
-    let _ = run.wait();
+    drop(run);
 
     let seen = std::mem::take(&mut *seen.lock().expect("lock"));
     let slowest = latencies.iter().max().copied().unwrap_or_default();
@@ -196,13 +208,13 @@ async fn strangers_without_certificate_cannot_starve_an_agent() {
         seen.slow_enroll.len(),
         latencies.len(),
     );
-    assert!(latencies.len() >= 10, "{latencies:?}");
+    assert!(latencies.len() >= 5, "{latencies:?}");
     assert!(slowest < Duration::from_secs(5), "{latencies:?}");
     assert!(
         late_reports >= 1,
         "the agent started during the flood reported"
     );
-    assert!(collector.reports_of(&agent_id) >= 11);
+    assert_eq!(collector.reports_of(&agent_id), 1 + latencies.len() as u64);
 
     let bound = |timeout: u64| Duration::from_secs(timeout) + Duration::from_millis(1500);
     let max = |held: &[Duration]| held.iter().max().copied().unwrap_or_default();
@@ -283,6 +295,12 @@ async fn enroll_is_small_token_first_and_rate_limited() {
         .await
         .expect_err("20 KiB");
     assert_eq!(big.code(), tonic::Code::OutOfRange, "{big:?}");
+    // Announced at 4 MiB, 1 MiB sent, never finished: refused from the length prefix alone.
+    let unfinished = grpc::connect(collector.agent_addr, &collector.ca_pem(), None)
+        .await
+        .expect("connect");
+    let outcome = stranger::unfinished_enroll(unfinished, ANNOUNCED, 1024 * 1024).await;
+    assert_eq!(outcome.as_deref(), Ok("11"), "OutOfRange");
     // A garbage CSR with an unknown token: the token is what is refused.
     let unknown = client
         .enroll(enroll("pas un CSR".repeat(1000)))
