@@ -20,13 +20,19 @@ use crate::cli::{
     AgentCommand, AgentsArgs, AlertAction, AlertsArgs, ClinicCommand, Command, InitArgs,
     SilenceCommand, TokenCommand,
 };
-use crate::config::DataDir;
+use crate::config::{Build, DataDir};
 use crate::output::{AgentView, ClinicView, agents_table, clinics_table};
 use crate::ticket_output::{TicketView, tickets_table};
 use crate::{admin_client, init, server};
 use vigie_proto::v1::{ListEscalationsRequest, TestEscalationRequest};
 
+/// Runs a subcommand as the shipped `vigie-collector`.
 pub async fn run(command: Command) -> anyhow::Result<()> {
+    run_as(command, Build::Shipped).await
+}
+
+/// Runs a subcommand as the binary `build` says.
+pub async fn run_as(command: Command, build: Build) -> anyhow::Result<()> {
     let Some(dir) = command.data_dir() else {
         return crate::demo::run().await;
     };
@@ -35,7 +41,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Demo => crate::demo::run().await,
         Command::Init(args) => run_init(&data_dir, args),
         Command::Serve(_) => {
-            let running = server::start(&data_dir).await?;
+            let running = server::start_as(&data_dir, build).await?;
             running.run_until(server::shutdown_signal()).await?;
             Ok(())
         }

@@ -3,12 +3,14 @@
 
 mod alerts;
 mod backup;
+mod bench_switches;
 mod collector_backup;
 mod disk_faults;
 mod durability;
 mod enrollment;
 mod escalation;
 mod facts;
+mod flood;
 mod isolation;
 mod lan;
 mod limits;
@@ -16,4 +18,5 @@ mod quarantine;
 mod refusals;
 mod reliability;
 mod revoked;
+mod secrets;
 mod tiers;

@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod faults;
 pub mod grpc;
+pub mod stranger;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -111,6 +112,10 @@ pub struct Collector {
     pub agent_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     serve: Option<Child>,
+    /// Environment variables `serve` gets besides the test's own (secrets, credentials).
+    pub serve_env: Vec<(String, String)>,
+    /// `ulimit -n` for `serve` (descriptor exhaustion tests).
+    pub serve_fd_limit: Option<u32>,
     log: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -144,6 +149,8 @@ impl Collector {
             agent_addr,
             admin_addr,
             serve: None,
+            serve_env: Vec::new(),
+            serve_fd_limit: None,
             log: data_dir.with_extension("serve.log"),
             _tmp: None,
         }
@@ -159,6 +166,8 @@ impl Collector {
             serve: None,
             log: data_dir.with_extension("serve.log"),
             _tmp: None,
+            serve_env: Vec::new(),
+            serve_fd_limit: None,
         }
     }
 
@@ -176,18 +185,28 @@ impl Collector {
             .append(true)
             .open(&self.log)
             .expect("serve log");
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(bin("vigie-collector"));
+        let collector = bin("vigie-collector");
+        let mut program: Vec<std::ffi::OsString> = wrapper.iter().map(Into::into).collect();
+        program.push(collector.into_os_string());
+        let mut command = match self.serve_fd_limit {
+            // The shell execs the collector (or its wrapper): the child's pid stays the same.
+            Some(limit) => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &format!("ulimit -n {limit} && exec \"$0\" \"$@\"")])
+                    .args(&program);
+                sh
+            }
+            None => {
+                let mut c = Command::new(&program[0]);
+                c.args(&program[1..]);
                 c
             }
-            None => Command::new(bin("vigie-collector")),
         };
         let child = command
             .args(["serve", "--data-dir"])
             .arg(&self.data_dir)
             .env("VIGIE_LOG", "info")
+            .envs(self.serve_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
@@ -210,6 +229,29 @@ impl Collector {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// `serve` that must refuse to start: its stderr. Fails the test if it is still serving
+    /// after 20 s.
+    pub fn serve_refused(&self) -> String {
+        assert!(self.serve.is_none(), "already serving");
+        let mut cmd = Command::new(bin("vigie-collector"));
+        cmd.args(["serve", "--data-dir"])
+            .arg(&self.data_dir)
+            .envs(self.serve_env.iter().map(|(k, v)| (k, v)));
+        match run_with_timeout(&mut cmd, Duration::from_secs(20)) {
+            Ok(out) => Run::from(out).failed(),
+            Err(error) => panic!("serve should have refused to start: {error:#}"),
+        }
+    }
+
+    /// Appends TOML to `collector.toml` (before `serve`).
+    pub fn append_config(&self, toml: &str) {
+        let path = self.data_dir.join("collector.toml");
+        let mut text = std::fs::read_to_string(&path).expect("collector.toml");
+        text.push('\n');
+        text.push_str(toml);
+        std::fs::write(&path, text).expect("write collector.toml");
     }
 
     /// SIGTERM, and the exit status of a clean shutdown.
@@ -323,6 +365,27 @@ impl Collector {
 
     pub fn ca_pem(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("ca.crt")).expect("ca.crt")
+    }
+
+    /// Replaces `key = old value` in `collector.toml` (keys `init` writes, e.g. `[limits]`).
+    pub fn set_config(&self, key: &str, value: &str) {
+        let path = self.data_dir.join("collector.toml");
+        let text = std::fs::read_to_string(&path).expect("collector.toml");
+        let prefix = format!("{key} = ");
+        let mut found = false;
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| {
+                if line.starts_with(&prefix) {
+                    found = true;
+                    format!("{prefix}{value}")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        assert!(found, "{key} not in collector.toml:\n{text}");
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write collector.toml");
     }
 
     pub fn is_serving(&self) -> bool {

@@ -322,6 +322,8 @@ impl Ingest for IngestService {
             }
         }
         let ack_ids: Vec<String> = accepted.iter().map(|r| r.wire_id.clone()).collect();
+        // Only `vigie-collector-bench` gets here with the switch on (`BenchSwitches::refusal`).
+        #[cfg(feature = "bench")]
         if self.state.config.bench.discard_reports {
             // Benchmark only (`[bench] discard_reports`): the same gRPC path, no storage.
             return Ok(Response::new(ReportAck {

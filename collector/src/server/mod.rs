@@ -6,6 +6,7 @@ pub mod admin;
 mod admin_alerts;
 mod admin_backup;
 mod admin_escalation;
+pub mod admission;
 pub mod convert;
 pub mod enrollment;
 pub mod identity;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::Status;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use vigie_proto::received::ingest_server::IngestServer;
 use vigie_proto::v1::admin_server::AdminServer;
@@ -29,7 +31,7 @@ use vigie_proto::v1::enrollment_server::EnrollmentServer;
 use crate::alerts::clock::{Clock, SystemClock};
 use crate::alerts::engine::AlertEngine;
 use crate::alerts::evaluator::{self, Evaluator};
-use crate::config::{CollectorConfig, ConfigError, DataDir};
+use crate::config::{Build, CollectorConfig, ConfigError, DataDir};
 use crate::escalation::{self, Escalator};
 use crate::group_commit::GroupCommit;
 use crate::pki::{CertificateAuthority, PkiError};
@@ -37,6 +39,10 @@ use crate::storage::{Storage, StorageError};
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Requests at once on one connection: an agent sends one batch at a time.
+const MAX_STREAMS_PER_CONNECTION: u32 = 32;
+/// Descriptors the collector needs besides client connections (database, listeners, sinks).
+const OWN_DESCRIPTORS: u64 = 64;
 
 /// How long answers in flight get to leave after durability was lost.
 const LOST_DURABILITY_GRACE: Duration = Duration::from_secs(3);
@@ -64,6 +70,10 @@ pub enum ServeError {
     NotInitialised(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("{0}")]
+    BenchSwitches(String),
+    #[error("refusing to start: {0}")]
+    SecretsExposed(String),
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,
@@ -105,6 +115,15 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Status::internal(format!("storage task failed: {e}")))
+}
+
+/// Refuses a report from a client without a certificate before its body is read (it could be
+/// 4 MiB); the service checks the identity itself.
+fn require_certificate(request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+    match request.peer_certs() {
+        Some(certs) if !certs.is_empty() => Ok(request),
+        _ => Err(identity::IdentityError::NoCertificate.into()),
+    }
 }
 
 /// A storage failure as a status; the details go to the log, not to the peer.
@@ -151,7 +170,12 @@ async fn bind(
 
 /// Opens the data directory, binds both listeners and starts serving.
 pub async fn start(data_dir: &DataDir) -> Result<RunningCollector, ServeError> {
-    start_with_clock(data_dir, Arc::new(SystemClock)).await
+    start_as(data_dir, Build::Shipped).await
+}
+
+/// [`start`] as the binary `build` says (only the benchmark one accepts `[bench]`).
+pub async fn start_as(data_dir: &DataDir, build: Build) -> Result<RunningCollector, ServeError> {
+    start_with(data_dir, Arc::new(SystemClock), build).await
 }
 
 /// [`start`] with the clock the alert rules use (tests set the time).
@@ -159,12 +183,27 @@ pub async fn start_with_clock(
     data_dir: &DataDir,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningCollector, ServeError> {
+    start_with(data_dir, clock, Build::Shipped).await
+}
+
+async fn start_with(
+    data_dir: &DataDir,
+    clock: Arc<dyn Clock>,
+    build: Build,
+) -> Result<RunningCollector, ServeError> {
     if !data_dir.config().is_file() {
         return Err(ServeError::NotInitialised(
             data_dir.path().display().to_string(),
         ));
     }
-    let config = CollectorConfig::load(data_dir)?;
+    let exposed = crate::secrets::exposures(data_dir);
+    if !exposed.is_empty() {
+        return Err(ServeError::SecretsExposed(exposed.join("; ")));
+    }
+    let config = CollectorConfig::load_with_secrets(data_dir)?;
+    if let Some(refusal) = config.bench.refusal(build, &data_dir.config()) {
+        return Err(ServeError::BenchSwitches(refusal));
+    }
     let ca_pem = read(data_dir.ca_cert())?;
     let ca = CertificateAuthority::load(&ca_pem, &read(data_dir.ca_key())?)?;
     let server_chain = read(data_dir.server_cert())?;
@@ -201,20 +240,38 @@ pub async fn start_with_clock(
     })
     .await
     .map_err(|_| ServeError::Task("database open"))??;
+    #[cfg(feature = "bench")]
     if !config.bench.is_default() {
         tracing::warn!(
             discard_reports = config.bench.discard_reports,
             fsync = config.bench.fsync,
             "benchmark switches are on: acknowledged reports may be lost"
         );
+        storage.set_fsync(config.bench.fsync);
     }
-    storage.set_fsync(config.bench.fsync);
     let flusher_storage = storage.clone();
     let (commit, _flusher) = GroupCommit::spawn(move || flusher_storage.flush_durably().map(drop));
 
     let (agent_listener, agent_addr) = bind("agent", config.agent_listen).await?;
     let (admin_listener, admin_addr) = bind("admin", config.admin_listen).await?;
     let max = config.limits.max_message_bytes;
+    let max_enroll = config.limits.max_enroll_message_bytes;
+    let agent_admission = admission::Admission::new(&config.limits);
+    let admin_admission = admission::Admission::new(&config.limits);
+    let strangers = (config.limits.max_tls_handshakes
+        + config.limits.max_unauthenticated_connections) as u64
+        + OWN_DESCRIPTORS;
+    if let Some(open_files) = admission::open_files_limit()
+        && open_files < strangers
+    {
+        tracing::warn!(
+            open_files,
+            needed = strangers,
+            "the open-files limit is below [limits] max_tls_handshakes + \
+             max_unauthenticated_connections + the collector's own: clients without a \
+             certificate may use up descriptors agents need (raise LimitNOFILE or lower the limits)"
+        );
+    }
     let (stop, stopped) = watch::channel(false);
     let engine = Arc::new(AlertEngine::new(
         storage.clone(),
@@ -257,24 +314,40 @@ pub async fn start_with_clock(
     let agent_server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .add_service(
+            // A CSR is a few KiB: a longer message is refused from its length prefix, before
+            // its body is read.
             EnrollmentServer::new(enrollment::EnrollmentService::new(state.clone()))
-                .max_decoding_message_size(max)
+                .max_decoding_message_size(max_enroll)
                 .max_encoding_message_size(max),
         )
-        .add_service(
+        .add_service(InterceptedService::new(
             IngestServer::new(ingest::IngestService::new(state.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
-        );
-    let agent_incoming = tls::incoming("agent", agent_listener, agent_tls, stopped.clone());
+            require_certificate,
+        ));
+    let agent_incoming = tls::incoming(
+        "agent",
+        agent_listener,
+        agent_tls,
+        agent_admission,
+        stopped.clone(),
+    );
     let agent_task = tokio::spawn(
         agent_server.serve_with_incoming_shutdown(agent_incoming, signal(stopped.clone())),
     );
 
     let admin_server =
         Server::builder().add_service(AdminServer::new(admin::AdminService::new(state.clone())));
-    let admin_incoming = tls::incoming("admin", admin_listener, admin_tls, stopped.clone());
+    let admin_incoming = tls::incoming(
+        "admin",
+        admin_listener,
+        admin_tls,
+        admin_admission,
+        stopped.clone(),
+    );
     let admin_task =
         tokio::spawn(admin_server.serve_with_incoming_shutdown(admin_incoming, signal(stopped)));
 
