@@ -17,6 +17,7 @@ pub mod escalation;
 pub mod facts;
 pub mod group_commit;
 pub mod init;
+pub mod limits;
 pub mod model;
 pub mod output;
 pub mod pki;

@@ -28,6 +28,8 @@ pub struct AgentView {
     pub agent_version: String,
     pub outbox_dropped_total: u64,
     pub snapshot: Option<SystemSnapshot>,
+    /// What the collector left out of the latest reports (text cut, list items not kept).
+    pub truncated: Vec<String>,
 }
 
 fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
@@ -60,6 +62,7 @@ impl From<&v1::Agent> for AgentView {
             agent_version: a.agent_version.clone(),
             outbox_dropped_total: a.outbox_dropped_total,
             snapshot: a.last_snapshot.as_ref().map(snapshot_from_proto),
+            truncated: a.truncated.clone(),
         }
     }
 }
@@ -132,7 +135,7 @@ pub fn agents_table(
             ]
         })
         .collect();
-    table(
+    let mut out = table(
         &[
             "AGENT",
             "CABINET",
@@ -144,7 +147,17 @@ pub fn agents_table(
             "ÉTAT",
         ],
         &rows,
-    )
+    );
+    for a in agents.iter().filter(|a| !a.truncated.is_empty()) {
+        out.push_str(&format!(
+            "\nDonnées tronquées par le collecteur pour {} ({}) :\n",
+            a.id, a.hostname
+        ));
+        for note in &a.truncated {
+            out.push_str(&format!("  - {note}\n"));
+        }
+    }
+    out
 }
 
 /// `2026-11-28T08:49:20Z` → `28/11 12:49` (Indian/Reunion); unparsable text

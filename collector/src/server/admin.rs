@@ -173,7 +173,8 @@ impl Admin for AdminService {
                 .into_iter()
                 .map(|agent| {
                     let reports = storage.report_count(&agent.id)?;
-                    Ok(agent_to_proto(&agent, reports))
+                    let cuts = storage.fact_cuts(&agent.id)?;
+                    Ok(agent_to_proto(&agent, reports, cuts))
                 })
                 .collect::<Result<Vec<_>, crate::storage::StorageError>>()
         })

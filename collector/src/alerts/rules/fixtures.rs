@@ -113,6 +113,7 @@ pub fn firing(rule: Rule) -> AgentFacts {
                 reboot_required_since: Some(ago(24 * 40)),
                 pending_since: Some(ago(24 * 40)),
                 security_pending_since: Some(ago(24 * 40)),
+                ..OsUpdates::default()
             }));
         }
         AntivirusRealtimeOff | AntivirusSignaturesStale => {
@@ -125,12 +126,14 @@ pub fn firing(rule: Rule) -> AgentFacts {
                     signatures_updated_at: Some(ago(24 * 10)),
                 }],
                 none_found: false,
+                ..Antivirus::default()
             }));
         }
         AntivirusMissing => {
             facts.antivirus = Some(stamp(Antivirus {
                 products: vec![],
                 none_found: true,
+                ..Antivirus::default()
             }));
         }
         SoftwareOutdated => {
@@ -140,6 +143,7 @@ pub fn firing(rule: Rule) -> AgentFacts {
                     name: "Weda Connect".into(),
                     version: "4.1.9".into(),
                 }],
+                ..Software::default()
             }));
         }
         DiskLow => {
