@@ -21,6 +21,7 @@ pub mod limits;
 pub mod model;
 pub mod output;
 pub mod pki;
+pub mod retention;
 pub mod server;
 pub mod storage;
 pub mod ticket_output;

@@ -66,6 +66,14 @@ pub fn is_cut(text: &str) -> bool {
     text.ends_with(CUT_MARK)
 }
 
+/// The feminine nouns [`Cut::list`] is called with.
+const FEMININE: &[&str] = &[
+    "exécutions",
+    "tâches déclarées",
+    "raisons de redémarrage",
+    "cibles configurées",
+];
+
 /// What the collector left out of one record, as a technician reads it (French).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(transparent)]

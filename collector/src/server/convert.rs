@@ -481,6 +481,70 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_snapshot_is_kept_within_bounds_and_says_what_was_left_out() {
+        let disk = |i: u64, free_percent: u64| v1::Disk {
+            mount_point: format!("/mnt/{i}"),
+            total_bytes: 100 << 30,
+            available_bytes: free_percent << 30,
+            ..v1::Disk::default()
+        };
+        let mut disks: Vec<_> = (0..500).map(|i| disk(i, 50)).collect();
+        disks[321] = disk(321, 1);
+        let wire = v1::SystemSnapshot {
+            hostname: "h".repeat(65_536),
+            os_name: "Debian".into(),
+            disks,
+            ..v1::SystemSnapshot::default()
+        };
+        let s = snapshot_from_proto(&wire);
+        assert_eq!(s.hostname.len(), limits::HOSTNAME_BYTES);
+        assert!(limits::is_cut(&s.hostname));
+        assert_eq!(s.os_name, "Debian");
+        assert_eq!(s.disks.len(), limits::DISKS);
+        assert!(
+            s.disks.iter().any(|d| d.mount_point == "/mnt/321"),
+            "the fullest disk is never the one left out"
+        );
+        assert_eq!(
+            s.cut.0,
+            [
+                "nom de machine tronqué (65536 octets reçus)",
+                "500 disques, 64 pris en compte"
+            ]
+        );
+        let again = snapshot_from_proto(&snapshot_to_proto(&s));
+        assert!(again.cut.is_empty(), "a bounded snapshot is kept as is");
+        assert_eq!(again.hostname, s.hostname);
+    }
+
+    #[test]
+    fn long_backup_texts_are_cut_but_the_run_is_kept() {
+        let ts = Some(prost_types::Timestamp {
+            seconds: 10,
+            nanos: 0,
+        });
+        let runs: Vec<_> = (0..300)
+            .map(|i| v1::BackupRun {
+                job: format!("job-{i}-{}", "j".repeat(1000)),
+                message: "m".repeat(100_000),
+                finished_at: ts,
+                ..v1::BackupRun::default()
+            })
+            .collect();
+        let payload = v1::report::Payload::Backup(v1::BackupReport {
+            runs,
+            ..v1::BackupReport::default()
+        });
+        let Some(Fact::Backup { runs, cut, .. }) = fact_from_payload(&payload) else {
+            panic!("a backup fact");
+        };
+        assert_eq!(runs.len(), limits::BACKUP_RUNS);
+        assert!(runs[0].job.len() <= limits::NAME_BYTES && limits::is_cut(&runs[0].job));
+        assert!(runs[0].message.len() <= limits::MESSAGE_BYTES);
+        assert_eq!(cut.0, ["300 exécutions, 256 prises en compte"]);
+    }
+
+    #[test]
     fn unknown_role_numbers_mean_workstation() {
         assert_eq!(role_from_proto(2), AgentRole::Server);
         assert_eq!(role_from_proto(0), AgentRole::Workstation);

@@ -195,7 +195,7 @@ pub async fn start_with_clock(
     let engine = Arc::new(AlertEngine::new(
         storage.clone(),
         config.alerts.clone(),
-        clock,
+        clock.clone(),
     ));
     let (evaluator, evaluator_task) = evaluator::spawn(
         engine.clone(),
@@ -212,6 +212,15 @@ pub async fn start_with_clock(
     // Detached: it stops with `stopped`; a ticket operation cut short is retried next start.
     let _escalation_task =
         escalation::worker::spawn(escalation.clone(), engine.subscribe(), stopped.clone());
+    // Detached too: a pass cut short prunes the rest next time.
+    let _retention_task = crate::retention::spawn(
+        storage.clone(),
+        commit.clone(),
+        config.retention.clone(),
+        clock,
+        !config.escalation.sinks.is_empty(),
+        stopped.clone(),
+    );
     let state = Arc::new(CollectorState {
         config,
         storage: storage.clone(),

@@ -183,7 +183,11 @@ impl Storage {
             .transpose()
     }
 
-    fn put_backup_run(&self, agent_id: &str, run: &BackupRun) -> Result<(), StorageError> {
+    pub(super) fn put_backup_run(
+        &self,
+        agent_id: &str,
+        run: &BackupRun,
+    ) -> Result<(), StorageError> {
         let prefix = format!("{agent_id}{SEP}{}{SEP}", run.job);
         // Big-endian with the sign bit flipped: byte order is time order.
         let at = (run.finished_at.as_second() as u64) ^ (1 << 63);

@@ -8,6 +8,7 @@
 //! - `alerts.rs`: alerts, their series and events, silences.
 //! - `escalation.rs`: the ticket queue and its event cursor.
 //! - `durability.rs`: flush + `fsync` (sled's own flush does not survive a power cut).
+//! - `retention.rs`: pruning what is older than `[retention]` says (no tree of its own).
 //!
 //! Records are JSON (serde) so they can gain fields; reports are protobuf. Text keys join their
 //! parts with [`SEP`]; numbers in keys are big-endian so byte order is numeric order.
@@ -18,6 +19,7 @@ mod enrollment;
 mod escalation;
 mod facts;
 mod reports;
+mod retention;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +33,7 @@ pub use alerts::AlertWrite;
 pub use enrollment::{EnrollError, TokenRejection};
 pub use facts::{FactKind, RUNS_KEPT};
 pub use reports::{EncodedReport, StoreOutcome};
+pub use retention::{Cutoffs, Pruned};
 
 use durability::Durability;
 
