@@ -84,11 +84,18 @@ impl Cut {
         self.0.is_empty()
     }
 
-    /// Notes that a list of `what` had `total` items of which `kept` were kept.
+    /// Notes that a list of `what` (a French plural noun) had `total` items of which `kept`
+    /// were kept.
     pub fn list(&mut self, what: &str, total: usize, kept: usize) {
         if total > kept {
+            // "pris" agrees with the noun's gender.
+            let taken = if FEMININE.contains(&what) {
+                "prises"
+            } else {
+                "pris"
+            };
             self.0
-                .push(format!("{total} {what}, {kept} pris en compte"));
+                .push(format!("{total} {what}, {kept} {taken} en compte"));
         }
     }
 
