@@ -144,6 +144,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_documented_example_parses_to_the_defaults() {
+        let text = include_str!("../../deploy/collector-retention.toml");
+        let config = crate::config::CollectorConfig::from_toml(text, std::path::Path::new("x"))
+            .expect("example parses");
+        assert_eq!(config.retention, RetentionConfig::default());
+    }
+
+    #[test]
     fn defaults_keep_months_and_zero_is_refused_where_it_would_erase_everything() {
         let config = RetentionConfig::default();
         assert!(config.problems().is_empty());

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod backup;
+mod bounds;
 mod durability;
 mod enrollment;
 mod escalation;
