@@ -196,6 +196,30 @@ mod tests {
     }
 
     #[test]
+    fn agents_table_says_what_the_collector_left_out() {
+        let agent = v1::Agent {
+            id: "a1".into(),
+            clinic_id: "c1".into(),
+            hostname: "SRV-PACS".into(),
+            truncated: vec!["instantané : 500 disques, 64 pris en compte".into()],
+            ..v1::Agent::default()
+        };
+        let names = [("c1".to_owned(), "Cabinet Prisme".to_owned())].into();
+        let out = agents_table(&[AgentView::from(&agent)], &names);
+        assert!(
+            out.ends_with(
+                "\nDonnées tronquées par le collecteur pour a1 (SRV-PACS) :\n  - instantané : 500 disques, 64 pris en compte\n"
+            ),
+            "{out}"
+        );
+        let whole = v1::Agent {
+            truncated: vec![],
+            ..agent
+        };
+        assert!(!agents_table(&[AgentView::from(&whole)], &names).contains("tronquées"));
+    }
+
+    #[test]
     fn agent_json_has_the_documented_fields() {
         let agent = v1::Agent {
             id: "a".into(),

@@ -295,3 +295,34 @@ impl StoredEvent {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::escalation::policy::tests::alert;
+
+    #[test]
+    fn a_stored_event_is_small_and_reads_as_of_its_change() {
+        let mut a = alert(Rule::DiskLow, Severity::Warning);
+        a.hostname = "H".repeat(253);
+        for i in 0..200 {
+            a.note(a.last_seen, "severity", ENGINE, &format!("change {i}"));
+        }
+        assert_eq!(a.history.len(), crate::limits::ALERT_HISTORY);
+        assert_eq!(a.history_dropped, 200 - crate::limits::ALERT_HISTORY as u64);
+        let event = StoredEvent::new(9, a.last_seen, EventKind::Opened, true, &a);
+        let bytes = serde_json::to_vec(&event).expect("json");
+        assert!(bytes.len() < 256, "{} bytes", bytes.len());
+
+        // Later the alert got worse text and was resolved: the event still says "open".
+        let mut now = a.clone();
+        now.text = "Disque C: plein".into();
+        now.state = AlertState::Resolved;
+        now.resolved_at = Some(now.last_seen);
+        let read = event.with_alert(Some(now)).expect("alert exists");
+        assert_eq!(read.alert.state, AlertState::Open);
+        assert_eq!(read.alert.resolved_at, None);
+        assert_eq!(read.alert.text, "Disque C: plein");
+        assert_eq!(read.seq, 9);
+    }
+}
