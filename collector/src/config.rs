@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alerts::thresholds::AlertsConfig;
 use crate::escalation::EscalationConfig;
+use crate::retention::RetentionConfig;
 
 /// Name of the configuration file inside the data directory.
 pub const CONFIG_FILE: &str = "collector.toml";
@@ -33,6 +34,9 @@ pub struct CollectorConfig {
     pub limits: Limits,
     /// Alert rules' thresholds and the alert lifecycle (see `alerts/thresholds.rs`).
     pub alerts: AlertsConfig,
+    /// `[retention]`: how long reports, alert events and resolved alerts are kept (see
+    /// `retention.rs`).
+    pub retention: RetentionConfig,
     /// `[bench]`: benchmark-only switches; absent from files `init` writes.
     #[serde(skip_serializing_if = "BenchSwitches::is_default")]
     pub bench: BenchSwitches,
@@ -251,6 +255,7 @@ impl Default for CollectorConfig {
             admin_listen: default_addr(DEFAULT_ADMIN_LISTEN, 7444),
             limits: Limits::default(),
             alerts: AlertsConfig::default(),
+            retention: RetentionConfig::default(),
             bench: BenchSwitches::default(),
             escalation: EscalationConfig::default(),
         }
@@ -319,6 +324,7 @@ impl CollectorConfig {
         problems.extend(self.limits.problems());
         problems.extend(self.alerts.problems());
         problems.extend(self.escalation.problems());
+        problems.extend(self.retention.problems());
         if self.agent_listen == self.admin_listen && self.agent_listen.port() != 0 {
             problems.push(format!(
                 "agent_listen and admin_listen are the same address ({})",

@@ -5,12 +5,16 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::limits::Cut;
+
 /// One report's facts, ready to be recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fact {
     Backup {
         runs: Vec<BackupRun>,
         declared: Vec<DeclaredJob>,
+        /// What the collector left out of the report (`limits.rs`).
+        cut: Cut,
     },
     OsUpdates(OsUpdates),
     Antivirus(Antivirus),
@@ -136,6 +140,8 @@ pub struct OsUpdates {
     pub pending_since: Option<Timestamp>,
     #[serde(default)]
     pub security_pending_since: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Cut::is_empty")]
+    pub cut: Cut,
 }
 
 impl OsUpdates {
@@ -171,6 +177,8 @@ pub struct AntivirusProduct {
 pub struct Antivirus {
     pub products: Vec<AntivirusProduct>,
     pub none_found: bool,
+    #[serde(default, skip_serializing_if = "Cut::is_empty")]
+    pub cut: Cut,
 }
 
 // ---- business software ----
@@ -185,6 +193,8 @@ pub struct InstalledSoftware {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Software {
     pub items: Vec<InstalledSoftware>,
+    #[serde(default, skip_serializing_if = "Cut::is_empty")]
+    pub cut: Cut,
 }
 
 // ---- LAN devices ----
@@ -233,6 +243,8 @@ pub struct LanFact {
     pub devices: Vec<Device>,
     /// Every configured target's name; empty from agents that predate the list.
     pub configured: Vec<String>,
+    /// What the collector left out of the report (`limits.rs`).
+    pub cut: Cut,
 }
 
 /// A LAN device as last reported by one agent, and since when it has been down.

@@ -61,6 +61,7 @@ pub fn init(data_dir: &DataDir, options: &InitOptions) -> Result<InitReport, Ini
         admin_listen: options.admin_listen,
         limits: Limits::default(),
         alerts: Default::default(),
+        retention: Default::default(),
         bench: Default::default(),
         escalation: Default::default(),
     };

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use vigie_domain::{AgentRole, Tier};
 
 use crate::alerts::policy::RuleOverrides;
+use crate::limits::Cut;
 
 /// A clinic under contract.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +98,9 @@ pub struct SystemSnapshot {
     pub swap_total_bytes: u64,
     pub swap_free_bytes: u64,
     pub disks: Vec<Disk>,
+    /// What the collector left out (`limits.rs`): "500 disques, 64 pris en compte".
+    #[serde(default, skip_serializing_if = "Cut::is_empty")]
+    pub cut: Cut,
 }
 
 impl SystemSnapshot {

@@ -40,6 +40,8 @@ pub struct AgentView {
     pub outbox_quarantine_dropped: u64,
     pub outbox_last_quarantine_reason: String,
     pub snapshot: Option<SystemSnapshot>,
+    /// What the collector left out of the latest reports (text cut, list items not kept).
+    pub truncated: Vec<String>,
 }
 
 fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
@@ -82,6 +84,7 @@ impl From<&v1::Agent> for AgentView {
             outbox_quarantine_dropped: outbox.quarantine_dropped_total,
             outbox_last_quarantine_reason: outbox.last_quarantine_reason,
             snapshot: a.last_snapshot.as_ref().map(snapshot_from_proto),
+            truncated: a.truncated.clone(),
         }
     }
 }
@@ -171,6 +174,15 @@ pub fn agents_table(
         ],
         &rows,
     );
+    for a in agents.iter().filter(|a| !a.truncated.is_empty()) {
+        out.push_str(&format!(
+            "\nDonnées tronquées par le collecteur pour {} ({}) :\n",
+            a.id, a.hostname
+        ));
+        for note in &a.truncated {
+            out.push_str(&format!("  - {note}\n"));
+        }
+    }
     for a in agents.iter().filter(|a| a.uninterpreted_reports > 0) {
         out.push_str(&format!(
             "{} : {} rapport(s) d'un type que ce collecteur ne connaît pas, conservés tels quels : mettez le collecteur à jour pour les lire.\n",
@@ -286,6 +298,30 @@ mod tests {
             ],
         );
         assert_eq!(out, "ID  NAME\n1   Cabinet A\n22  B\n");
+    }
+
+    #[test]
+    fn agents_table_says_what_the_collector_left_out() {
+        let agent = v1::Agent {
+            id: "a1".into(),
+            clinic_id: "c1".into(),
+            hostname: "SRV-PACS".into(),
+            truncated: vec!["instantané : 500 disques, 64 pris en compte".into()],
+            ..v1::Agent::default()
+        };
+        let names = [("c1".to_owned(), "Cabinet Prisme".to_owned())].into();
+        let out = agents_table(&[AgentView::from(&agent)], &names);
+        assert!(
+            out.ends_with(
+                "\nDonnées tronquées par le collecteur pour a1 (SRV-PACS) :\n  - instantané : 500 disques, 64 pris en compte\n"
+            ),
+            "{out}"
+        );
+        let whole = v1::Agent {
+            truncated: vec![],
+            ..agent
+        };
+        assert!(!agents_table(&[AgentView::from(&whole)], &names).contains("tronquées"));
     }
 
     #[test]

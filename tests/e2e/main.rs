@@ -4,6 +4,7 @@
 mod alerts;
 mod backup;
 mod bench_switches;
+mod bounds;
 mod collector_backup;
 mod disk_faults;
 mod durability;

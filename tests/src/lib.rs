@@ -40,7 +40,8 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
-/// Runs a command to completion with a deadline, capturing its output.
+/// Runs a command to completion with a deadline, capturing its output. The pipes are read while
+/// it runs: an output larger than the pipe buffer (64 KiB) would otherwise block it forever.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     let mut child = cmd
         .stdin(Stdio::null())
@@ -48,21 +49,38 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> 
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("spawn {cmd:?}"))?;
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let deadline = Instant::now() + timeout;
-    loop {
-        if child.try_wait()?.is_some() {
-            return Ok(child.wait_with_output()?);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let out = child.wait_with_output()?;
+            let _ = child.wait();
+            let stderr = stderr.join().unwrap_or_default();
             bail!(
                 "{cmd:?} did not finish within {timeout:?}; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
+                String::from_utf8_lossy(&stderr)
             );
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 /// Output of a finished command, as text.

@@ -88,6 +88,7 @@ impl World {
         let fact = Fact::Backup {
             runs: vec![r],
             declared: vec![],
+            cut: Default::default(),
         };
         self.storage
             .record_fact(&self.agent, self.now(), &fact)
@@ -99,6 +100,7 @@ impl World {
         let fact = Fact::Lan(crate::facts::LanFact {
             devices: vec![fixtures::device("pacs", "pacs", state)],
             configured: vec!["pacs".into()],
+            cut: Default::default(),
         });
         self.storage
             .record_fact(&self.agent, self.now(), &fact)

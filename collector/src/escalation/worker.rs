@@ -102,9 +102,24 @@ impl Escalator {
             let Some(last) = events.last().map(|e| e.seq) else {
                 return Ok(total);
             };
+            let taken = events.len();
             let mut clinics: HashMap<String, Option<Clinic>> = HashMap::new();
             let mut changed: BTreeMap<(u64, String), Escalation> = BTreeMap::new();
-            for event in &events {
+            for stored in events {
+                let id = stored.alert_id();
+                let current = if stored.alert.is_some() {
+                    None
+                } else {
+                    self.storage.alert(id)?
+                };
+                let Some(event) = stored.with_alert(current) else {
+                    tracing::warn!(
+                        alert_id = id,
+                        "alert event about an alert that no longer exists: skipped"
+                    );
+                    continue;
+                };
+                let event = &event;
                 let clinic_id = &event.alert.clinic_id;
                 if !clinics.contains_key(clinic_id) {
                     clinics.insert(clinic_id.clone(), self.storage.clinic(clinic_id)?);
@@ -133,7 +148,7 @@ impl Escalator {
                 tracing::debug!(alert_id = r.alert_id, sink = %r.sink, pending = r.pending.len(), "escalation updated");
             }
             self.storage.write_escalations(&records, Some(last))?;
-            total += events.len();
+            total += taken;
         }
     }
 

@@ -180,7 +180,8 @@ impl Admin for AdminService {
                 .map(|agent| {
                     let reports = storage.report_count(&agent.id)?;
                     let uninterpreted = storage.uninterpreted_count(&agent.id)?;
-                    Ok(agent_to_proto(&agent, reports, uninterpreted))
+                    let cuts = storage.fact_cuts(&agent.id)?;
+                    Ok(agent_to_proto(&agent, reports, uninterpreted, cuts))
                 })
                 .collect::<Result<Vec<_>, crate::storage::StorageError>>()
         })

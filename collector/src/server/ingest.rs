@@ -133,7 +133,7 @@ struct BatchNote<'a> {
 fn note_batch(agent: &mut AgentRecord, note: &BatchNote<'_>) {
     agent.last_seen = Some(agent.last_seen.map_or(note.now, |seen| seen.max(note.now)));
     if !note.version.trim().is_empty() {
-        agent.agent_version = note.version.trim().to_owned();
+        agent.agent_version = crate::limits::text(note.version.trim(), crate::limits::LABEL_BYTES);
     }
     if let Some(outbox) = note.outbox {
         agent.outbox_dropped_total = outbox.dropped_total;

@@ -276,7 +276,7 @@ async fn start_with(
     let engine = Arc::new(AlertEngine::new(
         storage.clone(),
         config.alerts.clone(),
-        clock,
+        clock.clone(),
     ));
     let (evaluator, evaluator_task) = evaluator::spawn(
         engine.clone(),
@@ -293,6 +293,15 @@ async fn start_with(
     // Detached: it stops with `stopped`; a ticket operation cut short is retried next start.
     let _escalation_task =
         escalation::worker::spawn(escalation.clone(), engine.subscribe(), stopped.clone());
+    // Detached too: a pass cut short prunes the rest next time.
+    let _retention_task = crate::retention::spawn(
+        storage.clone(),
+        commit.clone(),
+        config.retention.clone(),
+        clock,
+        !config.escalation.sinks.is_empty(),
+        stopped.clone(),
+    );
     let state = Arc::new(CollectorState {
         config,
         data_dir: data_dir.clone(),

@@ -1,13 +1,13 @@
 //! Alerts and what they are made of (JSON): `alerts` (id → Alert), `alert_series` (series key →
-//! Series), `alert_events` (sequence → AlertEvent, written in the same transaction as the alert
-//! change it describes), `silences` (id → Silence), and the `counters` that number them.
+//! Series), `alert_events` (sequence → StoredEvent: the alert id and what changed, written in the same
+//! transaction as the alert change it describes), `silences` (id → Silence), and the `counters` that number them.
 
 use jiff::Timestamp;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{Storage, StorageError, decode, encode, read_counter};
-use crate::alerts::alert::{Alert, AlertEvent, EventKind, Series, Silence};
+use crate::alerts::alert::{Alert, EventKind, Series, Silence, StoredEvent};
 
 /// One batch of alert changes, written atomically with their events.
 #[derive(Debug, Clone, Default)]
@@ -98,7 +98,7 @@ impl Storage {
             let Some(alert) = write.alerts.iter().find(|a| a.id == id) else {
                 continue;
             };
-            events.push((kind, notify, alert.clone()));
+            events.push((kind, notify, alert));
         }
         let result = (
             &self.alerts,
@@ -118,13 +118,7 @@ impl Storage {
                     .unwrap_or(1)
                     .max(1);
                 for (kind, notify, alert) in &events {
-                    let event = AlertEvent {
-                        seq,
-                        at: now,
-                        kind: *kind,
-                        notify: *notify,
-                        alert: alert.clone(),
-                    };
+                    let event = StoredEvent::new(seq, now, *kind, *notify, alert);
                     let bytes = serde_json::to_vec(&event).map_err(|e| {
                         ConflictableTransactionError::Abort(StorageError::Encode {
                             what: "alert event",
@@ -152,7 +146,7 @@ impl Storage {
         &self,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<AlertEvent>, StorageError> {
+    ) -> Result<Vec<StoredEvent>, StorageError> {
         self.alert_events
             .range(after.saturating_add(1).to_be_bytes()..)
             .take(limit)

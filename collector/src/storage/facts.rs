@@ -1,6 +1,7 @@
 //! The facts the alert rules judge, kept per agent as reports arrive (JSON): `backup_runs`
 //! (agent ␟ job ␟ end time → BackupRun, the last [`RUNS_KEPT`] per job), `declared_jobs`
-//! (agent ␟ job → DeclaredJobRecord), `latest_facts` (agent ␟ kind → Stamped fact),
+//! (agent ␟ job → DeclaredJobRecord), `latest_facts` (agent ␟ kind → Stamped fact; for
+//! backups and LAN, only what the collector left out of the latest report),
 //! `lan_devices` (agent ␟ device → DeviceRecord).
 
 use jiff::Timestamp;
@@ -9,8 +10,14 @@ use serde::de::DeserializeOwned;
 
 use super::{SEP, Storage, StorageError, decode, encode};
 use crate::facts::{
-    BackupRun, DeclaredJob, DeclaredJobRecord, DeviceRecord, Fact, LanFact, OsUpdates, Stamped,
+    Antivirus, BackupRun, DeclaredJob, DeclaredJobRecord, DeviceRecord, Fact, LanFact, OsUpdates,
+    Software, Stamped,
 };
+use crate::limits::Cut;
+
+/// `latest_facts` kinds that keep only what a backup or LAN report left out.
+const CUT_BACKUP: &str = "backup_cut";
+const CUT_LAN: &str = "lan_cut";
 
 /// How long a device an old agent (one that does not list its targets) stopped reporting is
 /// kept: longer than any probe interval.
@@ -49,13 +56,18 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let _turn = self.writing();
         match fact {
-            Fact::Backup { runs, declared } => {
+            Fact::Backup {
+                runs,
+                declared,
+                cut,
+            } => {
                 for run in runs {
                     self.put_backup_run(agent_id, run)?;
                 }
                 if !declared.is_empty() {
                     self.note_declared_jobs(agent_id, collected_at, declared)?;
                 }
+                self.put_cut(agent_id, CUT_BACKUP, collected_at, cut)?;
             }
             Fact::OsUpdates(status) => {
                 self.update_json(
@@ -79,9 +91,66 @@ impl Storage {
             Fact::Software(sw) => {
                 self.put_latest(agent_id, FactKind::Software, collected_at, sw)?
             }
-            Fact::Lan(lan) => self.note_devices(agent_id, collected_at, lan)?,
+            Fact::Lan(lan) => {
+                self.note_devices(agent_id, collected_at, lan)?;
+                self.put_cut(agent_id, CUT_LAN, collected_at, &lan.cut)?;
+            }
         }
         Ok(())
+    }
+
+    /// Keeps what the latest report of a kind without a fact record of its own (backups, LAN)
+    /// left out, or forgets it when that report was whole.
+    fn put_cut(
+        &self,
+        agent_id: &str,
+        kind: &str,
+        collected_at: Timestamp,
+        cut: &Cut,
+    ) -> Result<(), StorageError> {
+        let key = format!("{agent_id}{SEP}{kind}");
+        if cut.is_empty() && self.latest_facts.get(key.as_bytes())?.is_none() {
+            return Ok(());
+        }
+        self.update_json(
+            &self.latest_facts,
+            &key,
+            |prev: Option<Stamped<Cut>>| match prev {
+                Some(p) if p.collected_at > collected_at => Some(p),
+                _ if cut.is_empty() => None,
+                _ => Some(Stamped {
+                    collected_at,
+                    value: cut.clone(),
+                }),
+            },
+        )
+    }
+
+    /// What the collector left out of an agent's latest reports (`limits.rs`), each note
+    /// prefixed with the kind of report, in French for the technician.
+    pub fn fact_cuts(&self, agent_id: &str) -> Result<Vec<String>, StorageError> {
+        let mut notes = Vec::new();
+        let mut add = |what: &str, cut: Option<Cut>| {
+            for note in cut.into_iter().flat_map(|c| c.0) {
+                notes.push(format!("{what} : {note}"));
+            }
+        };
+        let own = |kind: &str| -> Result<Option<Cut>, StorageError> {
+            self.latest_facts
+                .get(format!("{agent_id}{SEP}{kind}").as_bytes())?
+                .map(|v| decode::<Stamped<Cut>>("fact", &v).map(|s| s.value))
+                .transpose()
+        };
+        add("sauvegardes", own(CUT_BACKUP)?);
+        add("réseau", own(CUT_LAN)?);
+        let updates: Option<Stamped<OsUpdates>> =
+            self.latest_fact(agent_id, FactKind::OsUpdates)?;
+        add("mises à jour", updates.map(|s| s.value.cut));
+        let av: Option<Stamped<Antivirus>> = self.latest_fact(agent_id, FactKind::Antivirus)?;
+        add("antivirus", av.map(|s| s.value.cut));
+        let sw: Option<Stamped<Software>> = self.latest_fact(agent_id, FactKind::Software)?;
+        add("logiciels", sw.map(|s| s.value.cut));
+        Ok(notes)
     }
 
     fn put_latest<T: Serialize + DeserializeOwned + Clone>(
@@ -115,7 +184,11 @@ impl Storage {
             .transpose()
     }
 
-    fn put_backup_run(&self, agent_id: &str, run: &BackupRun) -> Result<(), StorageError> {
+    pub(super) fn put_backup_run(
+        &self,
+        agent_id: &str,
+        run: &BackupRun,
+    ) -> Result<(), StorageError> {
         let prefix = format!("{agent_id}{SEP}{}{SEP}", run.job);
         // Big-endian with the sign bit flipped: byte order is time order.
         let at = (run.finished_at.as_second() as u64) ^ (1 << 63);

@@ -11,6 +11,7 @@
 //! - `durability.rs`: flush + `fsync` (sled's own flush does not survive a power cut).
 //! - `backup.rs`: the write gate every write method holds ([`Storage::writing`]), and the
 //!   export of every tree at one point in time (the collector's own backup) and its import.
+//! - `retention.rs`: pruning what is older than `[retention]` says (no tree of its own).
 //!
 //! Records are JSON (serde) so they can gain fields; reports are protobuf. Text keys join their
 //! parts with [`SEP`]; numbers in keys are big-endian so byte order is numeric order.
@@ -22,6 +23,7 @@ mod enrollment;
 mod escalation;
 mod facts;
 mod reports;
+mod retention;
 #[cfg(test)]
 mod tests;
 
@@ -36,6 +38,7 @@ pub use backup::{ExportError, ExportSink, ExportStats, ImportError, Importer, Wr
 pub use enrollment::{EnrollError, TokenRejection};
 pub use facts::{FactKind, RUNS_KEPT};
 pub use reports::{EncodedReport, StoreOutcome, StoredReport, UninterpretedReport};
+pub use retention::{Cutoffs, Pruned};
 
 use backup::WriteGate;
 use durability::Durability;

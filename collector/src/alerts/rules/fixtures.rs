@@ -115,6 +115,7 @@ pub fn firing(rule: Rule) -> AgentFacts {
                 reboot_required_since: Some(ago(24 * 40)),
                 pending_since: Some(ago(24 * 40)),
                 security_pending_since: Some(ago(24 * 40)),
+                ..OsUpdates::default()
             }));
         }
         AntivirusRealtimeOff | AntivirusSignaturesStale => {
@@ -127,12 +128,14 @@ pub fn firing(rule: Rule) -> AgentFacts {
                     signatures_updated_at: Some(ago(24 * 10)),
                 }],
                 none_found: false,
+                ..Antivirus::default()
             }));
         }
         AntivirusMissing => {
             facts.antivirus = Some(stamp(Antivirus {
                 products: vec![],
                 none_found: true,
+                ..Antivirus::default()
             }));
         }
         SoftwareOutdated => {
@@ -142,6 +145,7 @@ pub fn firing(rule: Rule) -> AgentFacts {
                     name: "Weda Connect".into(),
                     version: "4.1.9".into(),
                 }],
+                ..Software::default()
             }));
         }
         DiskLow => {
