@@ -3,6 +3,7 @@
 
 mod alerts;
 mod backup;
+mod backup_exec;
 mod durability;
 mod enrollment;
 mod escalation;

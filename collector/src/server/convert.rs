@@ -112,6 +112,7 @@ pub fn fact_from_payload(payload: &v1::report::Payload) -> Option<Fact> {
                 .runs
                 .iter()
                 .chain(b.declared_jobs.iter().filter_map(|j| j.last_run.as_ref()))
+                .chain(b.declared_jobs.iter().filter_map(|j| j.last_check.as_ref()))
                 .filter_map(backup_run)
                 .collect(),
             declared: b
@@ -125,6 +126,12 @@ pub fn fact_from_payload(payload: &v1::report::Payload) -> Option<Fact> {
                         .iter()
                         .filter_map(|d| u8::try_from(*d).ok())
                         .collect(),
+                    check_every_seconds: j.check_every_seconds,
+                    last_check: j.last_check.as_ref().and_then(backup_run),
+                    last_good_check_at: j
+                        .last_good_check_at
+                        .as_ref()
+                        .and_then(timestamp_from_proto),
                 })
                 .collect(),
         },
@@ -182,8 +189,18 @@ fn backup_run(r: &v1::BackupRun) -> Option<facts::BackupRun> {
     if job.is_empty() {
         return None;
     }
+    let kind = match r.kind.trim() {
+        "check" => facts::RunKind::Check,
+        // Older agents send nothing; an unknown kind is judged as a backup, never dropped.
+        _ => facts::RunKind::Backup,
+    };
+    let job = match kind {
+        facts::RunKind::Backup => job.to_owned(),
+        facts::RunKind::Check => format!("{job}{}", facts::CHECK_JOB_SUFFIX),
+    };
     Some(facts::BackupRun {
-        job: job.to_owned(),
+        job,
+        kind,
         source: r.source.clone(),
         status: match S::try_from(r.status) {
             Ok(S::Success) => facts::BackupStatus::Success,
@@ -197,6 +214,9 @@ fn backup_run(r: &v1::BackupRun) -> Option<facts::BackupRun> {
         files: r.files,
         target: r.target.clone(),
         message: r.message.chars().take(500).collect(),
+        cause: r.cause.chars().take(40).collect(),
+        code: r.code,
+        failed_items: r.failed_items,
     })
 }
 

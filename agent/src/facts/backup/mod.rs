@@ -12,9 +12,13 @@
 //! configured target and a short product message.
 
 pub mod borg;
+pub mod command;
 pub mod declared;
+pub mod exec;
 mod files;
 pub mod ledger;
+pub mod message;
+pub mod products;
 pub mod restic;
 pub mod robocopy;
 #[cfg(test)]
@@ -38,6 +42,7 @@ use crate::config::BackupConfig;
 use crate::facts::{CheckFailure, Fact};
 
 pub use declared::{BackupJob, JobSource};
+pub use products::{PRODUCTS, Product};
 pub use watch::SpoolWatch;
 
 /// Longest product message kept, in characters: an error summary, not a log.
@@ -75,10 +80,35 @@ impl BackupStatus {
     }
 }
 
+/// What a run did: save the data, or verify a backup already made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    #[default]
+    Backup,
+    /// An integrity check (`restic check`, `borg check`, a restore test).
+    Check,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Backup => "backup",
+            RunKind::Check => "check",
+        }
+    }
+
+    fn is_backup(&self) -> bool {
+        *self == RunKind::Backup
+    }
+}
+
 /// One run of one job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupRun {
     pub job: String,
+    #[serde(default, skip_serializing_if = "RunKind::is_backup")]
+    pub kind: RunKind,
     /// `spool`, `robocopy`, `restic`, `borg`, `rsync`, `windows_server_backup`, `veeam`.
     pub source: String,
     pub status: BackupStatus,
@@ -99,6 +129,19 @@ pub struct BackupRun {
     pub target: String,
     #[serde(default)]
     pub message: String,
+    /// Why it failed or warned, a stable key (see [`message::Cause`]); empty: not classified.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cause: String,
+    /// The signal that ended the wrapped command (Unix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// File paths taken out of `message`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub paths_removed: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl BackupRun {
@@ -106,6 +149,7 @@ impl BackupRun {
     pub fn new(job: &str, source: &str, status: BackupStatus) -> Self {
         BackupRun {
             job: job.to_owned(),
+            kind: RunKind::Backup,
             source: source.to_owned(),
             status,
             started_at: None,
@@ -116,6 +160,9 @@ impl BackupRun {
             code: None,
             target: String::new(),
             message: String::new(),
+            cause: String::new(),
+            signal: None,
+            paths_removed: 0,
         }
     }
 
@@ -137,6 +184,13 @@ impl BackupRun {
             message: self.message.clone(),
             failed_items: self.failed_items,
             code: self.code,
+            kind: match self.kind {
+                RunKind::Backup => String::new(),
+                RunKind::Check => "check".to_owned(),
+            },
+            cause: self.cause.clone(),
+            signal: self.signal,
+            paths_removed: self.paths_removed,
         }
     }
 }
@@ -153,6 +207,14 @@ pub struct DeclaredJob {
     pub at: Option<String>,
     /// `None`: no result ever seen for this job.
     pub last_run: Option<BackupRun>,
+    /// How often the backup must be verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_every_seconds: Option<u64>,
+    /// The last integrity check known, and when the last good one ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<BackupRun>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_good_check_at: Option<Timestamp>,
 }
 
 /// The `backup` payload: runs seen, the declared jobs, the result files that could not be read.
@@ -176,6 +238,9 @@ impl BackupReport {
                     days_of_week: d.days_of_week.clone(),
                     at: d.at.clone().unwrap_or_default(),
                     last_run: d.last_run.as_ref().map(BackupRun::to_proto),
+                    check_every_seconds: d.check_every_seconds.unwrap_or(0),
+                    last_check: d.last_check.as_ref().map(BackupRun::to_proto),
+                    last_good_check_at: d.last_good_check_at.map(timestamp_to_proto),
                 })
                 .collect(),
             unreadable: self
@@ -289,7 +354,7 @@ pub fn collect(config: &BackupConfig) -> Vec<Fact> {
     }
 
     for job in &config.jobs {
-        let Some(read) = native_reader(job.source) else {
+        let Some(read) = job.source.product().read else {
             continue;
         };
         match read(job) {
@@ -357,21 +422,6 @@ pub fn collect(config: &BackupConfig) -> Vec<Fact> {
         }
     }
     facts
-}
-
-/// A reader of a product's own output for one job; `None` for the spool, read above.
-type NativeReader = fn(&BackupJob) -> Result<Vec<BackupRun>, String>;
-
-fn native_reader(source: JobSource) -> Option<NativeReader> {
-    match source {
-        JobSource::Spool => None,
-        JobSource::Robocopy => Some(robocopy::read),
-        JobSource::Restic => Some(restic::read),
-        JobSource::Borg => Some(borg::read),
-        JobSource::Rsync => Some(rsync::read),
-        JobSource::WindowsServerBackup => Some(windows_backup::read),
-        JobSource::Veeam => Some(veeam::read),
-    }
 }
 
 fn failure(check: &str, error: String) -> Fact {

@@ -5,6 +5,16 @@
 use super::winevent::{self, Event};
 use super::{BackupJob, BackupRun, BackupStatus, MAX_MESSAGE_CHARS, bounded};
 
+pub const PRODUCT: super::Product = super::Product {
+    name: "veeam",
+    reads_file: false,
+    read: Some(read),
+    judge: None,
+    parse_bytes: |bytes| {
+        let _ = parse(&crate::text::decode(bytes));
+    },
+};
+
 pub const LOG: &str = "Veeam Agent";
 /// Job session finished.
 const SESSION_FINISHED: u32 = 190;

@@ -7,6 +7,16 @@
 use super::winevent::{self, Event};
 use super::{BackupJob, BackupRun, BackupStatus, MAX_MESSAGE_CHARS, bounded};
 
+pub const PRODUCT: super::Product = super::Product {
+    name: "windows_server_backup",
+    reads_file: false,
+    read: Some(read),
+    judge: None,
+    parse_bytes: |bytes| {
+        let _ = parse(&crate::text::decode(bytes));
+    },
+};
+
 pub const LOG: &str = "Microsoft-Windows-Backup";
 const SUCCESS: &[u32] = &[4];
 const FAILED: &[u32] = &[
@@ -78,7 +88,8 @@ mod tests {
             every: None,
             days: Vec::new(),
             at: None,
-            source: super::super::JobSource::WindowsServerBackup,
+            source: super::super::JobSource::named("windows_server_backup").expect("known"),
+            check_every: None,
             path: None,
             target: String::new(),
         };
