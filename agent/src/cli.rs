@@ -342,3 +342,66 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
         None => Config::default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Words of a shell line, with double quotes (enough for the examples).
+    fn words(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        let mut any = false;
+        for c in line.chars() {
+            match c {
+                '"' => {
+                    quoted = !quoted;
+                    any = true;
+                }
+                c if c.is_whitespace() && !quoted => {
+                    if any || !word.is_empty() {
+                        out.push(std::mem::take(&mut word));
+                        any = false;
+                    }
+                }
+                c => word.push(c),
+            }
+        }
+        if any || !word.is_empty() {
+            out.push(word);
+        }
+        out
+    }
+
+    /// Every `vigie-agent exec` line of the deploy examples parses, so they never rot.
+    #[test]
+    fn the_deploy_examples_of_exec_parse() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/backup");
+        let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).expect("example");
+        let mut lines: Vec<String> = read("crontab")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.find("vigie-agent exec").map(|at| l[at..].to_owned()))
+            .collect();
+        let service = read("vigie-backup-nightly.service").replace("\\\n", " ");
+        lines.extend(
+            service
+                .lines()
+                .filter_map(|l| l.strip_prefix("ExecStart=/usr/local/bin/"))
+                .map(str::to_owned),
+        );
+        let task = read("windows-scheduled-task.xml");
+        let arguments = task
+            .split("<Arguments>")
+            .nth(1)
+            .and_then(|rest| rest.split("</Arguments>").next())
+            .expect("task arguments");
+        lines.push(format!("vigie-agent {arguments}"));
+        assert!(lines.len() >= 6, "{lines:?}");
+        for line in &lines {
+            let cli = Cli::try_parse_from(words(line)).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert!(matches!(cli.command, Command::Exec(_)), "{line}");
+        }
+    }
+}

@@ -403,6 +403,43 @@ mod tests {
     }
 
     #[test]
+    fn checks_are_kept_apart_from_backups_and_travel_with_declared_jobs() {
+        let ts = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        let check = v1::BackupRun {
+            job: "nas".into(),
+            kind: "check".into(),
+            status: v1::BackupStatus::Failed.into(),
+            finished_at: ts(30),
+            cause: "repository_damaged".into(),
+            ..v1::BackupRun::default()
+        };
+        let payload = v1::report::Payload::Backup(v1::BackupReport {
+            declared_jobs: vec![v1::DeclaredJob {
+                name: "nas".into(),
+                every_seconds: 86_400,
+                check_every_seconds: 30 * 86_400,
+                last_check: Some(check),
+                last_good_check_at: ts(10),
+                ..v1::DeclaredJob::default()
+            }],
+            ..v1::BackupReport::default()
+        });
+        let Some(Fact::Backup { runs, declared }) = fact_from_payload(&payload) else {
+            panic!("a backup fact");
+        };
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].kind, facts::RunKind::Check);
+        assert_eq!(runs[0].job, format!("nas{}", facts::CHECK_JOB_SUFFIX));
+        assert_eq!(runs[0].job_name(), "nas");
+        assert_eq!(runs[0].cause, "repository_damaged");
+        assert_eq!(declared[0].check_every_seconds, 30 * 86_400);
+        assert_eq!(
+            declared[0].last_good_check_at.map(|t| t.as_second()),
+            Some(10)
+        );
+    }
+
+    #[test]
     fn unknown_role_numbers_mean_workstation() {
         assert_eq!(role_from_proto(2), AgentRole::Server);
         assert_eq!(role_from_proto(0), AgentRole::Workstation);

@@ -24,10 +24,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use super::BackupConfig;
 use super::ledger::Ledger;
 use super::products::{self, Product};
 use super::{BackupReport, DeclaredJob, MAX_NAME_CHARS};
-use crate::config::BackupConfig;
 
 /// Shortest expected cadence: backups are not minute-level events.
 const MIN_EVERY: Duration = Duration::from_secs(60);

@@ -13,6 +13,7 @@
 
 pub mod borg;
 pub mod command;
+pub mod config;
 pub mod declared;
 pub mod exec;
 mod files;
@@ -38,8 +39,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vigie_proto::v1;
 
-use crate::config::BackupConfig;
 use crate::facts::{CheckFailure, Fact};
+pub use config::BackupConfig;
 
 pub use declared::{BackupJob, JobSource};
 pub use products::{PRODUCTS, Product};
@@ -378,6 +379,24 @@ pub fn collect(config: &BackupConfig) -> Vec<Fact> {
             }
             Err(error) => {
                 tracing::warn!(job = %job.name, source = job.source.name(), %error, "backup source failed");
+                // A result file that changed but holds no readable result is a failed run
+                // (sent once per version of the file), never silence.
+                if let Some(run) = unreadable_output(job, &error) {
+                    let id = run_id(&run);
+                    if !ledger.has_seen(id) {
+                        let report = BackupReport {
+                            runs: vec![run],
+                            ..BackupReport::default()
+                        };
+                        let settle = Settle {
+                            ledger: ledger_path.clone(),
+                            spool_file: None,
+                            remember: true,
+                        };
+                        items.push((id, report, settle));
+                    }
+                    continue;
+                }
                 failures.push(failure(
                     &format!("backup.{}", job.source.name()),
                     format!("job {}: {error}", job.name),
@@ -422,6 +441,25 @@ pub fn collect(config: &BackupConfig) -> Vec<Fact> {
         }
     }
     facts
+}
+
+/// The failed run standing for a job's result file that exists but cannot be read as one
+/// (empty, cut, not the product's output), dated by the file. `None` when there is no file:
+/// that is a configuration problem, reported as a check failure.
+fn unreadable_output(job: &BackupJob, error: &str) -> Option<BackupRun> {
+    let path = job.path.as_deref()?;
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    let modified = Timestamp::try_from(modified).ok()?;
+    let mut run = BackupRun::new(&job.name, job.source.name(), BackupStatus::Failed);
+    message::Cause::OutputUnreadable
+        .key()
+        .clone_into(&mut run.cause);
+    run.finished_at = Some(modified);
+    job.target.clone_into(&mut run.target);
+    let (text, removed) = message::without_paths(error);
+    run.message = bounded(&text, MAX_MESSAGE_CHARS);
+    run.paths_removed = removed;
+    Some(run)
 }
 
 fn failure(check: &str, error: String) -> Fact {
@@ -563,6 +601,39 @@ mod tests {
         );
         let ledger = ledger::Ledger::load(&ledger::path(dir.path())).expect("ledger");
         assert_eq!(ledger.last_runs["nas"].code, Some(9));
+    }
+
+    #[test]
+    fn a_result_file_without_a_result_is_a_failed_run_sent_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("restic.json");
+        // What a failed restic run leaves when only stdout was saved: nothing.
+        std::fs::write(&log, b"").expect("write");
+        let text = format!(
+            "[[backup.jobs]]\nname = \"nas\"\nevery = \"24h\"\nsource = \"restic\"\npath = {log:?}\n"
+        );
+        let mut config = crate::config::parse_config(&text).expect("valid").backup;
+        config.state_dir = Some(dir.path().join("state"));
+        let facts = collect(&config);
+        let found = backups(&facts);
+        assert_eq!(found.len(), 1, "{facts:?}");
+        let run = &found[0].report.runs[0];
+        assert_eq!(
+            (run.status, run.cause.as_str()),
+            (BackupStatus::Failed, "output_unreadable")
+        );
+        assert!(
+            !run.message.contains(&*dir.path().to_string_lossy()),
+            "{}",
+            run.message
+        );
+        found[0].settle();
+        assert!(
+            backups(&collect(&config))
+                .iter()
+                .all(|b| b.report.runs.is_empty()),
+            "the same file is not reported twice"
+        );
     }
 
     #[test]

@@ -17,7 +17,12 @@
 //!   "failed_items": 0,                          // optional, files that could not be copied
 //!   "code": 1,                                  // optional, the product's exit code
 //!   "target": "NAS \\\\nas01\\sauvegardes",     // optional, where it went (no data file names)
-//!   "message": "ok"                             // optional, short text, cut to 500 chars
+//!   "message": "ok",                            // optional, short text, cut to 500 chars
+//!   "kind": "check",                            // optional: backup (default) or check
+//!   "source": "restic",                         // optional: the product `exec` wrapped
+//!   "cause": "wrong_password",                  // optional: why it failed (see `message.rs`)
+//!   "signal": 9,                                // optional: the signal that ended it
+//!   "paths_removed": 2                          // optional: file paths taken out of message
 //! }
 //! ```
 //!

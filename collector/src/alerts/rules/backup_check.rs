@@ -63,13 +63,12 @@ pub fn evaluate(now: Timestamp, facts: &AgentFacts, t: &BackupThresholds) -> Vec
         );
     }
     // Checks of jobs the agent does not declare: a failure must still be seen.
-    for (key, runs) in &facts.backup_runs {
+    for runs in facts.backup_runs.values() {
         let Some(last) = runs.last() else { continue };
         if last.kind != RunKind::Check || judged.iter().any(|j| j == last.job_name()) {
             continue;
         }
         let recorded: Vec<&BackupRun> = runs.iter().collect();
-        let _ = key;
         out.extend(failed(last.job_name(), last, &recorded));
     }
     out
