@@ -35,6 +35,9 @@ pub enum Command {
     /// List the reports the collector refused for good, kept in the outbox's quarantine (stop
     /// the agent service first: the outbox has one user at a time).
     Quarantine(QuarantineArgs),
+    /// Run a backup (or check) command as the scheduler would, and record its result in the
+    /// spool. Its output passes through; the exit code is the command's.
+    Exec(ExecArgs),
 }
 
 #[derive(Debug, Args)]
@@ -44,6 +47,47 @@ pub struct QuarantineArgs {
     /// Print as JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The spool is `STATE_DIR/spool` unless the config sets `[backup] spool_dir`.
+    #[arg(long, env = "VIGIE_STATE_DIR")]
+    state_dir: PathBuf,
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Job name, as declared in `[[backup.jobs]]`.
+    #[arg(long)]
+    job: String,
+    /// Whose exit codes and output to read: restic, borg, rsync, robocopy, or command
+    /// (exit code 0 alone is a success).
+    #[arg(long, default_value = "command", value_parser = parse_exec_source)]
+    source: &'static vigie_agent::facts::backup::Product,
+    /// `check` for an integrity check (`restic check`, `borg check`, a restore test).
+    #[arg(long, value_enum, default_value_t = KindArg::Backup)]
+    kind: KindArg,
+    /// Where the backup goes (a NAS share, a repository name), never a data file name.
+    #[arg(long)]
+    target: Option<String>,
+    /// Stop the command (and its children) after this long, e.g. `6h`: a failed result.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Backup,
+    Check,
+}
+
+fn parse_exec_source(name: &str) -> Result<&'static vigie_agent::facts::backup::Product, String> {
+    use vigie_agent::facts::backup::products;
+    products::named(name)
+        .filter(|p| p.judge.is_some())
+        .ok_or_else(|| format!("expected one of {}", products::exec_sources().join(", ")))
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +326,7 @@ pub async fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Command::Exec(args) => return exec(args).await,
         Command::CheckConfig(args) => {
             let _ = args.state_dir;
             let path = args.config.display().to_string();
@@ -301,9 +346,129 @@ pub async fn execute(command: Command) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs the wrapped command whatever else is wrong: a broken config only loses its
+/// `spool_dir` (the default spool is used), never the backup itself.
+async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    use vigie_agent::facts::backup::{self, RunKind, exec};
+    let mut config = load_config(args.config.as_deref()).unwrap_or_else(|error| {
+        eprintln!("vigie-agent exec: {error:#}; using the default spool");
+        Config::default()
+    });
+    config.backup.state_dir = Some(args.state_dir);
+    if !config.backup.jobs.is_empty()
+        && !config
+            .backup
+            .jobs
+            .iter()
+            .any(|j| j.name.trim() == args.job.trim())
+    {
+        eprintln!(
+            "vigie-agent exec: job {:?} is not declared in [[backup.jobs]]: a missing run will not be noticed",
+            args.job
+        );
+    }
+    let spool_dir = backup::spool_dir(&config.backup).context("no spool folder")?;
+    let executed = exec::run(&exec::Exec {
+        job: args.job,
+        kind: match args.kind {
+            KindArg::Backup => RunKind::Backup,
+            KindArg::Check => RunKind::Check,
+        },
+        product: args.source,
+        target: args.target,
+        timeout: args.timeout,
+        command: args.command,
+        spool_dir,
+    })
+    .await;
+    let run = &executed.run;
+    let code = match &executed.written {
+        Ok(path) => {
+            tracing::info!(job = %run.job, kind = run.kind.as_str(), status = run.status.as_str(), cause = %run.cause, result = %path.display(), "backup result written");
+            executed.exit_code
+        }
+        Err(error) => {
+            // The scheduler must see that nothing was recorded, even after a good run.
+            eprintln!(
+                "vigie-agent exec: cannot record the result of job {}: {error}",
+                run.job
+            );
+            if executed.exit_code == 0 {
+                1
+            } else {
+                executed.exit_code
+            }
+        }
+    };
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     Ok(match path {
         Some(path) => config::load(path)?,
         None => Config::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Words of a shell line, with double quotes (enough for the examples).
+    fn words(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        let mut any = false;
+        for c in line.chars() {
+            match c {
+                '"' => {
+                    quoted = !quoted;
+                    any = true;
+                }
+                c if c.is_whitespace() && !quoted => {
+                    if any || !word.is_empty() {
+                        out.push(std::mem::take(&mut word));
+                        any = false;
+                    }
+                }
+                c => word.push(c),
+            }
+        }
+        if any || !word.is_empty() {
+            out.push(word);
+        }
+        out
+    }
+
+    /// Every `vigie-agent exec` line of the deploy examples parses, so they never rot.
+    #[test]
+    fn the_deploy_examples_of_exec_parse() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/backup");
+        let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).expect("example");
+        let mut lines: Vec<String> = read("crontab")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.find("vigie-agent exec").map(|at| l[at..].to_owned()))
+            .collect();
+        let service = read("vigie-backup-nightly.service").replace("\\\n", " ");
+        lines.extend(
+            service
+                .lines()
+                .filter_map(|l| l.strip_prefix("ExecStart=/usr/local/bin/"))
+                .map(str::to_owned),
+        );
+        let task = read("windows-scheduled-task.xml");
+        let arguments = task
+            .split("<Arguments>")
+            .nth(1)
+            .and_then(|rest| rest.split("</Arguments>").next())
+            .expect("task arguments");
+        lines.push(format!("vigie-agent {arguments}"));
+        assert!(lines.len() >= 6, "{lines:?}");
+        for line in &lines {
+            let cli = Cli::try_parse_from(words(line)).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert!(matches!(cli.command, Command::Exec(_)), "{line}");
+        }
+    }
 }

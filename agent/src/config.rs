@@ -152,51 +152,8 @@ impl Default for SenderConfig {
     }
 }
 
-/// Default rescan of the backup spool and sources (a watch on the spool wakes it sooner).
-pub const DEFAULT_BACKUP_SCAN_INTERVAL: Duration = Duration::from_secs(60);
-
-/// `[backup]`: where backup results come from; see `facts::backup` (spool format, declared
-/// jobs and their sources).
-///
-/// ```toml
-/// [backup]
-/// spool_dir = 'C:\ProgramData\Vigie\spool'   # default: STATE_DIR/spool
-/// scan_interval = "60s"
-/// [[backup.jobs]]
-/// name = "nightly-nas"
-/// every = "24h"
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BackupConfig {
-    /// Folder where scripts drop JSON result files.
-    pub spool_dir: Option<std::path::PathBuf>,
-    /// Rescan of the spool and of the jobs' sources, the safety net of the spool watch.
-    #[serde(with = "duration_text")]
-    pub scan_interval: Duration,
-    /// The jobs that should exist, their schedule and source.
-    pub jobs: Vec<crate::facts::backup::BackupJob>,
-    /// Not read from the file: set from `--state-dir` (the default spool and the backup ledger
-    /// live there).
-    #[serde(skip)]
-    pub state_dir: Option<std::path::PathBuf>,
-    /// Not read from the file: set by `report --json`, which shows the declared jobs every
-    /// time (a running agent resends them hourly).
-    #[serde(skip)]
-    pub preview: bool,
-}
-
-impl Default for BackupConfig {
-    fn default() -> Self {
-        BackupConfig {
-            spool_dir: None,
-            scan_interval: DEFAULT_BACKUP_SCAN_INTERVAL,
-            jobs: Vec::new(),
-            state_dir: None,
-            preview: false,
-        }
-    }
-}
+// `[backup]` lives with the backup check (`facts::backup::config`).
+pub use crate::facts::backup::config::{BackupConfig, DEFAULT_BACKUP_SCAN_INTERVAL};
 
 /// Default interval of the OS update check (`[updates]`).
 pub const DEFAULT_UPDATES_INTERVAL: Duration = Duration::from_secs(6 * 3600);
@@ -540,7 +497,7 @@ pub fn validate(config: &Config) -> Vec<String> {
 }
 
 /// Durations written as text, e.g. `"90s"`, `"5m"`, `"1h 30m"`.
-mod duration_text {
+pub(crate) mod duration_text {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};

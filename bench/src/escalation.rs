@@ -150,6 +150,7 @@ fn failed_backup(job: &str) -> v1::ReportBatch {
                 message: "ERREUR 53 : chemin réseau introuvable".into(),
                 failed_items: Some(1),
                 code: Some(16),
+                ..Default::default()
             }],
             ..Default::default()
         })),

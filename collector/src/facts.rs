@@ -78,9 +78,24 @@ pub enum BackupStatus {
     Failed,
 }
 
+/// What a run did: save the data, or verify a backup already made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    #[default]
+    Backup,
+    Check,
+}
+
+/// Checks are kept beside the backups of the same job under this suffixed job name, so a
+/// check never takes the place of a backup run ending in the same second.
+pub const CHECK_JOB_SUFFIX: &str = " (vérification)";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupRun {
     pub job: String,
+    #[serde(default)]
+    pub kind: RunKind,
     pub source: String,
     pub status: BackupStatus,
     #[serde(default)]
@@ -94,9 +109,25 @@ pub struct BackupRun {
     pub target: String,
     #[serde(default)]
     pub message: String,
+    /// Why it failed or warned, a stable key from the agent (`wrong_password`, ...).
+    #[serde(default)]
+    pub cause: String,
+    /// The product's exit or event code.
+    #[serde(default)]
+    pub code: Option<i64>,
+    #[serde(default)]
+    pub failed_items: Option<u64>,
 }
 
 impl BackupRun {
+    /// The declared job this run belongs to (a check's record carries a suffix).
+    pub fn job_name(&self) -> &str {
+        match self.kind {
+            RunKind::Backup => &self.job,
+            RunKind::Check => self.job.strip_suffix(CHECK_JOB_SUFFIX).unwrap_or(&self.job),
+        }
+    }
+
     pub fn duration(&self) -> Option<jiff::SignedDuration> {
         self.started_at
             .map(|start| self.finished_at.duration_since(start))
@@ -105,7 +136,7 @@ impl BackupRun {
 }
 
 /// A job the agent's configuration declares, with its expected cadence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DeclaredJob {
     pub name: String,
     /// Every N seconds; 0 when the cadence is given as weekdays.
@@ -113,6 +144,14 @@ pub struct DeclaredJob {
     /// ISO weekdays, 1 = Monday.
     #[serde(default)]
     pub days_of_week: Vec<u8>,
+    /// A successful integrity check is expected this often; 0: none expected.
+    #[serde(default)]
+    pub check_every_seconds: u64,
+    /// The last check the agent knows, and when the last good one ended.
+    #[serde(default)]
+    pub last_check: Option<BackupRun>,
+    #[serde(default)]
+    pub last_good_check_at: Option<Timestamp>,
 }
 
 /// A declared job as the collector keeps it: since when it has been declared.

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod backup;
+mod backup_exec;
 mod bench_switches;
 mod bounds;
 mod collector_backup;

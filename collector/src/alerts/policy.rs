@@ -41,6 +41,8 @@ pub fn tier_categories(tier: Tier) -> &'static [Category] {
 #[serde(rename_all = "kebab-case")]
 pub enum Family {
     Backup,
+    /// Integrity checks of the backups (`restic check`, `borg check`).
+    BackupCheck,
     OsUpdates,
     Antivirus,
     Software,
@@ -51,8 +53,9 @@ pub enum Family {
 }
 
 impl Family {
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 9] = [
         Family::Backup,
+        Family::BackupCheck,
         Family::OsUpdates,
         Family::Antivirus,
         Family::Software,
@@ -64,7 +67,7 @@ impl Family {
 
     pub fn category(self) -> Category {
         match self {
-            Family::Backup => Category::Backup,
+            Family::Backup | Family::BackupCheck => Category::Backup,
             _ => Category::Preventive,
         }
     }
@@ -72,6 +75,7 @@ impl Family {
     pub fn as_str(self) -> &'static str {
         match self {
             Family::Backup => "backup",
+            Family::BackupCheck => "backup-check",
             Family::OsUpdates => "os-updates",
             Family::Antivirus => "antivirus",
             Family::Software => "software",
@@ -91,7 +95,7 @@ impl fmt::Display for Family {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown rule family {0:?}: expected one of backup, os-updates, antivirus, software, disk, lan, agent-silent, clock"
+    "unknown rule family {0:?}: expected one of backup, backup-check, os-updates, antivirus, software, disk, lan, agent-silent, clock"
 )]
 pub struct UnknownFamily(pub String);
 
@@ -114,6 +118,8 @@ pub enum Rule {
     BackupWarning,
     BackupMissing,
     BackupSuspicious,
+    BackupCheckFailed,
+    BackupCheckMissing,
     OsUpdatesPending,
     SecurityUpdatesPending,
     RebootPending,
@@ -131,11 +137,13 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 18] = [
+    pub const ALL: [Rule; 20] = [
         Rule::BackupFailed,
         Rule::BackupWarning,
         Rule::BackupMissing,
         Rule::BackupSuspicious,
+        Rule::BackupCheckFailed,
+        Rule::BackupCheckMissing,
         Rule::OsUpdatesPending,
         Rule::SecurityUpdatesPending,
         Rule::RebootPending,
@@ -156,6 +164,7 @@ impl Rule {
         use Rule::*;
         match self {
             BackupFailed | BackupWarning | BackupMissing | BackupSuspicious => Family::Backup,
+            BackupCheckFailed | BackupCheckMissing => Family::BackupCheck,
             OsUpdatesPending | SecurityUpdatesPending | RebootPending => Family::OsUpdates,
             AntivirusRealtimeOff | AntivirusSignaturesStale | AntivirusMissing => Family::Antivirus,
             SoftwareOutdated => Family::Software,
@@ -177,6 +186,8 @@ impl Rule {
             BackupWarning => "backup_warning",
             BackupMissing => "backup_missing",
             BackupSuspicious => "backup_suspicious",
+            BackupCheckFailed => "backup_check_failed",
+            BackupCheckMissing => "backup_check_missing",
             OsUpdatesPending => "os_updates_pending",
             SecurityUpdatesPending => "security_updates_pending",
             RebootPending => "reboot_pending",

@@ -142,6 +142,7 @@ pub fn fact_from_payload(payload: &v1::report::Payload) -> Option<Fact> {
                 .runs
                 .iter()
                 .chain(b.declared_jobs.iter().filter_map(|j| j.last_run.as_ref()))
+                .chain(b.declared_jobs.iter().filter_map(|j| j.last_check.as_ref()))
                 .collect();
             let runs = limits::list(&all, limits::BACKUP_RUNS, "exécutions", &mut cut, |r| {
                 backup_run(r)
@@ -160,6 +161,12 @@ pub fn fact_from_payload(payload: &v1::report::Payload) -> Option<Fact> {
                     days_of_week: (1..=7u8)
                         .filter(|d| j.days_of_week.contains(&u32::from(*d)))
                         .collect(),
+                    check_every_seconds: j.check_every_seconds,
+                    last_check: j.last_check.as_ref().and_then(|r| backup_run(&r)),
+                    last_good_check_at: j
+                        .last_good_check_at
+                        .as_ref()
+                        .and_then(timestamp_from_proto),
                 },
             );
             Fact::Backup {
@@ -267,8 +274,18 @@ fn backup_run(r: &&v1::BackupRun) -> Option<facts::BackupRun> {
     if job.is_empty() {
         return None;
     }
+    let kind = match r.kind.trim() {
+        "check" => facts::RunKind::Check,
+        // Older agents send nothing; an unknown kind is judged as a backup, never dropped.
+        _ => facts::RunKind::Backup,
+    };
+    let job = match kind {
+        facts::RunKind::Backup => job.to_owned(),
+        facts::RunKind::Check => format!("{job}{}", facts::CHECK_JOB_SUFFIX),
+    };
     Some(facts::BackupRun {
-        job: limits::text(job, limits::NAME_BYTES),
+        job: limits::text(&job, limits::NAME_BYTES),
+        kind,
         source: limits::text(&r.source, limits::PATH_BYTES),
         status: match S::try_from(r.status) {
             Ok(S::Success) => facts::BackupStatus::Success,
@@ -282,6 +299,9 @@ fn backup_run(r: &&v1::BackupRun) -> Option<facts::BackupRun> {
         files: r.files,
         target: limits::text(&r.target, limits::PATH_BYTES),
         message: limits::text(&r.message, limits::MESSAGE_BYTES),
+        cause: limits::text(&r.cause, limits::LABEL_BYTES),
+        code: r.code,
+        failed_items: r.failed_items,
     })
 }
 
@@ -569,6 +589,43 @@ mod tests {
         assert!(runs[0].job.len() <= limits::NAME_BYTES && limits::is_cut(&runs[0].job));
         assert!(runs[0].message.len() <= limits::MESSAGE_BYTES);
         assert_eq!(cut.0, ["300 exécutions, 256 prises en compte"]);
+    }
+
+    #[test]
+    fn checks_are_kept_apart_from_backups_and_travel_with_declared_jobs() {
+        let ts = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        let check = v1::BackupRun {
+            job: "nas".into(),
+            kind: "check".into(),
+            status: v1::BackupStatus::Failed.into(),
+            finished_at: ts(30),
+            cause: "repository_damaged".into(),
+            ..v1::BackupRun::default()
+        };
+        let payload = v1::report::Payload::Backup(v1::BackupReport {
+            declared_jobs: vec![v1::DeclaredJob {
+                name: "nas".into(),
+                every_seconds: 86_400,
+                check_every_seconds: 30 * 86_400,
+                last_check: Some(check),
+                last_good_check_at: ts(10),
+                ..v1::DeclaredJob::default()
+            }],
+            ..v1::BackupReport::default()
+        });
+        let Some(Fact::Backup { runs, declared, .. }) = fact_from_payload(&payload) else {
+            panic!("a backup fact");
+        };
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].kind, facts::RunKind::Check);
+        assert_eq!(runs[0].job, format!("nas{}", facts::CHECK_JOB_SUFFIX));
+        assert_eq!(runs[0].job_name(), "nas");
+        assert_eq!(runs[0].cause, "repository_damaged");
+        assert_eq!(declared[0].check_every_seconds, 30 * 86_400);
+        assert_eq!(
+            declared[0].last_good_check_at.map(|t| t.as_second()),
+            Some(10)
+        );
     }
 
     #[test]

@@ -352,6 +352,10 @@ mod tests {
                 files: None,
                 target: String::new(),
                 message: String::new(),
+                kind: crate::facts::RunKind::Backup,
+                cause: String::new(),
+                code: None,
+                failed_items: None,
             };
             storage.put_backup_run(AGENT, &run).expect("run");
         }

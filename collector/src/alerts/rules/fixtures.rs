@@ -41,6 +41,7 @@ pub fn agent(role: AgentRole) -> AgentRecord {
 pub fn run(job: &str, status: BackupStatus, hours_ago: i64) -> BackupRun {
     BackupRun {
         job: job.into(),
+        kind: RunKind::Backup,
         source: "spool".into(),
         status,
         started_at: Some(ago(hours_ago) - SignedDuration::from_mins(10)),
@@ -49,6 +50,9 @@ pub fn run(job: &str, status: BackupStatus, hours_ago: i64) -> BackupRun {
         files: Some(1000),
         target: "\\\\nas\\backup".into(),
         message: String::new(),
+        cause: String::new(),
+        code: None,
+        failed_items: None,
     }
 }
 
@@ -98,6 +102,29 @@ pub fn firing(rule: Rule) -> AgentFacts {
         BackupFailed => facts = with_runs(vec![run("nightly-nas", BackupStatus::Failed, 1)]),
         BackupWarning => facts = with_runs(vec![run("nightly-nas", BackupStatus::Warning, 1)]),
         BackupMissing => facts = with_runs(daily_successes("nightly-nas", 3, 27)),
+        BackupCheckFailed => {
+            let mut check = run(
+                &format!("nightly-nas{CHECK_JOB_SUFFIX}"),
+                BackupStatus::Failed,
+                1,
+            );
+            check.kind = RunKind::Check;
+            facts = with_runs(vec![check]);
+        }
+        BackupCheckMissing => {
+            facts.declared_jobs = vec![DeclaredJobRecord {
+                job: DeclaredJob {
+                    name: "nightly-nas".into(),
+                    every_seconds: 86_400,
+                    days_of_week: vec![],
+                    check_every_seconds: 7 * 86_400,
+                    last_check: None,
+                    last_good_check_at: None,
+                },
+                first_declared_at: ago(24 * 30),
+                declared_at: now(),
+            }];
+        }
         BackupSuspicious => {
             let mut runs = daily_successes("nightly-nas", 7, 25);
             let mut small = run("nightly-nas", BackupStatus::Success, 1);

@@ -3,6 +3,7 @@
 
 pub mod antivirus;
 pub mod backup;
+pub mod backup_check;
 pub mod clock;
 pub mod disk;
 pub mod lan;
@@ -117,6 +118,7 @@ pub fn evaluate(
         }
         conditions.extend(match family {
             Family::Backup => backup::evaluate(now, facts, &config.backup),
+            Family::BackupCheck => backup_check::evaluate(now, facts, &config.backup),
             Family::OsUpdates => updates::evaluate(now, facts, &config.os_updates),
             Family::Antivirus => antivirus::evaluate(now, facts, &config.antivirus),
             Family::Software => software::evaluate(facts, &config.software),
