@@ -49,6 +49,12 @@ pub async fn execute(command: ServiceCommand) -> anyhow::Result<()> {
 }
 
 async fn install(args: &InstallArgs, register: bool) -> anyhow::Result<()> {
+    if args.location.config.is_none() {
+        let default = DefaultPaths::unix().config_file;
+        if super::write_config_if_absent(&default)? {
+            println!("wrote {}", default.display());
+        }
+    }
     let paths = args.location.resolve();
     secure_state_dir(&paths.state_dir)?;
     enroll_once(&paths.state_dir, args.token.as_deref(), args.role).await?;
@@ -68,9 +74,13 @@ async fn install(args: &InstallArgs, register: bool) -> anyhow::Result<()> {
         })?;
         println!("wrote {LOCAL_UNIT}");
     }
-    systemctl(&["daemon-reload"])?;
+    if systemd_running() {
+        systemctl(&["daemon-reload"])?;
+    }
     systemctl(&["enable", SERVICE_NAME])?;
-    if StateDir::new(&paths.state_dir).is_enrolled() {
+    if !systemd_running() {
+        println!("{SERVICE_NAME} enabled; systemd is not running here: it starts at the next boot");
+    } else if StateDir::new(&paths.state_dir).is_enrolled() {
         systemctl(&["restart", SERVICE_NAME])?;
         println!("{SERVICE_NAME} enabled and started");
     } else {
@@ -81,7 +91,12 @@ async fn install(args: &InstallArgs, register: bool) -> anyhow::Result<()> {
 
 fn uninstall(args: &UninstallArgs) -> anyhow::Result<()> {
     // Stopping an absent or stopped unit is not an error worth stopping the removal for.
-    if let Err(error) = systemctl(&["disable", "--now", SERVICE_NAME]) {
+    let disable: &[&str] = if systemd_running() {
+        &["disable", "--now", SERVICE_NAME]
+    } else {
+        &["disable", SERVICE_NAME]
+    };
+    if let Err(error) = systemctl(disable) {
         eprintln!("warning: {error}");
     }
     let local = Path::new(LOCAL_UNIT);
@@ -91,7 +106,9 @@ fn uninstall(args: &UninstallArgs) -> anyhow::Result<()> {
             source,
         })?;
         println!("removed {LOCAL_UNIT}");
-        systemctl(&["daemon-reload"])?;
+        if systemd_running() {
+            systemctl(&["daemon-reload"])?;
+        }
     }
     let paths = args.location.resolve();
     if args.purge {
@@ -145,6 +162,11 @@ fn local_unit(exe: &Path, state_dir: &Path, config: Option<&Path>) -> String {
         unit.push('\n');
     }
     unit
+}
+
+/// systemd's own test (`sd_booted`): containers and CI machines may have systemctl without it.
+fn systemd_running() -> bool {
+    Path::new("/run/systemd/system").exists()
 }
 
 fn systemctl(args: &[&str]) -> Result<String, ServiceError> {

@@ -356,6 +356,25 @@ pub async fn enroll_once(
     Ok(())
 }
 
+/// The configuration the packages install: every setting at its default.
+pub const PACKAGE_CONFIG: &str = include_str!("../../../deploy/agent-package.toml");
+
+/// Writes [`PACKAGE_CONFIG`] unless the file exists: an edited config survives reinstalls.
+pub fn write_config_if_absent(path: &Path) -> Result<bool, ServiceError> {
+    if path.exists() {
+        return Ok(false);
+    }
+    let write_error = |source| ServiceError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(write_error)?;
+    }
+    std::fs::write(path, PACKAGE_CONFIG).map_err(write_error)?;
+    Ok(true)
+}
+
 /// Runs an outside tool (`systemctl`, `icacls`, `sc`), its output folded into the error.
 pub fn run_tool(program: &str, args: &[String]) -> Result<String, ServiceError> {
     let output = std::process::Command::new(program)
@@ -421,6 +440,17 @@ mod tests {
             line,
             r#"icacls "C:\ProgramData\Vigie\state" /inheritance:r /grant:r "*S-1-5-18:(OI)(CI)F" "*S-1-5-32-544:(OI)(CI)F""#
         );
+    }
+
+    #[test]
+    fn package_config_parses_and_is_written_once() {
+        crate::config::parse_config(PACKAGE_CONFIG).expect("the packaged config is valid");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("Vigie").join("agent.toml");
+        assert!(write_config_if_absent(&path).expect("write"));
+        std::fs::write(&path, "# edited\n").expect("edit");
+        assert!(!write_config_if_absent(&path).expect("kept"));
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "# edited\n");
     }
 
     #[tokio::test]

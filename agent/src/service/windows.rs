@@ -93,8 +93,8 @@ fn open(access: ServiceAccess) -> Result<windows_service::service::Service, Serv
 
 /// `service install`: folders and their access list, enrollment, registration, start.
 async fn install(args: &InstallArgs) -> anyhow::Result<()> {
+    prepare(args).await?;
     let paths = args.location.resolve();
-    prepare(&paths, args).await?;
     let exe = std::env::current_exe().context("cannot find this program's path")?;
     let mut launch_arguments: Vec<OsString> = vec![
         "service".into(),
@@ -149,14 +149,30 @@ async fn install(args: &InstallArgs) -> anyhow::Result<()> {
 
 /// `service setup` (from the MSI, which registered the service itself).
 async fn setup(args: &InstallArgs) -> anyhow::Result<()> {
+    prepare(args).await?;
     let paths = args.location.resolve();
-    prepare(&paths, args).await?;
-    let service = open(ServiceAccess::CHANGE_CONFIG | ServiceAccess::QUERY_STATUS)?;
+    let service =
+        open(ServiceAccess::CHANGE_CONFIG | ServiceAccess::QUERY_STATUS | ServiceAccess::START)?;
     configure(&service)?;
+    if StateDir::new(&paths.state_dir).is_enrolled() {
+        service
+            .start::<&str>(&[])
+            .map_err(|e| scm_error("cannot start the service", e))?;
+        println!("{SERVICE_NAME} starting");
+    }
     Ok(())
 }
 
-async fn prepare(paths: &Paths, args: &InstallArgs) -> anyhow::Result<()> {
+/// The folders, the default config if none, the state folder's access list, the event
+/// source, and the enrollment.
+async fn prepare(args: &InstallArgs) -> anyhow::Result<()> {
+    if args.location.config.is_none() {
+        let default = super::DefaultPaths::for_this_os().config_file;
+        if super::write_config_if_absent(&default)? {
+            println!("wrote {}", default.display());
+        }
+    }
+    let paths = args.location.resolve();
     for dir in [&paths.state_dir, &paths.log_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
