@@ -56,6 +56,7 @@ async fn install(args: &InstallArgs, register: bool) -> anyhow::Result<()> {
         }
     }
     let paths = args.location.resolve();
+    super::check_config(&paths)?;
     secure_state_dir(&paths.state_dir)?;
     enroll_once(&paths.state_dir, args.token.as_deref(), args.role).await?;
     if !register {

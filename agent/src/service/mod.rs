@@ -356,6 +356,14 @@ pub async fn enroll_once(
     Ok(())
 }
 
+/// Refuses to register a service whose config is missing or invalid: it would only fail later.
+pub fn check_config(paths: &Paths) -> anyhow::Result<()> {
+    if let Some(path) = &paths.config_file {
+        crate::config::load(path)?;
+    }
+    Ok(())
+}
+
 /// The configuration the packages install: every setting at its default.
 pub const PACKAGE_CONFIG: &str = include_str!("../../../deploy/agent-package.toml");
 

@@ -173,6 +173,7 @@ async fn prepare(args: &InstallArgs) -> anyhow::Result<()> {
         }
     }
     let paths = args.location.resolve();
+    super::check_config(&paths)?;
     for dir in [&paths.state_dir, &paths.log_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
