@@ -42,7 +42,7 @@ grep -q "^ExecStart=$work/vigie-agent run --state-dir $work/state --config /etc/
 grep -q "^ReadWritePaths=$work/state$" "$unit" || fail "a state dir outside /var/lib is writable"
 [ -L /etc/systemd/system/multi-user.target.wants/vigie-agent.service ] || fail "the unit is enabled"
 systemd-analyze verify "$unit" || fail "systemd-analyze verify $unit"
-"$work/vigie-agent" service status | grep -q "is-enabled: enabled" || fail "service status: enabled"
+grep -q "is-enabled: enabled" <<<"$("$work/vigie-agent" service status)" || fail "service status: enabled"
 chmod 0755 "$work/state"
 "$work/vigie-agent" run --state-dir "$work/state" >"$work/run.out" 2>&1 && fail "run with a 0755 state dir"
 grep -q "chmod 700 $work/state" "$work/run.out" || { cat "$work/run.out"; fail "the refusal says how to fix it"; }
@@ -71,21 +71,21 @@ lintian --fail-on error,warning --no-tag-display-limit "$agent_deb" "$collector_
 
 echo "== MSI tables (msiinfo)"
 table() { msiinfo export "$msi" "$1" | tr -d '\r'; }
-table ServiceInstall | grep -P "^AgentService\tVigieAgent\tVigie Agent\t16\t2\t1\t\t\tLocalSystem\t\tservice run\tAgentExe\t" \
+grep -P '^AgentService\tVigieAgent\tVigie Agent\t16\t2\t1\t\t\tLocalSystem\t\tservice run --state-dir "\[CommonAppDataFolder\]Vigie\\state" --config "\[CommonAppDataFolder\]Vigie\\agent.toml" --log-dir "\[CommonAppDataFolder\]Vigie\\logs"\tAgentExe\t' <<<"$(table ServiceInstall)" \
   || fail "ServiceInstall: VigieAgent, own process (16), automatic (2), LocalSystem, 'service run'"
 # 0x2 stop at install, 0x20 stop at uninstall, 0x80 delete at uninstall; wait.
 table ServiceControl | grep -P "^AgentServiceControl\tVigieAgent\t162\t\t1\tAgentExe$" || fail "ServiceControl"
-table CustomAction | grep -P '^AgentSetup\t3090\tAgentExe\tservice setup --token "\[TOKEN\]" --role \[ROLE\]' \
+grep -P '^AgentSetup\t3090\tAgentExe\tservice setup --token "\[TOKEN\]" --role \[ROLE\]' <<<"$(table CustomAction)" \
   || fail "the setup custom action passes TOKEN and ROLE (deferred, not impersonated: 3090)"
 table CustomAction | grep -P '^AgentPurge\t\d+\tAgentExe\tservice uninstall --purge' || fail "purge action"
 table InstallExecuteSequence | grep -P '^AgentSetup\tNOT REMOVE="ALL"\t' || fail "setup on install/upgrade"
-table InstallExecuteSequence | grep -P '^AgentPurge\tREMOVE="ALL" AND NOT UPGRADINGPRODUCTCODE AND PURGE="1"\t' \
+grep -P '^AgentPurge\tREMOVE="ALL" AND NOT UPGRADINGPRODUCTCODE AND PURGE="1"\t' <<<"$(table InstallExecuteSequence)" \
   || fail "purge only on a real uninstall with PURGE=1"
 table Property | grep -P "^ROLE\tworkstation$" || fail "ROLE defaults to workstation"
 table Property | grep -P "^PURGE\t0$" || fail "PURGE defaults to 0"
 table Property | grep -P "^ProductVersion\t$version$" || fail "ProductVersion"
-table Upgrade | grep -q "WIX_UPGRADE_DETECTED" || fail "major upgrade"
-table File | grep -q "vigie-agent.exe" || fail "the exe is in the MSI"
+grep -q "WIX_UPGRADE_DETECTED" <<<"$(table Upgrade)" || fail "major upgrade"
+grep -q "vigie-agent.exe" <<<"$(table File)" || fail "the exe is in the MSI"
 
 echo "== dpkg -i: files, owners, modes, user, units"
 dpkg -i "$agent_deb" "$collector_deb"
@@ -105,9 +105,9 @@ for unit in vigie-agent vigie-collector; do
   systemd-analyze verify "/lib/systemd/system/$unit.service" || fail "systemd-analyze verify $unit"
 done
 grep -q "^ExecStart=/usr/bin/vigie-agent run " /lib/systemd/system/vigie-agent.service || fail "agent unit runs /usr/bin"
-dpkg-query -W -f='${Conffiles}\n' vigie-agent | grep -q "/etc/vigie/agent.toml" || fail "agent.toml is a conffile"
+grep -q "/etc/vigie/agent.toml" <<<"$(dpkg-query -W -f='${Conffiles}\n' vigie-agent)" || fail "agent.toml is a conffile"
 vigie-agent check-config --config /etc/vigie/agent.toml || fail "the packaged config is valid"
-vigie-agent service status | grep -q "is-enabled: enabled" || fail "service status after dpkg -i"
+grep -q "is-enabled: enabled" <<<"$(vigie-agent service status)" || fail "service status after dpkg -i"
 
 echo "== upgrade (dpkg -i again): edited conffile and state kept"
 echo "# edited by the technician" >>/etc/vigie/agent.toml

@@ -7,7 +7,7 @@
 #   3. `service install --token T --unverified-state-access` enrolls once and starts it: the log
 #      file shows it started and the collector lists the agent with reports;
 #   4. `sc stop` stops it cleanly (log: stop requested, stopped); `service uninstall` removes
-#      it (`sc query` answers 1060) and keeps the state; the event log calls are checked in
+#      it (`sc query` no longer finds it, nor does the registry) and keeps the state; the event log calls are checked in
 #      wine's eventlog debug channel (wine has no event viewer: ReportEventW only traces).
 # What wine cannot do, so this does not test it (checked on Windows by hand, deploy/README.md):
 # the NTFS access list icacls sets (a no-op under wine), delayed automatic start and recovery
@@ -15,7 +15,7 @@
 # and system shutdown (wine never sends SERVICE_CONTROL_SHUTDOWN here).
 #
 # Needs: the Linux collector built (cargo build -p vigie-collector --bins), mingw-w64, wine.
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
@@ -30,18 +30,22 @@ serve_pid=""
 cleanup() {
   [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null || true
   wineserver -k >/dev/null 2>&1 || true
-  rm -rf "$work"
+  [ -n "${VIGIE_KEEP_WORK:-}" ] && echo "kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
 cp "$exe" "$work/"
 x86_64-w64-mingw32-gcc -shared -O2 -o "$work/bcryptprimitives.dll" tests/wine/bcryptprimitives.c -ladvapi32
 
+log_file=/nonexistent
 fail() {
+  trap - ERR
   echo "FAIL: $*"
   echo "--- service log"; cat "$log_file" 2>/dev/null | tail -40 || true
   echo "--- wine debug (event log channel)"; tail -40 "$work/wine.err" || true
   exit 1
 }
+
+trap 'fail "a command failed at line $LINENO"' ERR
 
 echo "== collector on 127.0.0.1"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -64,11 +68,26 @@ wine=$(command -v wine64 || true)
 # this environment and stderr on to the service process.
 export WINEPREFIX="$work/prefix" WINEDEBUG="-all,trace+eventlog,warn+eventlog,err+eventlog" \
   WINEDLLOVERRIDES="mscoree,mshtml=" VIGIE_LOG=info
+# One persistent wineserver once the prefix is made: a single services.exe for the whole test
+# (a new wineserver boots a new one, which auto-starts the service by itself).
 "$wine" wineboot --init >/dev/null 2>"$work/wine.err" || true
+wineserver -w
+wineserver -p
 log_file="$WINEPREFIX/drive_c/ProgramData/Vigie/logs/vigie-agent.log"
 state_dir="$WINEPREFIX/drive_c/ProgramData/Vigie/state"
 agent() { timeout 120 "$wine" "$work/vigie-agent.exe" "$@" 2>>"$work/wine.err"; }
-sc() { timeout 60 "$wine" sc "$@" 2>>"$work/wine.err" | tr -d '\r'; }
+# wine's sc now and then fails with no output right after another wine process: retry.
+sc() {
+  local out rc
+  for _ in 1 2 3 4 5; do
+    rc=0
+    out=$(timeout 60 "$wine" sc "$@" 2>>"$work/wine.err") || rc=$?
+    [ "$rc" -eq 0 ] && break
+    sleep 0.5
+  done
+  tr -d '\r' <<<"$out"
+  return "$rc"
+}
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   local seconds=$1 what=$2
   shift 2
@@ -78,18 +97,27 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   done
   fail "$what (after ${seconds}s)"
 }
-state_is() { sc query VigieAgent | grep -q "STATE.*$1"; }
+state_is() { local out; out=$(sc query VigieAgent) || return 1; grep -q "STATE.*$1" <<<"$out"; }
 
 echo "== 1. service install, no token: registered, not started"
 agent service install | tee "$work/install.out"
 grep -q "not enrolled yet" "$work/install.out" || fail "install without token says the agent is not enrolled"
-sc query VigieAgent | tee "$work/query.out"
-grep -q "SERVICE_NAME: VigieAgent" "$work/query.out" || fail "sc query shows VigieAgent"
-state_is STOPPED || fail "not started before enrollment"
-sc qc VigieAgent | tee "$work/qc.out"
-grep -q "AUTO_START" "$work/qc.out" || fail "automatic start"
-grep -q "service run" "$work/qc.out" || fail "the SCM starts 'service run'"
-grep -q "LocalSystem" "$work/qc.out" || fail "runs as LocalSystem"
+# Wine's SCM refuses these settings (ERROR_INVALID_LEVEL); the install names each and goes on.
+for refused in "delayed automatic start" "the recovery actions" "recovery on error exits"; do
+  grep -q "warning: cannot set $refused" "$work/wine.err" || echo "note: wine accepted: $refused"
+done
+listed() { sc query VigieAgent >"$work/query.out" && grep -q "SERVICE_NAME: VigieAgent" "$work/query.out"; }
+wait_for 30 "sc query shows VigieAgent" listed
+cat "$work/query.out"
+state_is STOPPED || fail "not started before enrollment: $(sc query VigieAgent)"
+# wine's sc has no qc: the SCM's registry key says the same.
+timeout 60 "$wine" reg query 'HKLM\System\CurrentControlSet\Services\VigieAgent' 2>>"$work/wine.err" | tr -d '\r' | tee "$work/qc.out"
+grep -qP "Start\s+REG_DWORD\s+0x2$" "$work/qc.out" || fail "automatic start (Start=2)"
+grep -qP "ImagePath\s+REG_SZ\s+.*vigie-agent.exe service run --state-dir C:\\\\ProgramData\\\\Vigie\\\\state" "$work/qc.out" \
+  || fail "the SCM starts 'service run' with the state folder"
+grep -qP "ObjectName\s+REG_SZ\s+LocalSystem$" "$work/qc.out" || fail "runs as LocalSystem"
+agent service status >"$work/status0.out"
+grep -q "start: AutoStart" "$work/status0.out" || fail "service status: automatic start"
 [ -f "$WINEPREFIX/drive_c/ProgramData/Vigie/agent.toml" ] || fail "agent.toml written"
 agent check-config --config 'C:\ProgramData\Vigie\agent.toml' || fail "the installed agent.toml is valid"
 
@@ -102,7 +130,6 @@ grep -q 'icacls \\"C:\\\\ProgramData\\\\Vigie\\\\state\\" /inheritance:r' "$log_
 wait_for 30 "stopped after the refusal" state_is STOPPED
 grep -q "Vigie Agent stopped: .*cannot check who can read" "$work/wine.err" \
   || fail "the fatal error goes to the event log (ReportEventW)"
-grep -q "fixme:icacls" "$work/wine.err" || echo "note: wine's icacls printed no fixme"
 
 echo "== 3. install again with a token: enrolled once, started, reporting"
 agent service install --token "$token" --role server --unverified-state-access | tee "$work/install2.out"
@@ -131,8 +158,10 @@ grep -q "Vigie Agent stopped$" "$work/wine.err" || grep -q '"Vigie Agent stopped
 agent service status | tee "$work/status.out"
 grep -q "state: Stopped" "$work/status.out" || fail "service status says stopped"
 agent service uninstall | tee "$work/uninstall.out"
-sc query VigieAgent >"$work/query2.out" || true
-grep -q "1060" "$work/query2.out" || { cat "$work/query2.out"; fail "sc query: the service no longer exists (1060)"; }
+if sc query VigieAgent >"$work/query2.out"; then cat "$work/query2.out"; fail "sc query still finds VigieAgent"; fi
+if timeout 60 "$wine" reg query 'HKLM\System\CurrentControlSet\Services\VigieAgent' >/dev/null 2>&1; then
+  fail "the service's registry key is gone"
+fi
 [ -f "$state_dir/agent.json" ] || fail "uninstall keeps the enrollment"
 echo "== 5. service uninstall --purge deletes the state"
 agent service uninstall --purge >/dev/null

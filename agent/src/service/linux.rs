@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use super::{
-    DefaultPaths, InstallArgs, Location, SERVICE_NAME, ServiceCommand, ServiceError,
-    UninstallArgs, enroll_once, run_tool,
+    DefaultPaths, InstallArgs, Location, SERVICE_NAME, ServiceCommand, ServiceError, UninstallArgs,
+    enroll_once, run_tool,
 };
 use crate::state::StateDir;
 
@@ -17,7 +17,8 @@ const UNIT_TEMPLATE: &str = include_str!("../../../deploy/systemd/vigie-agent.se
 const PACKAGED_UNIT: &str = "/lib/systemd/system/vigie-agent.service";
 const LOCAL_UNIT: &str = "/etc/systemd/system/vigie-agent.service";
 /// First line of a unit this command wrote, so `uninstall` removes only its own file.
-const WRITTEN_MARK: &str = "# Written by `vigie-agent service install`; removed by `service uninstall`.";
+const WRITTEN_MARK: &str =
+    "# Written by `vigie-agent service install`; removed by `service uninstall`.";
 
 pub async fn execute(command: ServiceCommand) -> anyhow::Result<()> {
     match command {
@@ -65,7 +66,11 @@ async fn install(args: &InstallArgs, register: bool) -> anyhow::Result<()> {
     let defaults = DefaultPaths::unix();
     let packaged = Path::new(PACKAGED_UNIT).exists()
         && paths.state_dir == defaults.state_dir
-        && args.location.config.as_ref().is_none_or(|c| *c == defaults.config_file);
+        && args
+            .location
+            .config
+            .as_ref()
+            .is_none_or(|c| *c == defaults.config_file);
     if !packaged {
         let exe = std::env::current_exe().context("cannot find this program's path")?;
         let unit = local_unit(&exe, &paths.state_dir, paths.config_file.as_deref());

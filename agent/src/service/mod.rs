@@ -105,6 +105,9 @@ pub struct Location {
     pub state_dir: Option<PathBuf>,
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Windows: where the service writes its rotated log file.
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
     /// Windows, for test machines whose `icacls` cannot read access lists (wine): start even
     /// though the state folder's access list was not verified (said in the log and event log).
     #[arg(long, hide = true)]
@@ -160,9 +163,12 @@ impl Location {
             state_dir: self.state_dir.clone().unwrap_or(defaults.state_dir),
             config_file: match &self.config {
                 Some(path) => Some(path.clone()),
-                None => defaults.config_file.exists().then_some(defaults.config_file),
+                None => defaults
+                    .config_file
+                    .exists()
+                    .then_some(defaults.config_file),
             },
-            log_dir: defaults.log_dir,
+            log_dir: self.log_dir.clone().unwrap_or(defaults.log_dir),
         }
     }
 }

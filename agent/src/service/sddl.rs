@@ -173,7 +173,10 @@ mod tests {
         // A fresh folder under C:\ProgramData (inherited entries).
         check(
             "state\r\nD:AI(A;OICIID;FA;;;SY)(A;OICIID;FA;;;BA)(A;OICIIOID;GA;;;CO)(A;OICIID;0x1200a9;;;BU)(A;CIID;DCLCRPCR;;;BU)\r\n",
-            &["S-1-3-0 (CREATOR OWNER)", "S-1-5-32-545 (Utilisateurs/Users)"],
+            &[
+                "S-1-3-0 (CREATOR OWNER)",
+                "S-1-5-32-545 (Utilisateurs/Users)",
+            ],
         );
         // Full SIDs, a deny entry (grants nothing), a domain group.
         check(
@@ -194,7 +197,10 @@ mod tests {
     #[test]
     fn empty_or_broken_files_are_errors() {
         assert_eq!(parse_icacls_save(b""), Err(SddlError::Empty));
-        assert_eq!(parse_icacls_save(&utf16le("state\r\n")), Err(SddlError::Empty));
+        assert_eq!(
+            parse_icacls_save(&utf16le("state\r\n")),
+            Err(SddlError::Empty)
+        );
         assert!(matches!(
             parse_icacls_save(&utf16le("state\r\nD:P(A;OICI;FA;;SY\r\n")),
             Err(SddlError::BadAce(_))
@@ -207,7 +213,8 @@ mod tests {
 
     #[test]
     fn utf8_and_bomless_files_read_too() {
-        let dacl = parse_icacls_save(b"state\nD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BU)\n").expect("utf-8");
+        let dacl =
+            parse_icacls_save(b"state\nD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BU)\n").expect("utf-8");
         assert_eq!(others_allowed(&dacl), ["S-1-5-32-545 (Utilisateurs/Users)"]);
     }
 }

@@ -105,6 +105,8 @@ async fn install(args: &InstallArgs) -> anyhow::Result<()> {
     if let Some(config) = &paths.config_file {
         launch_arguments.extend(["--config".into(), config.clone().into()]);
     }
+    // Resolved here: a service's environment may name another %ProgramData% (wine's does).
+    launch_arguments.extend(["--log-dir".into(), paths.log_dir.clone().into()]);
     if args.location.unverified_state_access {
         launch_arguments.push("--unverified-state-access".into());
     }
@@ -122,7 +124,10 @@ async fn install(args: &InstallArgs) -> anyhow::Result<()> {
         account_password: None,
     };
     let scm = manager(ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE)?;
-    let access = ServiceAccess::CHANGE_CONFIG | ServiceAccess::START | ServiceAccess::QUERY_STATUS;
+    let access = ServiceAccess::CHANGE_CONFIG
+        | ServiceAccess::START
+        | ServiceAccess::STOP
+        | ServiceAccess::QUERY_STATUS;
     let service = match scm.create_service(&info, access) {
         Ok(service) => service,
         // Installed already (an upgrade in place): update its command line.
@@ -136,14 +141,27 @@ async fn install(args: &InstallArgs) -> anyhow::Result<()> {
             service
         }
     };
-    configure(&service)?;
+    configure(&service);
     println!("{SERVICE_NAME} installed");
     if StateDir::new(&paths.state_dir).is_enrolled() {
-        service
-            .start::<&str>(&[])
-            .map_err(|e| scm_error("cannot start the service", e))?;
-        println!("{SERVICE_NAME} starting");
+        start_or_restart(&service)?;
     }
+    Ok(())
+}
+
+/// Starts the service; a running one is stopped first, so a new command line or binary applies.
+fn start_or_restart(service: &windows_service::service::Service) -> anyhow::Result<()> {
+    let state = service
+        .query_status()
+        .map_err(|e| scm_error("cannot query the service", e))?
+        .current_state;
+    if state != ServiceState::Stopped {
+        stop_and_wait()?;
+    }
+    service
+        .start::<&str>(&[])
+        .map_err(|e| scm_error("cannot start the service", e))?;
+    println!("{SERVICE_NAME} starting");
     Ok(())
 }
 
@@ -151,14 +169,15 @@ async fn install(args: &InstallArgs) -> anyhow::Result<()> {
 async fn setup(args: &InstallArgs) -> anyhow::Result<()> {
     prepare(args).await?;
     let paths = args.location.resolve();
-    let service =
-        open(ServiceAccess::CHANGE_CONFIG | ServiceAccess::QUERY_STATUS | ServiceAccess::START)?;
-    configure(&service)?;
+    let service = open(
+        ServiceAccess::CHANGE_CONFIG
+            | ServiceAccess::QUERY_STATUS
+            | ServiceAccess::START
+            | ServiceAccess::STOP,
+    )?;
+    configure(&service);
     if StateDir::new(&paths.state_dir).is_enrolled() {
-        service
-            .start::<&str>(&[])
-            .map_err(|e| scm_error("cannot start the service", e))?;
-        println!("{SERVICE_NAME} starting");
+        start_or_restart(&service)?;
     }
     Ok(())
 }
@@ -187,30 +206,39 @@ async fn prepare(args: &InstallArgs) -> anyhow::Result<()> {
 
 /// Delayed automatic start, a description, and recovery: restart after 1 minute, then after
 /// 5 minutes (and every later failure), failure count reset after a day; an exit with an error
-/// (not only a crash) counts as a failure.
-fn configure(service: &windows_service::service::Service) -> Result<(), ServiceError> {
-    service
-        .set_delayed_auto_start(true)
-        .map_err(|e| scm_error("cannot set delayed automatic start", e))?;
-    service
-        .set_description(DESCRIPTION)
-        .map_err(|e| scm_error("cannot set the description", e))?;
+/// (not only a crash) counts as a failure. Each setting the system refuses is a warning that
+/// names it (wine's SCM refuses all but the description): the service still runs.
+fn configure(service: &windows_service::service::Service) {
+    let warn = |what: &str, result: windows_service::Result<()>| {
+        if let Err(error) = result {
+            eprintln!(
+                "warning: {}",
+                scm_error(&format!("cannot set {what}"), error)
+            );
+        }
+    };
+    warn(
+        "delayed automatic start (the service starts at boot without delay)",
+        service.set_delayed_auto_start(true),
+    );
+    warn("the description", service.set_description(DESCRIPTION));
     let restart = |minutes: u64| ServiceAction {
         action_type: ServiceActionType::Restart,
         delay: Duration::from_secs(minutes * 60),
     };
-    service
-        .update_failure_actions(ServiceFailureActions {
+    warn(
+        "the recovery actions (restart after 1 and 5 minutes)",
+        service.update_failure_actions(ServiceFailureActions {
             reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(24 * 3600)),
             reboot_msg: None,
             command: None,
             actions: Some(vec![restart(1), restart(5), restart(5)]),
-        })
-        .map_err(|e| scm_error("cannot set the recovery actions", e))?;
-    service
-        .set_failure_actions_on_non_crash_failures(true)
-        .map_err(|e| scm_error("cannot apply recovery to error exits", e))?;
-    Ok(())
+        }),
+    );
+    warn(
+        "recovery on error exits",
+        service.set_failure_actions_on_non_crash_failures(true),
+    );
 }
 
 fn stop_and_wait() -> anyhow::Result<()> {
@@ -234,7 +262,10 @@ fn stop_and_wait() -> anyhow::Result<()> {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            anyhow::bail!("{SERVICE_NAME} still {state:?} after {}s", STOP_WAIT_HINT.as_secs());
+            anyhow::bail!(
+                "{SERVICE_NAME} still {state:?} after {}s",
+                STOP_WAIT_HINT.as_secs()
+            );
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -306,7 +337,10 @@ pub fn check_state_access(dir: &Path) -> Result<(), AccessError> {
     ];
     run_tool("icacls", &args).map_err(|e| unverifiable(e.to_string()))?;
     let bytes = std::fs::read(&saved).map_err(|e| {
-        unverifiable(format!("icacls /save wrote no file {}: {e}", saved.display()))
+        unverifiable(format!(
+            "icacls /save wrote no file {}: {e}",
+            saved.display()
+        ))
     });
     let _ = std::fs::remove_file(&saved);
     let dacl = sddl::parse_icacls_save(&bytes?).map_err(|e| unverifiable(e.to_string()))?;
@@ -387,6 +421,7 @@ fn service_main(_arguments: Vec<OsString>) {
     let location = LAUNCH.get().cloned().unwrap_or(Location {
         state_dir: None,
         config: None,
+        log_dir: None,
         unverified_state_access: false,
     });
     let paths = location.resolve();
