@@ -35,7 +35,8 @@ rm -rf "$out"
 mkdir -p "$out"
 
 echo "== build ($profile): vigie-agent, vigie-collector; vigie-agent.exe"
-cargo build --locked --profile "$cargo_profile" -p vigie-agent -p vigie-collector --bins
+# --workspace, as tests/run.sh builds: the same feature set, so CI reuses that build.
+cargo build --locked --profile "$cargo_profile" --workspace --bins
 cargo build --locked --profile "$cargo_profile" -p vigie-agent --bins --target x86_64-pc-windows-gnu
 linux_bin="$target_dir/$out_subdir"
 windows_exe="$target_dir/x86_64-pc-windows-gnu/$out_subdir/vigie-agent.exe"

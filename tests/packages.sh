@@ -28,7 +28,7 @@ version=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,
 echo "== vigie-agent service install/uninstall (Linux, its own unit)"
 work=$(mktemp -d)
 trap 'rm -rf "$work"; rm -f /etc/systemd/system/vigie-agent.service; purge_all' EXIT
-cargo build -p vigie-agent --bins --locked
+cargo build --workspace --bins --locked
 install -m 0755 "$target_dir/debug/vigie-agent" "$work/vigie-agent"
 mkdir -m 0755 "$work/state"
 "$work/vigie-agent" service install --state-dir "$work/state" --config "$work/agent.toml" >"$work/install.out" 2>&1 \
@@ -67,7 +67,7 @@ for f in "$agent_deb" "$collector_deb" "$msi" "$out/install.ps1"; do
 done
 
 echo "== lintian"
-lintian --fail-on error,warning --no-tag-display-limit "$agent_deb" "$collector_deb" || fail "lintian"
+lintian --fail-on error,warning --tag-display-limit 0 "$agent_deb" "$collector_deb" || fail "lintian"
 
 echo "== MSI tables (msiinfo)"
 table() { msiinfo export "$msi" "$1" | tr -d '\r'; }

@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 echo "== build vigie-agent.exe (debug) and vigie-collector"
 cargo build -p vigie-agent --target x86_64-pc-windows-gnu --locked
-cargo build -p vigie-collector --bins --locked
+cargo build --workspace --bins --locked
 exe="$target_dir/x86_64-pc-windows-gnu/debug/vigie-agent.exe"
 collector="$target_dir/debug/vigie-collector"
 
