@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 export CARGO_INCREMENTAL=0
 
-apt_packages=(gcc-mingw-w64-x86-64 wine wine64)
+apt_packages=(gcc-mingw-w64-x86-64 wine wine64 dpkg-dev lintian wixl msitools systemd)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -41,6 +41,12 @@ bash tests/windows-smoke.sh
 
 echo "== build the binaries the end-to-end tests run"
 cargo build --workspace --bins --locked
+
+echo "== Windows service under wine: install, refusal, enroll once, run, sc stop, uninstall"
+bash tests/windows-service.sh
+
+echo "== packages: deploy/package.sh, lintian, MSI tables, dpkg -i / upgrade / remove / purge"
+bash tests/packages.sh
 
 echo "== tests"
 cargo test --workspace --locked
