@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 export CARGO_INCREMENTAL=0
 
-apt_packages=(gcc-mingw-w64-x86-64 wine wine64 dpkg-dev lintian wixl msitools systemd)
+# faketime, fiu-utils: fault injection; restic, borgbackup, rsync: the backup e2e tests run
+# them for real through `vigie-agent exec`; dpkg-dev, lintian, wixl, msitools, systemd: packages.
+apt_packages=(gcc-mingw-w64-x86-64 wine wine64 faketime fiu-utils restic borgbackup rsync dpkg-dev lintian wixl msitools systemd)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

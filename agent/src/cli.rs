@@ -34,6 +34,62 @@ pub enum Command {
     BackupResult(BackupResultArgs),
     /// Install, remove, start, stop the agent as a system service (Windows service, systemd).
     Service(vigie_agent::service::ServiceArgs),
+    /// List the reports the collector refused for good, kept in the outbox's quarantine (stop
+    /// the agent service first: the outbox has one user at a time).
+    Quarantine(QuarantineArgs),
+    /// Run a backup (or check) command as the scheduler would, and record its result in the
+    /// spool. Its output passes through; the exit code is the command's.
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineArgs {
+    #[arg(long, env = "VIGIE_STATE_DIR")]
+    state_dir: PathBuf,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The spool is `STATE_DIR/spool` unless the config sets `[backup] spool_dir`.
+    #[arg(long, env = "VIGIE_STATE_DIR")]
+    state_dir: PathBuf,
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Job name, as declared in `[[backup.jobs]]`.
+    #[arg(long)]
+    job: String,
+    /// Whose exit codes and output to read: restic, borg, rsync, robocopy, or command
+    /// (exit code 0 alone is a success).
+    #[arg(long, default_value = "command", value_parser = parse_exec_source)]
+    source: &'static vigie_agent::facts::backup::Product,
+    /// `check` for an integrity check (`restic check`, `borg check`, a restore test).
+    #[arg(long, value_enum, default_value_t = KindArg::Backup)]
+    kind: KindArg,
+    /// Where the backup goes (a NAS share, a repository name), never a data file name.
+    #[arg(long)]
+    target: Option<String>,
+    /// Stop the command (and its children) after this long, e.g. `6h`: a failed result.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Backup,
+    Check,
+}
+
+fn parse_exec_source(name: &str) -> Result<&'static vigie_agent::facts::backup::Product, String> {
+    use vigie_agent::facts::backup::products;
+    products::named(name)
+        .filter(|p| p.judge.is_some())
+        .ok_or_else(|| format!("expected one of {}", products::exec_sources().join(", ")))
 }
 
 #[derive(Debug, Args)]
@@ -187,8 +243,32 @@ pub async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             if args.once {
                 let summary = run::run_once(&state, &config).await?;
                 println!("sent {}, queued {}", summary.sent, summary.queued);
-                if let Some(failure) = summary.failure {
-                    eprintln!("not sent: {}", transport::render(&failure));
+                let health = &summary.health;
+                if health.write_failures_total > 0 {
+                    println!(
+                        "outbox write failures {} ({} in this run), last: {}",
+                        health.write_failures_total,
+                        summary.write_failures,
+                        health.last_write_error
+                    );
+                }
+                if health.quarantined_total > 0 {
+                    println!(
+                        "quarantined {} (total {}, discarded {}), last reason: {}",
+                        health.quarantined,
+                        health.quarantined_total,
+                        health.quarantine_dropped_total,
+                        health.last_quarantine_reason
+                    );
+                }
+                if let Some(error) = &summary.queue_failure {
+                    eprintln!("not queued: {}", transport::render(error));
+                }
+                if let Some(failure) = &summary.failure {
+                    eprintln!("not sent: {}", transport::render(failure));
+                }
+                if summary.needs_attention() {
+                    return Ok(ExitCode::FAILURE);
                 }
             } else {
                 run::run(&state, &config).await?;
@@ -226,6 +306,38 @@ pub async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", path.display());
         }
         Command::Service(args) => vigie_agent::service::execute(args).await?,
+        Command::Quarantine(args) => {
+            let state = StateDir::new(args.state_dir);
+            let outbox = vigie_agent::outbox::Outbox::open(&state.outbox_dir(), u64::MAX)?;
+            let reports = outbox.quarantined_reports()?;
+            let health = outbox.health();
+            if args.json {
+                let items: Vec<_> = reports
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "id": r.id.to_string(),
+                            "kind": r.kind.as_str(),
+                            "quarantined_at": jiff::Timestamp::from_second(r.quarantined_at)
+                                .map(|t| t.to_string())
+                                .unwrap_or_default(),
+                            "reason": r.reason,
+                            "bytes": r.bytes,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                for r in &reports {
+                    println!("{}  {}  {}  {}", r.id, r.kind.as_str(), r.bytes, r.reason);
+                }
+                println!(
+                    "quarantined {} (total {}, discarded {})",
+                    health.quarantined, health.quarantined_total, health.quarantine_dropped_total
+                );
+            }
+        }
+        Command::Exec(args) => return exec(args).await,
         Command::CheckConfig(args) => {
             let _ = args.state_dir;
             let path = args.config.display().to_string();
@@ -245,9 +357,129 @@ pub async fn execute(command: Command) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs the wrapped command whatever else is wrong: a broken config only loses its
+/// `spool_dir` (the default spool is used), never the backup itself.
+async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    use vigie_agent::facts::backup::{self, RunKind, exec};
+    let mut config = load_config(args.config.as_deref()).unwrap_or_else(|error| {
+        eprintln!("vigie-agent exec: {error:#}; using the default spool");
+        Config::default()
+    });
+    config.backup.state_dir = Some(args.state_dir);
+    if !config.backup.jobs.is_empty()
+        && !config
+            .backup
+            .jobs
+            .iter()
+            .any(|j| j.name.trim() == args.job.trim())
+    {
+        eprintln!(
+            "vigie-agent exec: job {:?} is not declared in [[backup.jobs]]: a missing run will not be noticed",
+            args.job
+        );
+    }
+    let spool_dir = backup::spool_dir(&config.backup).context("no spool folder")?;
+    let executed = exec::run(&exec::Exec {
+        job: args.job,
+        kind: match args.kind {
+            KindArg::Backup => RunKind::Backup,
+            KindArg::Check => RunKind::Check,
+        },
+        product: args.source,
+        target: args.target,
+        timeout: args.timeout,
+        command: args.command,
+        spool_dir,
+    })
+    .await;
+    let run = &executed.run;
+    let code = match &executed.written {
+        Ok(path) => {
+            tracing::info!(job = %run.job, kind = run.kind.as_str(), status = run.status.as_str(), cause = %run.cause, result = %path.display(), "backup result written");
+            executed.exit_code
+        }
+        Err(error) => {
+            // The scheduler must see that nothing was recorded, even after a good run.
+            eprintln!(
+                "vigie-agent exec: cannot record the result of job {}: {error}",
+                run.job
+            );
+            if executed.exit_code == 0 {
+                1
+            } else {
+                executed.exit_code
+            }
+        }
+    };
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     Ok(match path {
         Some(path) => config::load(path)?,
         None => Config::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Words of a shell line, with double quotes (enough for the examples).
+    fn words(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        let mut any = false;
+        for c in line.chars() {
+            match c {
+                '"' => {
+                    quoted = !quoted;
+                    any = true;
+                }
+                c if c.is_whitespace() && !quoted => {
+                    if any || !word.is_empty() {
+                        out.push(std::mem::take(&mut word));
+                        any = false;
+                    }
+                }
+                c => word.push(c),
+            }
+        }
+        if any || !word.is_empty() {
+            out.push(word);
+        }
+        out
+    }
+
+    /// Every `vigie-agent exec` line of the deploy examples parses, so they never rot.
+    #[test]
+    fn the_deploy_examples_of_exec_parse() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/backup");
+        let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).expect("example");
+        let mut lines: Vec<String> = read("crontab")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.find("vigie-agent exec").map(|at| l[at..].to_owned()))
+            .collect();
+        let service = read("vigie-backup-nightly.service").replace("\\\n", " ");
+        lines.extend(
+            service
+                .lines()
+                .filter_map(|l| l.strip_prefix("ExecStart=/usr/local/bin/"))
+                .map(str::to_owned),
+        );
+        let task = read("windows-scheduled-task.xml");
+        let arguments = task
+            .split("<Arguments>")
+            .nth(1)
+            .and_then(|rest| rest.split("</Arguments>").next())
+            .expect("task arguments");
+        lines.push(format!("vigie-agent {arguments}"));
+        assert!(lines.len() >= 6, "{lines:?}");
+        for line in &lines {
+            let cli = Cli::try_parse_from(words(line)).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert!(matches!(cli.command, Command::Exec(_)), "{line}");
+        }
+    }
 }

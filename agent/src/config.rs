@@ -19,6 +19,9 @@
 //! # collector is unreachable.
 //! backoff_initial = "1s"
 //! backoff_max = "5m"
+//! # Retry delay while the collector refuses this agent for good (revoked, unknown
+//! # certificate): slow, the agent stays up and says why in its log.
+//! refused_retry = "30m"
 //! connect_timeout = "10s"
 //! request_timeout = "60s"
 //! ```
@@ -42,6 +45,8 @@ pub const DEFAULT_BATCH_MAX_REPORTS: usize = 500;
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Retry delays never grow beyond this.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(5 * 60);
+/// Retry delay while the collector refuses this agent (revoked, certificate unknown).
+pub const DEFAULT_REFUSED_RETRY: Duration = Duration::from_secs(30 * 60);
 /// How long to wait for a TCP+TLS connection to the collector.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one `Report` call may take, transfer included.
@@ -122,6 +127,10 @@ pub struct SenderConfig {
     /// Largest retry delay.
     #[serde(with = "duration_text")]
     pub backoff_max: Duration,
+    /// Retry delay while the collector refuses this agent for good (revoked, certificate
+    /// unknown, collector not the pinned one): a technician must act, hammering helps no one.
+    #[serde(with = "duration_text")]
+    pub refused_retry: Duration,
     /// Connection (TCP + TLS) timeout.
     #[serde(with = "duration_text")]
     pub connect_timeout: Duration,
@@ -136,57 +145,15 @@ impl Default for SenderConfig {
             batch_max_reports: DEFAULT_BATCH_MAX_REPORTS,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            refused_retry: DEFAULT_REFUSED_RETRY,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
 
-/// Default rescan of the backup spool and sources (a watch on the spool wakes it sooner).
-pub const DEFAULT_BACKUP_SCAN_INTERVAL: Duration = Duration::from_secs(60);
-
-/// `[backup]`: where backup results come from; see `facts::backup` (spool format, declared
-/// jobs and their sources).
-///
-/// ```toml
-/// [backup]
-/// spool_dir = 'C:\ProgramData\Vigie\spool'   # default: STATE_DIR/spool
-/// scan_interval = "60s"
-/// [[backup.jobs]]
-/// name = "nightly-nas"
-/// every = "24h"
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BackupConfig {
-    /// Folder where scripts drop JSON result files.
-    pub spool_dir: Option<std::path::PathBuf>,
-    /// Rescan of the spool and of the jobs' sources, the safety net of the spool watch.
-    #[serde(with = "duration_text")]
-    pub scan_interval: Duration,
-    /// The jobs that should exist, their schedule and source.
-    pub jobs: Vec<crate::facts::backup::BackupJob>,
-    /// Not read from the file: set from `--state-dir` (the default spool and the backup ledger
-    /// live there).
-    #[serde(skip)]
-    pub state_dir: Option<std::path::PathBuf>,
-    /// Not read from the file: set by `report --json`, which shows the declared jobs every
-    /// time (a running agent resends them hourly).
-    #[serde(skip)]
-    pub preview: bool,
-}
-
-impl Default for BackupConfig {
-    fn default() -> Self {
-        BackupConfig {
-            spool_dir: None,
-            scan_interval: DEFAULT_BACKUP_SCAN_INTERVAL,
-            jobs: Vec::new(),
-            state_dir: None,
-            preview: false,
-        }
-    }
-}
+// `[backup]` lives with the backup check (`facts::backup::config`).
+pub use crate::facts::backup::config::{BackupConfig, DEFAULT_BACKUP_SCAN_INTERVAL};
 
 /// Default interval of the OS update check (`[updates]`).
 pub const DEFAULT_UPDATES_INTERVAL: Duration = Duration::from_secs(6 * 3600);
@@ -515,6 +482,9 @@ pub fn validate(config: &Config) -> Vec<String> {
         ));
     }
     problems.extend(crate::facts::backup::declared::problems(&config.backup));
+    if s.refused_retry.is_zero() {
+        problems.push("sender.refused_retry must be more than zero".to_owned());
+    }
     for (name, value) in [
         ("sender.connect_timeout", s.connect_timeout),
         ("sender.request_timeout", s.request_timeout),
@@ -527,7 +497,7 @@ pub fn validate(config: &Config) -> Vec<String> {
 }
 
 /// Durations written as text, e.g. `"90s"`, `"5m"`, `"1h 30m"`.
-mod duration_text {
+pub(crate) mod duration_text {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};
@@ -562,6 +532,7 @@ mod tests {
             batch_max_reports = 500
             backoff_initial = "1s"
             backoff_max = "5m"
+            refused_retry = "30m"
             connect_timeout = "10s"
             request_timeout = "60s"
         "#;

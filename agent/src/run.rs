@@ -11,7 +11,7 @@ use crate::checks;
 use crate::checks::Check;
 use crate::config::Config;
 use crate::facts::Report;
-use crate::outbox::{Outbox, OutboxError};
+use crate::outbox::{Outbox, OutboxError, OutboxHealth};
 use crate::probe::{Probe, ProbeSetupError};
 use crate::sender::{Link, SendError, Sender};
 use crate::state::{StateDir, StateError};
@@ -46,6 +46,27 @@ pub struct OnceSummary {
     pub queued: u64,
     /// Why sending stopped early, if it did.
     pub failure: Option<SendError>,
+    /// Why this run's reports could not all be queued (disk full, I/O error), if so; what was
+    /// queued before is still sent.
+    pub queue_failure: Option<OutboxError>,
+    /// Outbox writes or syncs that failed during this run.
+    pub write_failures: u64,
+    /// The outbox after the run: quarantine, counters, last reasons.
+    pub health: OutboxHealth,
+}
+
+impl OnceSummary {
+    /// Something a technician must fix: the outbox cannot write, or the collector refuses this
+    /// agent for good. A collector that is merely unreachable is not one: the reports wait in
+    /// the outbox for the next run.
+    pub fn needs_attention(&self) -> bool {
+        self.write_failures > 0
+            || self.queue_failure.is_some()
+            || self
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.is_refusal_for_good() || matches!(f, SendError::Outbox(_)))
+    }
 }
 
 /// Every enabled check once, stamped as reports (`run --once`, `report --json`).
@@ -82,16 +103,23 @@ fn open(state: &StateDir, config: &Config, timeouts: Timeouts) -> Result<Sender,
 pub async fn run_once(state: &StateDir, config: &Config) -> Result<OnceSummary, RunError> {
     let mut sender = open(state, config, ONCE_TIMEOUTS)?;
     let outbox = sender.outbox().clone();
-    queue(&outbox, &collect_now(config).await)?;
+    let failures_before = outbox.health().write_failures_total;
+    // A report that cannot be queued is collected again next run (a backup result stays in
+    // its spool); what the outbox already holds is sent regardless.
+    let queue_failure = queue(&outbox, &collect_now(config).await).err();
     let mut sent = 0;
     let failure = tokio::select! {
         result = sender.drain(&mut sent) => result.err(),
         () = shutdown_signal() => None,
     };
+    let health = outbox.health();
     Ok(OnceSummary {
         sent,
         queued: outbox.len(),
         failure,
+        queue_failure,
+        write_failures: health.write_failures_total - failures_before,
+        health,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Delivers the outbox to the collector: oldest reports first, in bounded batches, deleting
-//! only what the collector acknowledged. Never deletes on failure: a report leaves the outbox
-//! when its id comes back in `stored_ids` (or `rejected`), nothing else.
+//! only what the collector acknowledged. Never deletes on failure: a report leaves the queue
+//! when its id comes back in `stored_ids`; one in `rejected` (or too large to ever send) moves
+//! to the outbox's quarantine, kept on disk and never resent by itself.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use vigie_proto::v1::ingest_client::IngestClient;
 
 use crate::backoff::Backoff;
 use crate::config::SenderConfig;
-use crate::outbox::{Outbox, OutboxError};
+use crate::outbox::{Outbox, OutboxError, OutboxHealth};
 use crate::probe::Probe;
 use crate::transport::{self, CallFailure, FailureKind};
 
@@ -34,6 +35,20 @@ pub enum SendError {
 }
 
 impl SendError {
+    /// The collector refuses this agent for good (revoked, certificate unknown, not the pinned
+    /// collector): retrying soon cannot help, a technician must act.
+    pub fn is_refusal_for_good(&self) -> bool {
+        matches!(
+            self,
+            SendError::Call(CallFailure {
+                kind: FailureKind::Revoked
+                    | FailureKind::CertificateRejected
+                    | FailureKind::CollectorUntrusted,
+                ..
+            })
+        )
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             SendError::Call(f) => f.kind.as_str(),
@@ -48,7 +63,7 @@ impl SendError {
 pub struct Delivery {
     /// Acknowledged as stored by the collector, now deleted here.
     pub stored: u64,
-    /// Refused for good by the collector, deleted here.
+    /// Refused for good by the collector, moved to the quarantine here.
     pub rejected: u64,
 }
 
@@ -88,8 +103,11 @@ impl Sender {
             && report.encoded_len() > BATCH_MAX_BYTES
         {
             // It could never be delivered and would block everything behind it.
-            tracing::error!(report_id = %id, bytes = report.encoded_len(), "report too large to send: deleting it");
-            self.outbox.remove(&[*id])?;
+            let bytes = report.encoded_len();
+            tracing::error!(report_id = %id, bytes, "report too large to send: moving it to the quarantine");
+            let reason =
+                format!("too large to send ({bytes} bytes, the limit is {BATCH_MAX_BYTES})");
+            self.outbox.quarantine(&[(*id, reason)])?;
             return Ok(Delivery::default());
         }
         if batch.is_empty() {
@@ -97,12 +115,10 @@ impl Sender {
         }
         let sent: HashSet<Uuid> = batch.iter().map(|(id, _)| *id).collect();
         let request = v1::ReportBatch {
-            outbox: Some(v1::OutboxStatus {
-                dropped_total: self.outbox.dropped_total(),
-                queued: self.outbox.len(),
-            }),
+            outbox: Some(status_to_proto(&self.outbox.health())),
             reports: batch.into_iter().map(|(_, r)| r).collect(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            sent_at: Some(crate::facts::proto_timestamp(&jiff::Timestamp::now())),
         };
         let count = request.reports.len();
         let ack = match self.link.client.report(request).await {
@@ -117,8 +133,8 @@ impl Sender {
         for r in &ack.rejected {
             match ours(&r.id) {
                 Some(id) => {
-                    tracing::warn!(report_id = %id, reason = %r.reason, "collector rejected report: deleting it");
-                    rejected.push(id);
+                    tracing::error!(report_id = %id, reason = %r.reason, "collector refused report for good: moving it to the quarantine");
+                    rejected.push((id, r.reason.clone()));
                 }
                 None => {
                     tracing::warn!(report_id = %r.id, "collector rejected an id we did not send")
@@ -129,7 +145,7 @@ impl Sender {
             return Err(SendError::NothingAcknowledged(count));
         }
         let stored = self.outbox.remove(&stored)?;
-        let rejected = self.outbox.remove(&rejected)?;
+        let rejected = self.outbox.quarantine(&rejected)?;
         tracing::info!(
             stored,
             rejected,
@@ -176,12 +192,31 @@ impl Sender {
             match self.send_batch().await {
                 Ok(_) => backoff.reset(),
                 Err(error) => {
-                    let retry_in = backoff.next_delay();
+                    let retry_in = if error.is_refusal_for_good() {
+                        self.config.refused_retry
+                    } else {
+                        backoff.next_delay()
+                    };
                     log_failure(&error, &self.link.collector_addr, retry_in);
                     tokio::time::sleep(retry_in).await;
                 }
             }
         }
+    }
+}
+
+/// The outbox's state as the batch tells the collector (older collectors ignore the fields
+/// they do not know).
+fn status_to_proto(health: &OutboxHealth) -> v1::OutboxStatus {
+    v1::OutboxStatus {
+        dropped_total: health.dropped_total,
+        queued: health.queued,
+        write_failures_total: health.write_failures_total,
+        last_write_error: health.last_write_error.clone(),
+        quarantined: health.quarantined,
+        quarantined_total: health.quarantined_total,
+        quarantine_dropped_total: health.quarantine_dropped_total,
+        last_quarantine_reason: health.last_quarantine_reason.clone(),
     }
 }
 
@@ -196,6 +231,14 @@ fn log_failure(error: &SendError, collector: &str, retry_in: Duration) {
         }) => {
             tracing::warn!(collector, kind = error.kind(), error = %text, retry_in_ms, "{queued_note}")
         }
+        _ if error.is_refusal_for_good() => tracing::error!(
+            collector,
+            kind = error.kind(),
+            error = %text,
+            retry_in_ms,
+            "the collector refuses this agent: nothing can be delivered until a technician \
+             re-enrolls it (vigie-agent enroll --force) or restores it; reports stay in the outbox"
+        ),
         _ => {
             tracing::error!(collector, kind = error.kind(), error = %text, retry_in_ms, "{queued_note}")
         }

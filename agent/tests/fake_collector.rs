@@ -286,7 +286,7 @@ async fn enrolls_after_pinning_then_delivers_keeps_and_redelivers() {
     );
     {
         let batches = collector.seen().batches.lock().expect("lock");
-        let status = batches[0].outbox.expect("outbox status");
+        let status = batches[0].outbox.clone().expect("outbox status");
         assert_eq!((status.queued, status.dropped_total), (1, 0));
         assert!(matches!(
             batches[0].reports[0].payload,

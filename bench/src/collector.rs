@@ -1,4 +1,4 @@
-//! A real `vigie-collector` for the benchmark: `init` in a fresh directory on loopback ports,
+//! A real collector for the benchmark (`vigie-collector-bench`, the build that accepts `[bench]`): `init` in a fresh directory on loopback ports,
 //! optional `[bench]` switches, `serve`, and the admin calls the benchmark needs (a clinic,
 //! enrollment tokens, report counts) over the admin listener with the admin certificate.
 
@@ -14,6 +14,10 @@ use vigie_proto::v1::admin_client::AdminClient;
 
 use crate::process::{self, Daemon};
 use crate::procfs;
+
+/// The collector binary built with `--features bench`: the shipped `vigie-collector` refuses
+/// `[bench]` switches.
+pub const BENCH_COLLECTOR: &str = "vigie-collector-bench";
 
 /// The collector's `[bench]` switches (see `collector/src/config.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +65,7 @@ impl Collector {
         switches: Switches,
         extra: &str,
     ) -> Result<Self> {
-        let bin = bin_dir.join("vigie-collector");
+        let bin = bin_dir.join(BENCH_COLLECTOR);
         let agent_addr: SocketAddr = format!("127.0.0.1:{}", process::free_port()?).parse()?;
         let admin_addr: SocketAddr = format!("127.0.0.1:{}", process::free_port()?).parse()?;
         process::run(

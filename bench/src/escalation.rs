@@ -150,6 +150,7 @@ fn failed_backup(job: &str) -> v1::ReportBatch {
                 message: "ERREUR 53 : chemin réseau introuvable".into(),
                 failed_items: Some(1),
                 code: Some(16),
+                ..Default::default()
             }],
             ..Default::default()
         })),
@@ -159,8 +160,10 @@ fn failed_backup(job: &str) -> v1::ReportBatch {
         outbox: Some(v1::OutboxStatus {
             dropped_total: 0,
             queued: 1,
+            ..v1::OutboxStatus::default()
         }),
         agent_version: "bench".into(),
+        sent_at: None,
     }
 }
 

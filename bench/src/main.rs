@@ -31,7 +31,7 @@ use crate::results::Results;
 #[derive(Debug, Parser)]
 #[command(
     name = "vigie-bench",
-    about = "Benchmarks of the Vigie agent and collector (issue 7)"
+    about = "Benchmarks of the Vigie agent and collector"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -84,10 +84,10 @@ async fn run(cli: Cli, fd_limit: u64) -> Result<()> {
             .context("binary folder")?
             .to_owned(),
     };
-    for name in ["vigie-agent", "vigie-collector"] {
+    for name in ["vigie-agent", "vigie-collector", collector::BENCH_COLLECTOR] {
         anyhow::ensure!(
             bin_dir.join(name).exists(),
-            "{} is missing: build with `cargo build --release --workspace --bins`",
+            "{} is missing: build with `cargo build --release --workspace --bins --features vigie-collector/bench`",
             bin_dir.join(name).display()
         );
     }

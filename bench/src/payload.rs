@@ -92,6 +92,7 @@ pub fn backup(host: usize, seq: u64) -> v1::Report {
         message: "Robocopy terminé : 1 204 fichiers copiés, 0 échec".into(),
         failed_items: Some(0),
         code: Some(1),
+        ..Default::default()
     };
     v1::Report {
         id: uuid::Uuid::now_v7().to_string(),
@@ -104,6 +105,7 @@ pub fn backup(host: usize, seq: u64) -> v1::Report {
                 days_of_week: vec![1, 2, 3, 4, 5, 6],
                 at: "22:30".into(),
                 last_run: Some(run),
+                ..Default::default()
             }],
             unreadable: Vec::new(),
         })),
@@ -127,8 +129,10 @@ pub fn batch(host: usize, seq: &mut u64, size: usize) -> v1::ReportBatch {
         outbox: Some(v1::OutboxStatus {
             dropped_total: 0,
             queued: size as u64,
+            ..v1::OutboxStatus::default()
         }),
         agent_version: "bench".into(),
+        sent_at: None,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The figures of one benchmark run, the ratios between figures of the same run, and the goals
-//! of issue 7: printed as a table and written as JSON with the same numbers.
+//! of the performance goals: printed as a table and written as JSON with the same numbers.
 
 use serde_json::{Value, json};
 
@@ -164,7 +164,7 @@ impl Results {
             }
         }
         if !self.goals.is_empty() {
-            out.push_str("\n== goals (issue 7) ==\n");
+            out.push_str("\n== goals ==\n");
             for g in &self.goals {
                 let verdict = match g.met {
                     Some(true) => "MET",

@@ -17,7 +17,7 @@ use crate::results::{Results, fmt};
 
 const SECTION: &str = "collector";
 
-/// The throughput goal of issue 7, also the open-loop rate.
+/// The throughput goal, also the open-loop rate.
 pub const GOAL_REPORTS_PER_SECOND: f64 = 20_000.0;
 
 #[derive(Debug, Clone)]

@@ -57,6 +57,11 @@ pub enum Command {
     /// Ticket systems (`[[escalation.sinks]]` in collector.toml).
     #[command(subcommand)]
     Escalation(EscalationCommand),
+    /// Back up the collector (CA key, certificates, configuration and the whole database at
+    /// one point in time) into one file, mode 0600, while `serve` runs. Keep it like the CA key.
+    Backup(BackupArgs),
+    /// Restore a backup into a new (or empty) data directory, ready for `serve`.
+    Restore(RestoreArgs),
     /// Run a throwaway collector with one clinic per tier and a local agent each, printing
     /// what they report until ctrl-c (uses `vigie-agent` from this binary's directory).
     Demo,
@@ -75,6 +80,25 @@ pub struct InitArgs {
     /// Address the admin listener binds (keep it on loopback).
     #[arg(long, default_value = DEFAULT_ADMIN_LISTEN, value_name = "ADDR")]
     pub admin_listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// The archive to write (replaced only once the new one is complete and checked).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The archive `backup` wrote.
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// The new data directory: must not exist or be empty.
+    #[command(flatten)]
+    pub dir: DataDirArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -304,6 +328,9 @@ impl Command {
             Command::Demo => return None,
             Command::Init(args) => &args.dir.data_dir,
             Command::Serve(dir) | Command::Agents(AgentsArgs { dir, .. }) => &dir.data_dir,
+            Command::Backup(BackupArgs { dir, .. }) | Command::Restore(RestoreArgs { dir, .. }) => {
+                &dir.data_dir
+            }
             Command::Tickets(TicketsArgs { dir, .. })
             | Command::Escalation(EscalationCommand::Test { dir, .. }) => &dir.data_dir,
             Command::Alerts(AlertsArgs {

@@ -20,13 +20,19 @@ use crate::cli::{
     AgentCommand, AgentsArgs, AlertAction, AlertsArgs, ClinicCommand, Command, InitArgs,
     SilenceCommand, TokenCommand,
 };
-use crate::config::DataDir;
+use crate::config::{Build, DataDir};
 use crate::output::{AgentView, ClinicView, agents_table, clinics_table};
 use crate::ticket_output::{TicketView, tickets_table};
 use crate::{admin_client, init, server};
 use vigie_proto::v1::{ListEscalationsRequest, TestEscalationRequest};
 
+/// Runs a subcommand as the shipped `vigie-collector`.
 pub async fn run(command: Command) -> anyhow::Result<()> {
+    run_as(command, Build::Shipped).await
+}
+
+/// Runs a subcommand as the binary `build` says.
+pub async fn run_as(command: Command, build: Build) -> anyhow::Result<()> {
     let Some(dir) = command.data_dir() else {
         return crate::demo::run().await;
     };
@@ -35,7 +41,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Demo => crate::demo::run().await,
         Command::Init(args) => run_init(&data_dir, args),
         Command::Serve(_) => {
-            let running = server::start(&data_dir).await?;
+            let running = server::start_as(&data_dir, build).await?;
             running.run_until(server::shutdown_signal()).await?;
             Ok(())
         }
@@ -93,6 +99,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let mut admin = admin_client::connect(&data_dir).await?;
             run_agents(&mut admin, clinic, json).await
         }
+        Command::Backup(args) => crate::backup_command::run_backup(&data_dir, &args.out).await,
+        Command::Restore(args) => crate::backup_command::run_restore(&args.file, &data_dir),
         Command::Alerts(args) => run_alerts(&data_dir, args).await,
         Command::Silence(command) => run_silence(&data_dir, command).await,
         Command::Tickets(args) => run_tickets(&data_dir, args.all, args.json).await,
@@ -337,7 +345,7 @@ async fn run_silence(data_dir: &DataDir, command: SilenceCommand) -> anyhow::Res
 
 /// An admin call's failure in words: the collector's own message, or, when the TLS layer
 /// refused us, which certificate problem it was.
-fn status_error(status: tonic::Status) -> anyhow::Error {
+pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
     let mut causes = Vec::new();
     let mut source = status.source();
     while let Some(error) = source {

@@ -2,8 +2,10 @@
 //! the protobuf payloads at the gRPC edge (`server/convert.rs`), plus the small merges that
 //! derive "since when" from successive reports (pure; `storage.rs` applies them).
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
+
+use crate::limits::Cut;
 
 /// One report's facts, ready to be recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,11 +13,51 @@ pub enum Fact {
     Backup {
         runs: Vec<BackupRun>,
         declared: Vec<DeclaredJob>,
+        /// What the collector left out of the report (`limits.rs`).
+        cut: Cut,
     },
     OsUpdates(OsUpdates),
     Antivirus(Antivirus),
     Software(Software),
-    Lan(Vec<Device>),
+    Lan(LanFact),
+}
+
+impl Fact {
+    /// Corrects the times the agent's clock stamped inside the fact: moved by `by` (the
+    /// correction of the report's `collected_at`), and never later than `not_after` (when the
+    /// report arrived). A backup "finished" a year ahead must not count as the latest success
+    /// for a year.
+    pub fn correct_agent_times(&mut self, by: SignedDuration, not_after: Timestamp) {
+        let fix = |t: &mut Timestamp| {
+            if let Ok(moved) = t.checked_add(by) {
+                *t = moved;
+            }
+            *t = (*t).min(not_after);
+        };
+        match self {
+            Fact::Backup { runs, .. } => {
+                for run in runs {
+                    fix(&mut run.finished_at);
+                    if let Some(start) = run.started_at.as_mut() {
+                        fix(start);
+                    }
+                }
+            }
+            Fact::OsUpdates(updates) => {
+                if let Some(since) = updates.reboot_required_since.as_mut() {
+                    fix(since);
+                }
+            }
+            Fact::Antivirus(av) => {
+                for product in &mut av.products {
+                    if let Some(at) = product.signatures_updated_at.as_mut() {
+                        fix(at);
+                    }
+                }
+            }
+            Fact::Software(_) | Fact::Lan(_) => {}
+        }
+    }
 }
 
 /// A fact with the time the agent collected it.
@@ -36,9 +78,24 @@ pub enum BackupStatus {
     Failed,
 }
 
+/// What a run did: save the data, or verify a backup already made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    #[default]
+    Backup,
+    Check,
+}
+
+/// Checks are kept beside the backups of the same job under this suffixed job name, so a
+/// check never takes the place of a backup run ending in the same second.
+pub const CHECK_JOB_SUFFIX: &str = " (vérification)";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupRun {
     pub job: String,
+    #[serde(default)]
+    pub kind: RunKind,
     pub source: String,
     pub status: BackupStatus,
     #[serde(default)]
@@ -52,9 +109,25 @@ pub struct BackupRun {
     pub target: String,
     #[serde(default)]
     pub message: String,
+    /// Why it failed or warned, a stable key from the agent (`wrong_password`, ...).
+    #[serde(default)]
+    pub cause: String,
+    /// The product's exit or event code.
+    #[serde(default)]
+    pub code: Option<i64>,
+    #[serde(default)]
+    pub failed_items: Option<u64>,
 }
 
 impl BackupRun {
+    /// The declared job this run belongs to (a check's record carries a suffix).
+    pub fn job_name(&self) -> &str {
+        match self.kind {
+            RunKind::Backup => &self.job,
+            RunKind::Check => self.job.strip_suffix(CHECK_JOB_SUFFIX).unwrap_or(&self.job),
+        }
+    }
+
     pub fn duration(&self) -> Option<jiff::SignedDuration> {
         self.started_at
             .map(|start| self.finished_at.duration_since(start))
@@ -63,7 +136,7 @@ impl BackupRun {
 }
 
 /// A job the agent's configuration declares, with its expected cadence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DeclaredJob {
     pub name: String,
     /// Every N seconds; 0 when the cadence is given as weekdays.
@@ -71,6 +144,14 @@ pub struct DeclaredJob {
     /// ISO weekdays, 1 = Monday.
     #[serde(default)]
     pub days_of_week: Vec<u8>,
+    /// A successful integrity check is expected this often; 0: none expected.
+    #[serde(default)]
+    pub check_every_seconds: u64,
+    /// The last check the agent knows, and when the last good one ended.
+    #[serde(default)]
+    pub last_check: Option<BackupRun>,
+    #[serde(default)]
+    pub last_good_check_at: Option<Timestamp>,
 }
 
 /// A declared job as the collector keeps it: since when it has been declared.
@@ -98,6 +179,8 @@ pub struct OsUpdates {
     pub pending_since: Option<Timestamp>,
     #[serde(default)]
     pub security_pending_since: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Cut::is_empty")]
+    pub cut: Cut,
 }
 
 impl OsUpdates {
@@ -133,6 +216,8 @@ pub struct AntivirusProduct {
 pub struct Antivirus {
     pub products: Vec<AntivirusProduct>,
     pub none_found: bool,
+    #[serde(default, skip_serializing_if = "Cut::is_empty")]
+    pub cut: Cut,
 }
 
 // ---- business software ----
@@ -147,6 +232,8 @@ pub struct InstalledSoftware {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Software {
     pub items: Vec<InstalledSoftware>,
+    #[serde(default, skip_serializing_if = "Cut::is_empty")]
+    pub cut: Cut,
 }
 
 // ---- LAN devices ----
@@ -187,6 +274,16 @@ pub struct Device {
     pub supplies: Vec<Supply>,
     #[serde(default)]
     pub ups: Option<Ups>,
+}
+
+/// One LAN report: the devices probed this round, and every target the agent has.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LanFact {
+    pub devices: Vec<Device>,
+    /// Every configured target's name; empty from agents that predate the list.
+    pub configured: Vec<String>,
+    /// What the collector left out of the report (`limits.rs`).
+    pub cut: Cut,
 }
 
 /// A LAN device as last reported by one agent, and since when it has been down.

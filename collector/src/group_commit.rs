@@ -5,17 +5,26 @@
 //! all with its result. A waiter is only ever answered by a flush that *started after* it was
 //! queued, so the writes it made before queueing are always covered; a waiter that arrives
 //! while a flush runs stays queued for the next one.
+//!
+//! A failed flush is final ("fsyncgate": after a failed `fsync` the kernel may have dropped the
+//! dirty pages and a later `fsync` succeeds without them). From then on no flush runs and every
+//! waiter, queued or later, gets [`DurabilityError::Lost`]; [`GroupCommit::lost`] tells the
+//! server to exit so that its service manager restarts it on a freshly opened database.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurabilityError {
     #[error("flush to disk failed: {0}")]
     Flush(String),
+    #[error(
+        "an earlier flush to disk failed ({0}): nothing is acknowledged until the collector restarts"
+    )]
+    Lost(String),
     #[error("the flusher has stopped (collector shutting down)")]
     Stopped,
 }
@@ -27,6 +36,8 @@ type Waiter = oneshot::Sender<Result<(), DurabilityError>>;
 pub struct GroupCommit {
     queue: mpsc::UnboundedSender<Waiter>,
     flushes: Arc<AtomicU64>,
+    /// The first failed flush's error, once there was one; never cleared.
+    lost: Arc<watch::Sender<Option<String>>>,
 }
 
 impl GroupCommit {
@@ -39,15 +50,61 @@ impl GroupCommit {
     {
         let (queue, rx) = mpsc::unbounded_channel();
         let flushes = Arc::new(AtomicU64::new(0));
-        let task = tokio::spawn(run_flusher(rx, Arc::new(flush), flushes.clone()));
-        (GroupCommit { queue, flushes }, task)
+        let lost = Arc::new(watch::channel(None).0);
+        let task = tokio::spawn(run_flusher(
+            rx,
+            Arc::new(flush),
+            flushes.clone(),
+            lost.clone(),
+        ));
+        (
+            GroupCommit {
+                queue,
+                flushes,
+                lost,
+            },
+            task,
+        )
     }
 
     /// Waits until a flush that started after this call has completed.
     pub async fn durable(&self) -> Result<(), DurabilityError> {
+        self.check()?;
         let (tx, rx) = oneshot::channel();
         self.queue.send(tx).map_err(|_| DurabilityError::Stopped)?;
         rx.await.map_err(|_| DurabilityError::Stopped)?
+    }
+
+    /// `Err` once a flush has failed: a writer checks this before writing anything it would
+    /// have to acknowledge.
+    pub fn check(&self) -> Result<(), DurabilityError> {
+        match self.lost.borrow().as_ref() {
+            Some(error) => Err(DurabilityError::Lost(error.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Completes, with the error, once a flush has failed (never, while flushes succeed).
+    pub async fn lost(&self) -> String {
+        let mut lost = self.lost.subscribe();
+        match lost.wait_for(Option::is_some).await {
+            Ok(error) => error.clone().unwrap_or_default(),
+            // Unreachable while `self` holds the sender; wait forever rather than guess.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// A write outside the flusher failed in a way that leaves the database unusable until it
+    /// is reopened (sled keeps an I/O error and fails every later write): same as a failed flush.
+    pub fn declare_lost(&self, error: String) {
+        self.lost.send_if_modified(|lost| {
+            if lost.is_some() {
+                return false;
+            }
+            tracing::error!(%error, "database write failed: acknowledging nothing more");
+            *lost = Some(error);
+            true
+        });
     }
 
     /// Flushes run so far.
@@ -60,19 +117,25 @@ async fn run_flusher<F, E>(
     mut rx: mpsc::UnboundedReceiver<Waiter>,
     flush: Arc<F>,
     flushes: Arc<AtomicU64>,
+    lost: Arc<watch::Sender<Option<String>>>,
 ) where
     F: Fn() -> Result<(), E> + Send + Sync + 'static,
     E: std::fmt::Display + 'static,
 {
     let mut waiters = Vec::new();
     while rx.recv_many(&mut waiters, usize::MAX).await > 0 {
+        if let Some(error) = lost.borrow().clone() {
+            for waiter in waiters.drain(..) {
+                let _ = waiter.send(Err(DurabilityError::Lost(error.clone())));
+            }
+            continue;
+        }
         // Everything queued so far was queued before this flush starts.
         let started = Instant::now();
         let flush = flush.clone();
         let result = tokio::task::spawn_blocking(move || flush().map_err(|e| e.to_string()))
             .await
-            .unwrap_or_else(|e| Err(format!("flush task failed: {e}")))
-            .map_err(DurabilityError::Flush);
+            .unwrap_or_else(|e| Err(format!("flush task failed: {e}")));
         flushes.fetch_add(1, Ordering::Relaxed);
         match &result {
             Ok(()) => tracing::debug!(
@@ -81,9 +144,18 @@ async fn run_flusher<F, E>(
                 "group commit flushed"
             ),
             Err(error) => {
-                tracing::error!(waiters = waiters.len(), %error, "group commit flush failed")
+                tracing::error!(
+                    waiters = waiters.len(),
+                    %error,
+                    "group commit flush failed: acknowledging nothing more"
+                );
+                lost.send_if_modified(|lost| {
+                    lost.get_or_insert_with(|| error.clone());
+                    true
+                });
             }
         }
+        let result = result.map_err(DurabilityError::Flush);
         for waiter in waiters.drain(..) {
             // A writer that gave up (client went away) no longer listens; nothing to do.
             let _ = waiter.send(result.clone());
@@ -148,5 +220,37 @@ mod tests {
         let (commit, _task) = GroupCommit::spawn(|| Err("disk on fire"));
         let error = commit.durable().await.expect_err("must fail");
         assert_eq!(error, DurabilityError::Flush("disk on fire".into()));
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_flush_nothing_is_durable_any_more() {
+        // The first flush fails, every later one would succeed: they must not run.
+        let calls = Arc::new(AtomicU64::new(0));
+        let seen = calls.clone();
+        let (commit, _task) = GroupCommit::spawn(move || {
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err("EIO")
+            } else {
+                Ok(())
+            }
+        });
+        assert!(commit.check().is_ok());
+        assert_eq!(
+            commit.durable().await,
+            Err(DurabilityError::Flush("EIO".into()))
+        );
+        assert_eq!(commit.lost().await, "EIO");
+        for _ in 0..3 {
+            assert_eq!(
+                commit.durable().await,
+                Err(DurabilityError::Lost("EIO".into()))
+            );
+        }
+        assert_eq!(commit.check(), Err(DurabilityError::Lost("EIO".into())));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "no flush after the failure"
+        );
     }
 }

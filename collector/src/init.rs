@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{CollectorConfig, ConfigError, ConfigProblems, DataDir, Limits};
 use crate::pki::{CertificateAuthority, PkiError};
+use crate::secrets;
 
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -60,20 +61,29 @@ pub fn init(data_dir: &DataDir, options: &InitOptions) -> Result<InitReport, Ini
         admin_listen: options.admin_listen,
         limits: Limits::default(),
         alerts: Default::default(),
+        retention: Default::default(),
         bench: Default::default(),
         escalation: Default::default(),
     };
     config.validate().map_err(InitError::Invalid)?;
-    let config_text = config.to_toml()?;
+    let config_text = format!(
+        "# Vigie collector. Each key, its meaning and default: deploy/collector-limits.toml\n\
+         # ([limits]), deploy/collector-escalation.toml ([escalation]). May hold secrets: keep it\n\
+         # readable by the collector's user only (mode 0600; `serve` checks).\n\n{}",
+        config.to_toml()?
+    );
 
     let ca = CertificateAuthority::generate()?;
     let server = ca.issue_server(&config.public_host())?;
     let admin = ca.issue_admin()?;
 
-    std::fs::create_dir_all(data_dir.path()).map_err(|source| InitError::Write {
-        path: data_dir.path().to_owned(),
-        source,
-    })?;
+    // Private whatever the umask: it holds the CA key and, later, the sinks' secrets.
+    std::fs::create_dir_all(data_dir.path())
+        .and_then(|()| secrets::make_private(data_dir.path(), true))
+        .map_err(|source| InitError::Write {
+            path: data_dir.path().to_owned(),
+            source,
+        })?;
     let files = [
         (data_dir.ca_cert(), ca.cert_pem().to_owned(), false),
         (data_dir.ca_key(), ca.key_pem(), true),
@@ -81,8 +91,9 @@ pub fn init(data_dir: &DataDir, options: &InitOptions) -> Result<InitReport, Ini
         (data_dir.server_key(), server.key_pem, true),
         (data_dir.admin_cert(), admin.cert_pem, false),
         (data_dir.admin_key(), admin.key_pem, true),
-        // Last: its presence is what marks the directory initialised.
-        (data_dir.config(), config_text, false),
+        // Last: its presence is what marks the directory initialised. Secret: the sinks'
+        // tokens and passwords may be written into it.
+        (data_dir.config(), config_text, true),
     ];
     let mut made = Vec::new();
     for (path, contents, secret) in files {
@@ -96,7 +107,8 @@ pub fn init(data_dir: &DataDir, options: &InitOptions) -> Result<InitReport, Ini
     })
 }
 
-/// Writes a file that must not exist yet; secrets are readable by the owner only.
+/// Writes a file that must not exist yet; secrets are readable by the owner only, whatever
+/// the umask.
 fn write_new(path: &Path, contents: &[u8], secret: bool) -> Result<(), InitError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -110,6 +122,13 @@ fn write_new(path: &Path, contents: &[u8], secret: bool) -> Result<(), InitError
     options
         .open(path)
         .and_then(|mut file| {
+            // The mode given at creation is cut by the umask; set it as meant.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                let mode = if secret { 0o600 } else { 0o644 };
+                file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            }
             file.write_all(contents)?;
             file.sync_all()
         })
@@ -142,11 +161,13 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.ca_key())
-                .expect("meta")
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
+            let mode =
+                |path: &Path| std::fs::metadata(path).expect("meta").permissions().mode() & 0o777;
+            for private in secrets::private_files(&dir) {
+                assert_eq!(mode(&private), 0o600, "{}", private.display());
+            }
+            assert_eq!(mode(dir.path()), 0o700);
+            assert!(secrets::exposures(&dir).is_empty());
         }
         let ca = std::fs::read_to_string(dir.ca_cert()).expect("ca");
         let der = crate::pki::first_cert_der(&ca).expect("der");

@@ -7,8 +7,11 @@
 #![forbid(unsafe_code)]
 
 pub mod admin_client;
+pub mod agent_clock;
 pub mod alert_output;
 pub mod alerts;
+pub mod archive;
+pub mod backup_command;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -17,12 +20,50 @@ pub mod escalation;
 pub mod facts;
 pub mod group_commit;
 pub mod init;
+pub mod limits;
 pub mod model;
 pub mod output;
 pub mod pki;
+pub mod retention;
+pub mod secrets;
 pub mod server;
 pub mod storage;
 pub mod ticket_output;
+
+/// The whole binary: command line, logging, runtime, and the exit code. `build` says which
+/// binary this is (only the benchmark one accepts `[bench]` switches).
+pub fn main_of(build: config::Build) -> std::process::ExitCode {
+    use clap::Parser as _;
+    install_crypto_provider();
+    let cli = cli::Cli::parse();
+    init_logging(if cli.command.is_server() {
+        "info"
+    } else {
+        "warn"
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run_as(cli.command, build)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            if let Some(server::ServeError::DurabilityLost(_)) = error.downcast_ref() {
+                // Exit before the runtime drops the database: sled's drop would flush and sync
+                // once more over the failed disk (and panic when that fails).
+                std::process::exit(1);
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
 
 /// Logs to stderr, filtered by `VIGIE_LOG` (default `default_level`).
 pub fn init_logging(default_level: &str) {

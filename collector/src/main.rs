@@ -2,32 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-use vigie_collector::cli::Cli;
-
 fn main() -> ExitCode {
-    vigie_collector::install_crypto_provider();
-    let cli = Cli::parse();
-    vigie_collector::init_logging(if cli.command.is_server() {
-        "info"
-    } else {
-        "warn"
-    });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(vigie_collector::commands::run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    vigie_collector::main_of(vigie_collector::config::Build::Shipped)
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use vigie_domain::{AgentRole, Tier};
 
 use crate::alerts::policy::RuleOverrides;
+use crate::limits::Cut;
 
 /// A clinic under contract.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,11 +51,33 @@ pub struct AgentRecord {
     /// Reports the agent's outbox dropped when full, cumulative, as last reported.
     #[serde(default)]
     pub outbox_dropped_total: u64,
+    /// Write failures and quarantine of the agent's outbox, as last reported.
+    #[serde(default)]
+    pub outbox_health: OutboxHealth,
     /// The most recent system snapshot (by collection time) and when it was collected.
     #[serde(default)]
     pub snapshot: Option<SystemSnapshot>,
     #[serde(default)]
     pub snapshot_collected_at: Option<Timestamp>,
+    /// The agent's clock against the collector's, as of its latest batch that said.
+    #[serde(default)]
+    pub clock: Option<crate::agent_clock::ClockReading>,
+}
+
+/// What an agent's outbox went through, as its last batch said (agents older than these
+/// fields send zeros).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutboxHealth {
+    /// Writes or syncs of the outbox that failed (disk full, I/O error), cumulative.
+    pub write_failures_total: u64,
+    pub last_write_error: String,
+    /// Reports the collector refused for good, kept in the agent's quarantine now.
+    pub quarantined: u64,
+    pub quarantined_total: u64,
+    /// Quarantined reports the agent discarded because its quarantine was full.
+    pub quarantine_dropped_total: u64,
+    pub last_quarantine_reason: String,
 }
 
 /// A machine's system state, as of one collection.
@@ -75,6 +98,9 @@ pub struct SystemSnapshot {
     pub swap_total_bytes: u64,
     pub swap_free_bytes: u64,
     pub disks: Vec<Disk>,
+    /// What the collector left out (`limits.rs`): "500 disques, 64 pris en compte".
+    #[serde(default, skip_serializing_if = "Cut::is_empty")]
+    pub cut: Cut,
 }
 
 impl SystemSnapshot {

@@ -27,7 +27,21 @@ pub struct AgentView {
     pub enrolled_at: Option<String>,
     pub agent_version: String,
     pub outbox_dropped_total: u64,
+    /// Agent clock minus collector clock at its latest batch (positive: ahead).
+    pub clock_offset_seconds: Option<i64>,
+    /// Reports stored whole because this collector does not know their kind.
+    pub uninterpreted_reports: u64,
+    /// Outbox writes or syncs that failed on the agent (disk full, I/O error), cumulative.
+    pub outbox_write_failures: u64,
+    pub outbox_last_write_error: String,
+    /// Reports refused for good, kept in the agent's quarantine now.
+    pub outbox_quarantined: u64,
+    pub outbox_quarantined_total: u64,
+    pub outbox_quarantine_dropped: u64,
+    pub outbox_last_quarantine_reason: String,
     pub snapshot: Option<SystemSnapshot>,
+    /// What the collector left out of the latest reports (text cut, list items not kept).
+    pub truncated: Vec<String>,
 }
 
 fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
@@ -47,6 +61,8 @@ impl From<&v1::Clinic> for ClinicView {
 
 impl From<&v1::Agent> for AgentView {
     fn from(a: &v1::Agent) -> Self {
+        // A collector older than these fields sends none: zeros.
+        let outbox = a.outbox.clone().unwrap_or_default();
         AgentView {
             id: a.id.clone(),
             clinic_id: a.clinic_id.clone(),
@@ -59,7 +75,16 @@ impl From<&v1::Agent> for AgentView {
             enrolled_at: rfc3339(a.enrolled_at.as_ref()),
             agent_version: a.agent_version.clone(),
             outbox_dropped_total: a.outbox_dropped_total,
+            clock_offset_seconds: a.clock_offset_seconds,
+            uninterpreted_reports: a.uninterpreted_reports,
+            outbox_write_failures: outbox.write_failures_total,
+            outbox_last_write_error: outbox.last_write_error,
+            outbox_quarantined: outbox.quarantined,
+            outbox_quarantined_total: outbox.quarantined_total,
+            outbox_quarantine_dropped: outbox.quarantine_dropped_total,
+            outbox_last_quarantine_reason: outbox.last_quarantine_reason,
             snapshot: a.last_snapshot.as_ref().map(snapshot_from_proto),
+            truncated: a.truncated.clone(),
         }
     }
 }
@@ -128,11 +153,13 @@ pub fn agents_table(
                     .as_deref()
                     .map_or_else(|| "jamais".to_owned(), reunion_time),
                 a.reports.to_string(),
+                clock_label(a.clock_offset_seconds),
                 if a.revoked { "révoqué" } else { "actif" }.to_owned(),
+                outbox_text(a),
             ]
         })
         .collect();
-    table(
+    let mut out = table(
         &[
             "AGENT",
             "CABINET",
@@ -141,10 +168,93 @@ pub fn agents_table(
             "SYSTÈME",
             "DERNIER CONTACT",
             "RAPPORTS",
+            "HORLOGE",
             "ÉTAT",
+            "BOÎTE D'ENVOI",
         ],
         &rows,
-    )
+    );
+    for a in agents.iter().filter(|a| !a.truncated.is_empty()) {
+        out.push_str(&format!(
+            "\nDonnées tronquées par le collecteur pour {} ({}) :\n",
+            a.id, a.hostname
+        ));
+        for note in &a.truncated {
+            out.push_str(&format!("  - {note}\n"));
+        }
+    }
+    for a in agents.iter().filter(|a| a.uninterpreted_reports > 0) {
+        out.push_str(&format!(
+            "{} : {} rapport(s) d'un type que ce collecteur ne connaît pas, conservés tels quels : mettez le collecteur à jour pour les lire.\n",
+            a.hostname, a.uninterpreted_reports
+        ));
+    }
+    out
+}
+
+/// The agent's clock for a technician: "ok" within the tolerance, else how far off.
+fn clock_label(offset_seconds: Option<i64>) -> String {
+    let Some(offset) = offset_seconds else {
+        return "?".to_owned();
+    };
+    if offset.abs() <= crate::agent_clock::TOLERANCE.as_secs() {
+        return "ok".to_owned();
+    }
+    let sign = if offset > 0 { "avance" } else { "retard" };
+    let secs = offset.unsigned_abs();
+    let amount = match secs {
+        // Rounded: a year ahead measured a few milliseconds late is still 365 days.
+        s if s >= 86_400 => format!("{} j", (s + 43_200) / 86_400),
+        s if s >= 3_600 => format!("{} h", (s + 1_800) / 3_600),
+        s if s >= 60 => format!("{} min", (s + 30) / 60),
+        s => format!("{s} s"),
+    };
+    format!("{sign} {amount}")
+}
+
+/// What went wrong in the agent's outbox, in a few words: reports the collector refused (kept
+/// in quarantine on the agent, to look at there), dropped or discarded ones, failed writes.
+fn outbox_text(a: &AgentView) -> String {
+    let mut parts = Vec::new();
+    if a.outbox_quarantined > 0 {
+        parts.push(format!(
+            "{} en quarantaine ({})",
+            a.outbox_quarantined,
+            short(&a.outbox_last_quarantine_reason)
+        ));
+    }
+    if a.outbox_quarantine_dropped > 0 {
+        parts.push(format!(
+            "{} écartés de la quarantaine pleine",
+            a.outbox_quarantine_dropped
+        ));
+    }
+    if a.outbox_dropped_total > 0 {
+        parts.push(format!("{} écartés (boîte pleine)", a.outbox_dropped_total));
+    }
+    if a.outbox_write_failures > 0 {
+        parts.push(format!(
+            "{} échecs d'écriture ({})",
+            a.outbox_write_failures,
+            short(&a.outbox_last_write_error)
+        ));
+    }
+    if parts.is_empty() {
+        "ok".to_owned()
+    } else {
+        parts.join(" ; ")
+    }
+}
+
+/// A reason cut for a table cell (`--json` has it whole).
+fn short(reason: &str) -> String {
+    const MAX: usize = 60;
+    if reason.chars().count() <= MAX {
+        return reason.to_owned();
+    }
+    let mut cut: String = reason.chars().take(MAX - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// `2026-11-28T08:49:20Z` → `28/11 12:49` (Indian/Reunion); unparsable text
@@ -171,6 +281,14 @@ mod tests {
     }
 
     #[test]
+    fn clock_reads_as_ok_or_how_far_off() {
+        assert_eq!(clock_label(None), "?");
+        assert_eq!(clock_label(Some(3)), "ok");
+        assert_eq!(clock_label(Some(365 * 86_400)), "avance 365 j");
+        assert_eq!(clock_label(Some(-7_200)), "retard 2 h");
+    }
+
+    #[test]
     fn table_aligns_columns() {
         let out = table(
             &["ID", "NAME"],
@@ -180,6 +298,30 @@ mod tests {
             ],
         );
         assert_eq!(out, "ID  NAME\n1   Cabinet A\n22  B\n");
+    }
+
+    #[test]
+    fn agents_table_says_what_the_collector_left_out() {
+        let agent = v1::Agent {
+            id: "a1".into(),
+            clinic_id: "c1".into(),
+            hostname: "SRV-PACS".into(),
+            truncated: vec!["instantané : 500 disques, 64 pris en compte".into()],
+            ..v1::Agent::default()
+        };
+        let names = [("c1".to_owned(), "Cabinet Prisme".to_owned())].into();
+        let out = agents_table(&[AgentView::from(&agent)], &names);
+        assert!(
+            out.ends_with(
+                "\nDonnées tronquées par le collecteur pour a1 (SRV-PACS) :\n  - instantané : 500 disques, 64 pris en compte\n"
+            ),
+            "{out}"
+        );
+        let whole = v1::Agent {
+            truncated: vec![],
+            ..agent
+        };
+        assert!(!agents_table(&[AgentView::from(&whole)], &names).contains("tronquées"));
     }
 
     #[test]

@@ -186,6 +186,7 @@ async fn enrollment_ingest_admin_and_revocation_end_to_end() {
             reports: vec![snapshot_report("pc-accueil")],
             outbox: None,
             agent_version: "0.1.1".into(),
+            sent_at: None,
         })
         .collect();
     let sends = batches.iter().cloned().map(|batch| {
@@ -226,6 +227,7 @@ async fn enrollment_ingest_admin_and_revocation_end_to_end() {
             reports: vec![snapshot_report("pc-accueil")],
             outbox: None,
             agent_version: String::new(),
+            sent_at: None,
         })
         .await
         .expect_err("revoked");

@@ -7,6 +7,15 @@ pub mod v1 {
     tonic::include_proto!("vigie.v1");
 }
 
+/// The collector's side of `vigie.v1.Ingest`: the same service, whose requests keep each
+/// report as the bytes received (`v1::ReceivedBatch`).
+pub mod received {
+    #![allow(clippy::all, clippy::pedantic, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/vigie.v1.Ingest.rs"));
+}
+
+pub mod codec;
+
 /// Largest encoded message either side accepts, explicit so that an oversized message gets a
 /// clear `ResourceExhausted` status instead of an allocation.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;

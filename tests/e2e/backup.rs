@@ -29,13 +29,13 @@ every = "24h"
 "#;
 
 /// `vigie-agent run` in the background, stopped with SIGTERM on drop.
-struct Running {
+pub(crate) struct Running {
     child: Option<Child>,
     log: PathBuf,
 }
 
 impl Running {
-    fn start(agent: &Agent, config: &Path) -> Running {
+    pub(crate) fn start(agent: &Agent, config: &Path) -> Running {
         let log = agent.state_dir.with_extension("run.log");
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -60,7 +60,7 @@ impl Running {
         }
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -78,7 +78,7 @@ impl Running {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }

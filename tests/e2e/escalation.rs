@@ -821,3 +821,111 @@ async fn a_create_that_times_out_is_looked_up_not_repeated() {
     let s = glpi_state(&state);
     assert_eq!(s["tickets"].as_object().map(|t| t.len()), Some(1), "{s:#}");
 }
+
+/// A create the sink never received (it was down) is cancelled when its alert ends first:
+/// after a CMP3 → CMP1 downgrade, no ticket for a category the clinic no longer pays for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_never_delivered_is_cancelled_when_its_alert_ends() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let record = tmp.path().join("webhook.jsonl");
+    let port = free_port();
+    let mut collector = Collector::init_in(&tmp.path().join("collector"));
+    vigie_tests::edit_collector_toml(
+        &collector.data_dir,
+        &[("down_after_minutes = 10", "down_after_minutes = 0")],
+    );
+    let path = collector.data_dir.join("collector.toml");
+    let mut text = std::fs::read_to_string(&path).expect("collector.toml");
+    text.push_str(
+        "\n[escalation]\ntick_seconds = 1\nretry_first_seconds = 1\nretry_max_seconds = 2\n",
+    );
+    text.push_str(&webhook_sink("astreinte", port));
+    std::fs::write(&path, text).expect("write collector.toml");
+    collector.serve();
+    let cmp3 = collector.add_clinic("Cabinet Prisme", "cmp3");
+    let (agent, _) = Agent::enrolled(&collector, &cmp3, "server");
+    let down = vigie_tests::alerts::lan_report("pacs", "pacs", vigie_proto::v1::DeviceState::Down);
+    send_as(&collector, &agent, vec![down]).await;
+    wait(&collector, 30, "the PACS ticket retrying", || {
+        tickets(&collector)
+            .iter()
+            .any(|t| t["state"] == "retrying" && t["attempts"].as_u64() >= Some(2))
+            .then_some(())
+    });
+    collector.admin(&["clinic", "set-tier", &cmp3, "cmp1"]).ok();
+    wait(&collector, 20, "the undelivered create cancelled", || {
+        let all = tickets(&collector);
+        (!all.is_empty() && all.iter().all(|t| t["state"] == "cancelled")).then_some(())
+    });
+    // The ticket system comes back: nothing is owed to it.
+    let _receiver = webhook_receiver(port, &record);
+    std::thread::sleep(Duration::from_secs(4));
+    let sent = records(&record);
+    assert!(
+        sent.is_empty(),
+        "nothing sent after the downgrade: {sent:#?}"
+    );
+}
+
+/// Secrets kept out of `collector.toml`: the GLPI App-Token in a file named by the config,
+/// the user token in `serve`'s environment, the webhook key as a systemd credential
+/// (`$CREDENTIALS_DIRECTORY/...`). The peers check every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_from_files_and_the_environment_reach_the_sinks() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (glpi_port, hook_port) = (free_port(), free_port());
+    let _glpi = glpi_mock(glpi_port, &tmp.path().join("glpi.json"), &[]);
+    let record = tmp.path().join("webhook.jsonl");
+    let _hook = webhook_receiver(hook_port, &record);
+    let private = |path: &Path, text: &str| {
+        std::fs::write(path, text).expect("write secret");
+        let chmod = Command::new("chmod").arg("600").arg(path).status();
+        assert!(chmod.expect("chmod").success());
+    };
+    let app_token = tmp.path().join("glpi-app-token");
+    private(&app_token, "app-token-vigie\n");
+    let credentials = tmp.path().join("credentials");
+    std::fs::create_dir(&credentials).expect("mkdir");
+    private(&credentials.join("webhook-secret"), SECRET);
+
+    let mut collector = Collector::init_in(&tmp.path().join("collector"));
+    collector.append_config(&format!(
+        "[[escalation.sinks]]\nname = \"glpi\"\ntype = \"glpi\"\n\
+         url = \"http://127.0.0.1:{glpi_port}/apirest.php\"\n\
+         app_token_file = \"{}\"\nuser_token_env = \"VIGIE_GLPI_USER_TOKEN\"\n\
+         [[escalation.sinks]]\nname = \"astreinte\"\ntype = \"webhook\"\n\
+         url = \"http://127.0.0.1:{hook_port}/hooks/vigie\"\n\
+         secret_file = \"$CREDENTIALS_DIRECTORY/webhook-secret\"\n",
+        app_token.display()
+    ));
+    // Without its environment, `serve` names what is missing instead of sending nothing.
+    let refused = collector.serve_refused();
+    assert!(
+        refused.contains("VIGIE_GLPI_USER_TOKEN") && refused.contains("CREDENTIALS_DIRECTORY"),
+        "{refused}"
+    );
+    collector.serve_env = vec![
+        ("VIGIE_GLPI_USER_TOKEN".into(), "user-token-vigie".into()),
+        (
+            "CREDENTIALS_DIRECTORY".into(),
+            credentials.to_string_lossy().into_owned(),
+        ),
+    ];
+    collector.serve();
+    let glpi = collector
+        .admin(&["escalation", "test", "--sink", "glpi"])
+        .ok();
+    assert!(!glpi.stdout.trim().is_empty(), "a GLPI ticket id: {glpi:?}");
+    let hook = collector
+        .admin(&["escalation", "test", "--sink", "astreinte"])
+        .ok();
+    assert!(hook.stdout.trim().starts_with("WH-"), "{}", hook.stdout);
+    let signed = records(&record);
+    assert!(
+        !signed.is_empty() && signed.iter().all(|r| r["signature_valid"] == true),
+        "the webhook was signed with the secret: {signed:#?}"
+    );
+    let config =
+        std::fs::read_to_string(collector.data_dir.join("collector.toml")).expect("collector.toml");
+    assert!(!config.contains("user-token-vigie") && !config.contains(SECRET));
+}

@@ -3,12 +3,22 @@
 
 mod alerts;
 mod backup;
+mod backup_exec;
+mod bench_switches;
+mod bounds;
+mod collector_backup;
+mod disk_faults;
 mod durability;
 mod enrollment;
 mod escalation;
 mod facts;
+mod flood;
 mod isolation;
 mod lan;
 mod limits;
+mod quarantine;
 mod refusals;
+mod reliability;
+mod revoked;
+mod secrets;
 mod tiers;

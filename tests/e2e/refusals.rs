@@ -52,7 +52,7 @@ fn agent_with_foreign_certificate_keeps_its_reports_and_says_why() {
     let forged = ClientCert::forged(&format!("urn:vigie:clinic:{clinic}:agent:{agent_id}"));
     std::fs::write(agent.state_dir.join("agent.crt"), &forged.cert_pem).expect("write");
     std::fs::write(agent.state_dir.join("agent.key"), &forged.key_pem).expect("write");
-    let (sent, queued, run) = agent.run_once();
+    let (sent, queued, run) = agent.run_once_failing();
     assert_eq!((sent, queued), (0, 1));
     assert!(
         run.stderr.to_lowercase().contains("certificate"),
@@ -68,7 +68,7 @@ fn revoked_agent_is_refused_and_keeps_its_outbox() {
     let (agent, agent_id) = Agent::enrolled(&collector, &clinic, "server");
     assert_eq!(agent.run_once().0, 1);
     collector.admin(&["agent", "revoke", &agent_id]).ok();
-    let (sent, queued, run) = agent.run_once();
+    let (sent, queued, run) = agent.run_once_failing();
     assert_eq!((sent, queued), (0, 1));
     assert!(run.stderr.contains("revoked"), "{}", run.stderr);
     let listed = collector.agent(&agent_id);

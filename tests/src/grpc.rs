@@ -129,12 +129,18 @@ pub fn batch(reports: Vec<v1::Report>) -> v1::ReportBatch {
         reports,
         outbox: Some(v1::OutboxStatus::default()),
         agent_version: "test".into(),
+        sent_at: Some(now()),
     }
+}
+
+/// This machine's clock, as an agent would stamp it.
+pub fn now() -> prost_types::Timestamp {
+    prost_types::Timestamp::from(std::time::SystemTime::now())
 }
 
 /// Sends arbitrary bytes as the body of `Ingest/Report`: a malformed message no encoder
 /// would produce.
-pub async fn send_raw(channel: Channel, body: Vec<u8>) -> Result<(), Status> {
+pub async fn send_raw(channel: Channel, body: Vec<u8>) -> Result<Vec<u8>, Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready()
         .await
@@ -142,7 +148,7 @@ pub async fn send_raw(channel: Channel, body: Vec<u8>) -> Result<(), Status> {
     let path = http::uri::PathAndQuery::from_static("/vigie.v1.Ingest/Report");
     grpc.unary(tonic::Request::new(body), path, RawCodec)
         .await
-        .map(|_| ())
+        .map(tonic::Response::into_inner)
 }
 
 struct RawCodec;

@@ -3,7 +3,9 @@
 //! honest agent would send.
 
 pub mod alerts;
+pub mod faults;
 pub mod grpc;
+pub mod stranger;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -38,7 +40,8 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
-/// Runs a command to completion with a deadline, capturing its output.
+/// Runs a command to completion with a deadline, capturing its output. The pipes are read while
+/// it runs: an output larger than the pipe buffer (64 KiB) would otherwise block it forever.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {
     let mut child = cmd
         .stdin(Stdio::null())
@@ -46,21 +49,38 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> 
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("spawn {cmd:?}"))?;
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let deadline = Instant::now() + timeout;
-    loop {
-        if child.try_wait()?.is_some() {
-            return Ok(child.wait_with_output()?);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let out = child.wait_with_output()?;
+            let _ = child.wait();
+            let stderr = stderr.join().unwrap_or_default();
             bail!(
                 "{cmd:?} did not finish within {timeout:?}; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
+                String::from_utf8_lossy(&stderr)
             );
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 /// Output of a finished command, as text.
@@ -110,6 +130,10 @@ pub struct Collector {
     pub agent_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     serve: Option<Child>,
+    /// Environment variables `serve` gets besides the test's own (secrets, credentials).
+    pub serve_env: Vec<(String, String)>,
+    /// `ulimit -n` for `serve` (descriptor exhaustion tests).
+    pub serve_fd_limit: Option<u32>,
     log: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -143,23 +167,64 @@ impl Collector {
             agent_addr,
             admin_addr,
             serve: None,
+            serve_env: Vec::new(),
+            serve_fd_limit: None,
             log: data_dir.with_extension("serve.log"),
             _tmp: None,
         }
     }
 
+    /// A collector on a data directory that exists already (a restored one, say), listening
+    /// where its `collector.toml` says; not serving yet.
+    pub fn at(data_dir: &Path, agent_addr: SocketAddr, admin_addr: SocketAddr) -> Self {
+        Collector {
+            data_dir: data_dir.to_owned(),
+            agent_addr,
+            admin_addr,
+            serve: None,
+            log: data_dir.with_extension("serve.log"),
+            _tmp: None,
+            serve_env: Vec::new(),
+            serve_fd_limit: None,
+        }
+    }
+
     /// Starts `serve` and waits for both listeners.
     pub fn serve(&mut self) {
+        self.serve_under(&[]);
+    }
+
+    /// Starts `serve` through a wrapper that execs it (such as `fiu-run -x`, so the pid is the
+    /// collector's), and waits for both listeners.
+    pub fn serve_under(&mut self, wrapper: &[&str]) {
         assert!(self.serve.is_none(), "already serving");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("serve log");
-        let child = Command::new(bin("vigie-collector"))
+        let collector = bin("vigie-collector");
+        let mut program: Vec<std::ffi::OsString> = wrapper.iter().map(Into::into).collect();
+        program.push(collector.into_os_string());
+        let mut command = match self.serve_fd_limit {
+            // The shell execs the collector (or its wrapper): the child's pid stays the same.
+            Some(limit) => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &format!("ulimit -n {limit} && exec \"$0\" \"$@\"")])
+                    .args(&program);
+                sh
+            }
+            None => {
+                let mut c = Command::new(&program[0]);
+                c.args(&program[1..]);
+                c
+            }
+        };
+        let child = command
             .args(["serve", "--data-dir"])
             .arg(&self.data_dir)
             .env("VIGIE_LOG", "info")
+            .envs(self.serve_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
@@ -184,6 +249,29 @@ impl Collector {
         }
     }
 
+    /// `serve` that must refuse to start: its stderr. Fails the test if it is still serving
+    /// after 20 s.
+    pub fn serve_refused(&self) -> String {
+        assert!(self.serve.is_none(), "already serving");
+        let mut cmd = Command::new(bin("vigie-collector"));
+        cmd.args(["serve", "--data-dir"])
+            .arg(&self.data_dir)
+            .envs(self.serve_env.iter().map(|(k, v)| (k, v)));
+        match run_with_timeout(&mut cmd, Duration::from_secs(20)) {
+            Ok(out) => Run::from(out).failed(),
+            Err(error) => panic!("serve should have refused to start: {error:#}"),
+        }
+    }
+
+    /// Appends TOML to `collector.toml` (before `serve`).
+    pub fn append_config(&self, toml: &str) {
+        let path = self.data_dir.join("collector.toml");
+        let mut text = std::fs::read_to_string(&path).expect("collector.toml");
+        text.push('\n');
+        text.push_str(toml);
+        std::fs::write(&path, text).expect("write collector.toml");
+    }
+
     /// SIGTERM, and the exit status of a clean shutdown.
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.serve.take().expect("serving");
@@ -204,6 +292,33 @@ impl Collector {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Pid of the running `serve`.
+    pub fn pid(&self) -> u32 {
+        self.serve.as_ref().expect("serving").id()
+    }
+
+    /// Waits for `serve` to exit by itself; `None` if it still runs after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.serve.as_mut().expect("serving");
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.serve = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Writes the `serve` log to `path` from now on (for a data directory on a disk the test
+    /// fills up).
+    pub fn log_to(&mut self, path: &Path) {
+        self.log = path.to_owned();
     }
 
     /// SIGKILL: no chance to flush anything.
@@ -268,6 +383,27 @@ impl Collector {
 
     pub fn ca_pem(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("ca.crt")).expect("ca.crt")
+    }
+
+    /// Replaces `key = old value` in `collector.toml` (keys `init` writes, e.g. `[limits]`).
+    pub fn set_config(&self, key: &str, value: &str) {
+        let path = self.data_dir.join("collector.toml");
+        let text = std::fs::read_to_string(&path).expect("collector.toml");
+        let prefix = format!("{key} = ");
+        let mut found = false;
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| {
+                if line.starts_with(&prefix) {
+                    found = true;
+                    format!("{prefix}{value}")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        assert!(found, "{key} not in collector.toml:\n{text}");
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write collector.toml");
     }
 
     pub fn is_serving(&self) -> bool {
@@ -343,15 +479,48 @@ impl Agent {
 
     /// `run --once`: returns (sent, queued) from its summary line, and the whole run.
     pub fn run_once(&self) -> (u64, u64, Run) {
-        // Machine-dependent checks off, so that tests can count reports.
-        let config = self.state_dir.with_extension("once.toml");
-        std::fs::write(&config, QUIET_CHECKS).expect("write config");
-        let run = self
-            .cmd(&["run", "--once", "--config", &config.to_string_lossy()])
-            .ok();
+        let run = self.run_once_under(&[]).ok();
         let (sent, queued) = parse_summary(&run.stdout)
             .unwrap_or_else(|| panic!("no `sent N, queued M` line in {:?}", run.stdout));
         (sent, queued, run)
+    }
+
+    /// `run --once` that must exit non-zero (the collector refuses this agent for good, the
+    /// outbox cannot write): (sent, queued) from its summary, and the whole run.
+    pub fn run_once_failing(&self) -> (u64, u64, Run) {
+        let run = self.run_once_under(&[]);
+        assert!(
+            !run.status.success(),
+            "run --once should exit non-zero:\nstdout: {}\nstderr: {}",
+            run.stdout,
+            run.stderr
+        );
+        let (sent, queued) = parse_summary(&run.stdout)
+            .unwrap_or_else(|| panic!("no `sent N, queued M` line in {:?}", run.stdout));
+        (sent, queued, run)
+    }
+
+    /// `run --once` through a wrapper that execs it (`fiu-run -x -c ...`), whatever its exit
+    /// status.
+    pub fn run_once_under(&self, wrapper: &[&str]) -> Run {
+        // Machine-dependent checks off, so that tests can count reports.
+        let config = self.state_dir.with_extension("once.toml");
+        std::fs::write(&config, QUIET_CHECKS).expect("write config");
+        let config = config.to_string_lossy().into_owned();
+        let args = ["run", "--once", "--config", &config];
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin("vigie-agent"));
+                c
+            }
+            None => Command::new(bin("vigie-agent")),
+        };
+        cmd.args(args)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .env("VIGIE_LOG", "warn");
+        Run::from(run_with_timeout(&mut cmd, Duration::from_secs(60)).expect("vigie-agent"))
     }
 
     pub fn read(&self, file: &str) -> Vec<u8> {
@@ -386,4 +555,102 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `vigie-agent run` in the background (the shape of a real deployment), stopped with
+/// SIGTERM by [`RunningAgent::stop`] and killed on drop.
+pub struct RunningAgent {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl RunningAgent {
+    pub fn start(agent: &Agent, config: &Path) -> RunningAgent {
+        Self::start_with(agent, config, &mut Command::new(bin("vigie-agent")))
+    }
+
+    /// Starts with a prepared command, e.g. under `faketime` or `fiu-run`.
+    pub fn start_with(agent: &Agent, config: &Path, cmd: &mut Command) -> RunningAgent {
+        let log = agent.state_dir.with_extension("run.log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let child = cmd
+            .arg("run")
+            .arg("--state-dir")
+            .arg(&agent.state_dir)
+            .arg("--config")
+            .arg(config)
+            .env("VIGIE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log fd"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn vigie-agent run");
+        RunningAgent {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// SIGTERM, then waits (at most 20 s) for a clean exit; returns its status.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("agent ignored SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Edits the `collector.toml` of a data directory: each `(from, to)` must be found.
+pub fn edit_collector_toml(data_dir: &Path, edits: &[(&str, &str)]) {
+    let path = data_dir.join("collector.toml");
+    let mut text = std::fs::read_to_string(&path).expect("collector.toml");
+    for (from, to) in edits {
+        assert!(
+            text.contains(from),
+            "{from:?} not in collector.toml:\n{text}"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    std::fs::write(&path, text).expect("write collector.toml");
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, at most `limit`; panics with `what`.
+pub fn wait_until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -1,5 +1,5 @@
 //! What the engine keeps: alerts with their history, the series that links the occurrences of
-//! one problem, silences, and the events a ticketing sink (issue 6) consumes.
+//! one problem, silences, and the events a ticketing sink consumes.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -122,15 +122,28 @@ pub struct Alert {
     pub resolved_at: Option<Timestamp>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// History entries no longer kept (between the first and the latest ones).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub history_dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Alert {
+    /// Adds to the history, which keeps its first entry (opened) and the latest ones, within
+    /// [`crate::limits::ALERT_HISTORY`]; `history_dropped` counts the entries let go.
     pub fn note(&mut self, at: Timestamp, action: &str, by: &str, note: &str) {
+        if self.history.len() >= crate::limits::ALERT_HISTORY.max(2) {
+            self.history.remove(1);
+            self.history_dropped = self.history_dropped.saturating_add(1);
+        }
         self.history.push(HistoryEntry {
             at,
             action: action.to_owned(),
-            by: by.to_owned(),
-            note: note.to_owned(),
+            by: crate::limits::text(by, crate::limits::NAME_BYTES),
+            note: crate::limits::text(note, crate::limits::MESSAGE_BYTES),
         });
     }
 }
@@ -192,8 +205,8 @@ pub enum EventKind {
     Unsilenced,
 }
 
-/// A change of an alert, written in the same transaction as the change itself, in sequence
-/// order: what a ticket sink reads to open, update and close tickets.
+/// A change of an alert as the escalation policy reads it: the stored [`StoredEvent`] with the
+/// alert it is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertEvent {
     pub seq: u64,
@@ -201,6 +214,115 @@ pub struct AlertEvent {
     pub kind: EventKind,
     /// Whether a person should hear about it: false when silenced, flapping, or a mere repeat.
     pub notify: bool,
-    /// The alert as it is after the change.
+    /// The alert as it is after the change (its state, severity, silence and flapping as of
+    /// the change; the rest as it is now).
     pub alert: Alert,
+}
+
+/// A change of an alert, written in the same transaction as the change itself, in sequence
+/// order: what the escalation worker reads to open, update and close tickets. Compact: the
+/// alert's id and what the policy decides on as of the change, not a copy of the alert (a
+/// repeated alert would copy its whole text and history into every event); the worker reads
+/// the rest from the alert itself. Events written before this format carry the whole alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub kind: EventKind,
+    pub notify: bool,
+    #[serde(default)]
+    pub alert_id: u64,
+    #[serde(default)]
+    pub state: Option<AlertState>,
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    #[serde(default)]
+    pub silenced: bool,
+    #[serde(default)]
+    pub flapping: bool,
+    /// The whole alert, in events written by older collectors only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<Alert>,
+}
+
+impl StoredEvent {
+    pub fn new(seq: u64, at: Timestamp, kind: EventKind, notify: bool, alert: &Alert) -> Self {
+        StoredEvent {
+            seq,
+            at,
+            kind,
+            notify,
+            alert_id: alert.id,
+            state: Some(alert.state),
+            severity: Some(alert.severity),
+            silenced: alert.silenced,
+            flapping: alert.flapping,
+            alert: None,
+        }
+    }
+
+    pub fn alert_id(&self) -> u64 {
+        self.alert.as_ref().map_or(self.alert_id, |a| a.id)
+    }
+
+    /// The event as the policy reads it, given the alert as it is now (`None` when it no
+    /// longer exists: then only an old-format event, which carries its alert, is readable).
+    pub fn with_alert(self, current: Option<Alert>) -> Option<AlertEvent> {
+        let alert = match self.alert {
+            Some(alert) => alert,
+            None => {
+                let mut alert = current?;
+                if let Some(state) = self.state {
+                    alert.state = state;
+                    if state != AlertState::Resolved {
+                        alert.resolved_at = None;
+                    }
+                }
+                if let Some(severity) = self.severity {
+                    alert.severity = severity;
+                }
+                alert.silenced = self.silenced;
+                alert.flapping = self.flapping;
+                alert
+            }
+        };
+        Some(AlertEvent {
+            seq: self.seq,
+            at: self.at,
+            kind: self.kind,
+            notify: self.notify,
+            alert,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::escalation::policy::tests::alert;
+
+    #[test]
+    fn a_stored_event_is_small_and_reads_as_of_its_change() {
+        let mut a = alert(Rule::DiskLow, Severity::Warning);
+        a.hostname = "H".repeat(253);
+        for i in 0..200 {
+            a.note(a.last_seen, "severity", ENGINE, &format!("change {i}"));
+        }
+        assert_eq!(a.history.len(), crate::limits::ALERT_HISTORY);
+        assert_eq!(a.history_dropped, 200 - crate::limits::ALERT_HISTORY as u64);
+        let event = StoredEvent::new(9, a.last_seen, EventKind::Opened, true, &a);
+        let bytes = serde_json::to_vec(&event).expect("json");
+        assert!(bytes.len() < 256, "{} bytes", bytes.len());
+
+        // Later the alert got worse text and was resolved: the event still says "open".
+        let mut now = a.clone();
+        now.text = "Disque C: plein".into();
+        now.state = AlertState::Resolved;
+        now.resolved_at = Some(now.last_seen);
+        let read = event.with_alert(Some(now)).expect("alert exists");
+        assert_eq!(read.alert.state, AlertState::Open);
+        assert_eq!(read.alert.resolved_at, None);
+        assert_eq!(read.alert.text, "Disque C: plein");
+        assert_eq!(read.seq, 9);
+    }
 }

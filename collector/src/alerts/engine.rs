@@ -104,17 +104,41 @@ impl AlertEngine {
         self.evaluate_locked(agent, &clinic, &silences)
     }
 
-    /// Evaluates every agent of every clinic (the timer's job).
-    pub fn evaluate_all(&self) -> Result<usize, EngineError> {
+    /// Evaluates every agent of every clinic (the timer's job); returns how many alerts
+    /// changed. A failure is logged with what it concerns and never stops the round.
+    pub fn evaluate_all(&self) -> usize {
         let _guard = self.guard();
-        let silences = self.storage.list_silences()?;
+        let listed = self.storage.list_silences().and_then(|silences| {
+            let clinics = self.storage.list_clinics()?;
+            Ok((silences, clinics))
+        });
+        let (silences, clinics) = match listed {
+            Ok(listed) => listed,
+            Err(error) => {
+                tracing::error!(%error, "alert evaluation round failed: cannot list clinics");
+                return 0;
+            }
+        };
         let mut changed = 0;
-        for clinic in self.storage.list_clinics()? {
-            for agent in self.storage.list_agents(Some(&clinic.id))? {
-                changed += self.evaluate_locked(agent, &clinic, &silences)?;
+        for clinic in clinics {
+            let agents = match self.storage.list_agents(Some(&clinic.id)) {
+                Ok(agents) => agents,
+                Err(error) => {
+                    tracing::error!(clinic_id = %clinic.id, %error, "alert evaluation of a clinic failed");
+                    continue;
+                }
+            };
+            for agent in agents {
+                let id = agent.id.clone();
+                match self.evaluate_locked(agent, &clinic, &silences) {
+                    Ok(n) => changed += n,
+                    Err(error) => {
+                        tracing::error!(agent_id = %id, %error, "alert evaluation of an agent failed")
+                    }
+                }
             }
         }
-        Ok(changed)
+        changed
     }
 
     fn facts(&self, agent: AgentRecord) -> Result<AgentFacts, StorageError> {

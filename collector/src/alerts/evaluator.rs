@@ -51,20 +51,26 @@ pub fn spawn(
             };
             let engine = engine.clone();
             let result = tokio::task::spawn_blocking(move || match agents {
-                Some(agents) => agents.iter().try_fold(0, |n, id| {
-                    engine.evaluate_agent(id).map(|changed| n + changed)
+                Some(agents) => agents.iter().fold(0, |n, id| {
+                    // One agent's failure never costs the others their evaluation.
+                    match engine.evaluate_agent(id) {
+                        Ok(changed) => n + changed,
+                        Err(error) => {
+                            tracing::error!(agent_id = %id, %error, "alert evaluation of an agent failed");
+                            n
+                        }
+                    }
                 }),
                 None => engine.evaluate_all(),
             })
             .await;
             match result {
-                Ok(Ok(0)) => {}
-                Ok(Ok(changed)) => {
+                Ok(0) => {}
+                Ok(changed) => {
                     if let Err(error) = commit.durable().await {
                         tracing::error!(%error, changed, "alert changes not flushed");
                     }
                 }
-                Ok(Err(error)) => tracing::error!(%error, "alert evaluation failed"),
                 Err(error) => tracing::error!(%error, "alert evaluation task failed"),
             }
         }

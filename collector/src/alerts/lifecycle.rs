@@ -122,7 +122,7 @@ pub fn reconcile(
             let mut a = open.clone();
             let mut changed = false;
             if a.evidence != c.evidence {
-                a.count += 1;
+                a.count = a.count.saturating_add(1);
                 a.last_seen = now;
                 a.evidence.clone_from(&c.evidence);
                 a.text.clone_from(&c.text);
@@ -194,6 +194,7 @@ pub fn reconcile(
             previous_id: series.last,
             resolved_at: None,
             history: Vec::new(),
+            history_dropped: 0,
         };
         let note = if flapping { "instable" } else { "" };
         alert.note(now, "opened", ENGINE, note);

@@ -14,7 +14,9 @@ pub mod rules;
 pub mod summary;
 pub mod thresholds;
 
-pub use alert::{Alert, AlertEvent, AlertState, EventKind, HistoryEntry, Severity, Silence};
+pub use alert::{
+    Alert, AlertEvent, AlertState, EventKind, HistoryEntry, Severity, Silence, StoredEvent,
+};
 pub use policy::{Category, Family, Rule, RuleOverrides};
 
 #[cfg(test)]

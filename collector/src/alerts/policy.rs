@@ -41,28 +41,33 @@ pub fn tier_categories(tier: Tier) -> &'static [Category] {
 #[serde(rename_all = "kebab-case")]
 pub enum Family {
     Backup,
+    /// Integrity checks of the backups (`restic check`, `borg check`).
+    BackupCheck,
     OsUpdates,
     Antivirus,
     Software,
     Disk,
     Lan,
     AgentSilent,
+    Clock,
 }
 
 impl Family {
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 9] = [
         Family::Backup,
+        Family::BackupCheck,
         Family::OsUpdates,
         Family::Antivirus,
         Family::Software,
         Family::Disk,
         Family::Lan,
         Family::AgentSilent,
+        Family::Clock,
     ];
 
     pub fn category(self) -> Category {
         match self {
-            Family::Backup => Category::Backup,
+            Family::Backup | Family::BackupCheck => Category::Backup,
             _ => Category::Preventive,
         }
     }
@@ -70,12 +75,14 @@ impl Family {
     pub fn as_str(self) -> &'static str {
         match self {
             Family::Backup => "backup",
+            Family::BackupCheck => "backup-check",
             Family::OsUpdates => "os-updates",
             Family::Antivirus => "antivirus",
             Family::Software => "software",
             Family::Disk => "disk",
             Family::Lan => "lan",
             Family::AgentSilent => "agent-silent",
+            Family::Clock => "clock",
         }
     }
 }
@@ -88,7 +95,7 @@ impl fmt::Display for Family {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown rule family {0:?}: expected one of backup, os-updates, antivirus, software, disk, lan, agent-silent"
+    "unknown rule family {0:?}: expected one of backup, backup-check, os-updates, antivirus, software, disk, lan, agent-silent, clock"
 )]
 pub struct UnknownFamily(pub String);
 
@@ -111,6 +118,8 @@ pub enum Rule {
     BackupWarning,
     BackupMissing,
     BackupSuspicious,
+    BackupCheckFailed,
+    BackupCheckMissing,
     OsUpdatesPending,
     SecurityUpdatesPending,
     RebootPending,
@@ -124,14 +133,17 @@ pub enum Rule {
     UpsOnBattery,
     UpsBatteryLow,
     AgentSilent,
+    ClockSkew,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 20] = [
         Rule::BackupFailed,
         Rule::BackupWarning,
         Rule::BackupMissing,
         Rule::BackupSuspicious,
+        Rule::BackupCheckFailed,
+        Rule::BackupCheckMissing,
         Rule::OsUpdatesPending,
         Rule::SecurityUpdatesPending,
         Rule::RebootPending,
@@ -145,18 +157,21 @@ impl Rule {
         Rule::UpsOnBattery,
         Rule::UpsBatteryLow,
         Rule::AgentSilent,
+        Rule::ClockSkew,
     ];
 
     pub fn family(self) -> Family {
         use Rule::*;
         match self {
             BackupFailed | BackupWarning | BackupMissing | BackupSuspicious => Family::Backup,
+            BackupCheckFailed | BackupCheckMissing => Family::BackupCheck,
             OsUpdatesPending | SecurityUpdatesPending | RebootPending => Family::OsUpdates,
             AntivirusRealtimeOff | AntivirusSignaturesStale | AntivirusMissing => Family::Antivirus,
             SoftwareOutdated => Family::Software,
             DiskLow => Family::Disk,
             LanDeviceDown | PrinterSupplyLow | UpsOnBattery | UpsBatteryLow => Family::Lan,
             AgentSilent => Family::AgentSilent,
+            ClockSkew => Family::Clock,
         }
     }
 
@@ -171,6 +186,8 @@ impl Rule {
             BackupWarning => "backup_warning",
             BackupMissing => "backup_missing",
             BackupSuspicious => "backup_suspicious",
+            BackupCheckFailed => "backup_check_failed",
+            BackupCheckMissing => "backup_check_missing",
             OsUpdatesPending => "os_updates_pending",
             SecurityUpdatesPending => "security_updates_pending",
             RebootPending => "reboot_pending",
@@ -184,6 +201,7 @@ impl Rule {
             UpsOnBattery => "ups_on_battery",
             UpsBatteryLow => "ups_battery_low",
             AgentSilent => "agent_silent",
+            ClockSkew => "clock_skew",
         }
     }
 }

@@ -88,6 +88,7 @@ impl World {
         let fact = Fact::Backup {
             runs: vec![r],
             declared: vec![],
+            cut: Default::default(),
         };
         self.storage
             .record_fact(&self.agent, self.now(), &fact)
@@ -96,7 +97,11 @@ impl World {
     }
 
     fn device(&self, state: DeviceState) {
-        let fact = Fact::Lan(vec![fixtures::device("pacs", "pacs", state)]);
+        let fact = Fact::Lan(crate::facts::LanFact {
+            devices: vec![fixtures::device("pacs", "pacs", state)],
+            configured: vec!["pacs".into()],
+            cut: Default::default(),
+        });
         self.storage
             .record_fact(&self.agent, self.now(), &fact)
             .expect("record");

@@ -24,6 +24,7 @@ pub struct AlertsConfig {
     pub disk: DiskThresholds,
     pub lan: LanThresholds,
     pub silence: SilenceThresholds,
+    pub clock: ClockThresholds,
     /// Business software reference versions, validated by the vendor.
     pub software: Vec<SoftwareReference>,
 }
@@ -41,6 +42,7 @@ impl Default for AlertsConfig {
             disk: DiskThresholds::default(),
             lan: LanThresholds::default(),
             silence: SilenceThresholds::default(),
+            clock: ClockThresholds::default(),
             software: Vec::new(),
         }
     }
@@ -72,6 +74,25 @@ impl Default for BackupThresholds {
             suspicious_duration_factor: 3,
             median_of_last: 7,
             min_history: 3,
+        }
+    }
+}
+
+/// A machine whose clock is off breaks TLS and Kerberos, and stamps medical records wrongly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClockThresholds {
+    /// Warning beyond this many seconds ahead or behind the collector (Kerberos allows 300).
+    pub max_offset_seconds: u64,
+    /// Critical beyond this many: certificates and tokens stop working.
+    pub critical_offset_seconds: u64,
+}
+
+impl Default for ClockThresholds {
+    fn default() -> Self {
+        ClockThresholds {
+            max_offset_seconds: 120,
+            critical_offset_seconds: 3600,
         }
     }
 }

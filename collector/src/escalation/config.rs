@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::policy::Rule;
+use crate::secrets::SecretSetting;
 
 /// Minutes an alert stays open before its ticket, by severity (a rule's own grace wins).
 pub const DEFAULT_GRACE_CRITICAL_MINUTES: u64 = 0;
@@ -131,10 +132,22 @@ impl SinkKind {
 pub struct GlpiConfig {
     /// e.g. `https://glpi.example.re/apirest.php`.
     pub url: String,
-    /// The API client's App-Token (Configuration > Générale > API).
+    /// The API client's App-Token (Configuration > Générale > API); or `app_token_file`
+    /// (e.g. `$CREDENTIALS_DIRECTORY/glpi-app-token`) or `app_token_env`.
+    #[serde(default)]
     pub app_token: String,
-    /// The technician account's remote access key (user_token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_token_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_token_env: Option<String>,
+    /// The technician account's remote access key (user_token); or `user_token_file` or
+    /// `user_token_env`.
+    #[serde(default)]
     pub user_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_token_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_token_env: Option<String>,
     /// GLPI entity of a clinic, by clinic id or clinic name.
     #[serde(default)]
     pub entities: BTreeMap<String, u64>,
@@ -152,8 +165,14 @@ pub struct GlpiConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookConfig {
     pub url: String,
-    /// Key of the HMAC-SHA256 signature (`X-Vigie-Signature`).
+    /// Key of the HMAC-SHA256 signature (`X-Vigie-Signature`); or `secret_file` or
+    /// `secret_env`.
+    #[serde(default)]
     pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
     /// PEM file of a private CA to trust besides the system's roots.
@@ -181,8 +200,13 @@ pub struct EmailConfig {
     pub security: SmtpSecurity,
     #[serde(default)]
     pub username: String,
+    /// Or `password_file` or `password_env`.
     #[serde(default)]
     pub password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
     pub from: String,
     pub to: Vec<String>,
     #[serde(default = "default_timeout")]
@@ -190,6 +214,25 @@ pub struct EmailConfig {
     /// PEM file of a private CA to trust besides the system's roots (`starttls`, `tls`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+}
+
+fn secret<'a>(
+    what: String,
+    value: &'a mut String,
+    file: &'a Option<PathBuf>,
+    env: &'a Option<String>,
+) -> SecretSetting<'a> {
+    SecretSetting {
+        what,
+        value,
+        file: file.as_deref(),
+        env: env.as_deref(),
+    }
+}
+
+/// Whether a secret is given in one of its three ways (read later by `resolve_secrets`).
+fn given(value: &str, file: &Option<PathBuf>, env: &Option<String>) -> bool {
+    SecretSetting::is_given(value, file.as_deref(), env.as_deref())
 }
 
 fn default_timeout() -> u64 {
@@ -231,13 +274,21 @@ impl EscalationConfig {
             }
             let (url, timeout) = match &sink.kind {
                 SinkKind::Glpi(g) => {
-                    if g.app_token.trim().is_empty() || g.user_token.trim().is_empty() {
-                        problems.push(format!("{what}: app_token and user_token are required"));
+                    let app = given(&g.app_token, &g.app_token_file, &g.app_token_env);
+                    let user = given(&g.user_token, &g.user_token_file, &g.user_token_env);
+                    if !app || !user {
+                        problems.push(format!(
+                            "{what}: app_token and user_token are required (or their _file / _env)"
+                        ));
                     }
                     (Some(&g.url), g.timeout_seconds)
                 }
                 SinkKind::Webhook(w) => {
-                    if w.secret.len() < 16 {
+                    if !given(&w.secret, &w.secret_file, &w.secret_env) {
+                        problems.push(format!(
+                            "{what}: secret is required (or secret_file / secret_env)"
+                        ));
+                    } else if !w.secret.is_empty() && w.secret.len() < 16 {
                         problems.push(format!("{what}: secret must be at least 16 characters"));
                     }
                     (Some(&w.url), w.timeout_seconds)
@@ -257,7 +308,8 @@ impl EscalationConfig {
                             problems.push(format!("{what}: to {to:?} is not an address"));
                         }
                     }
-                    if e.username.is_empty() != e.password.is_empty() {
+                    let password = given(&e.password, &e.password_file, &e.password_env);
+                    if e.username.is_empty() == password {
                         problems.push(format!("{what}: username and password go together"));
                     }
                     (None, e.timeout_seconds)
@@ -279,6 +331,52 @@ impl EscalationConfig {
 
     pub fn is_default(&self) -> bool {
         *self == EscalationConfig::default()
+    }
+
+    /// Reads the secrets given as `*_file` or `*_env` into their settings (at load, before
+    /// the sinks are built); every problem is returned at once.
+    pub fn resolve_secrets(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for sink in &mut self.sinks {
+            let name = sink.name.trim().to_owned();
+            let setting = |field: &str| format!("escalation sink {name:?}: {field}");
+            let settings = match &mut sink.kind {
+                SinkKind::Glpi(g) => vec![
+                    secret(
+                        setting("app_token"),
+                        &mut g.app_token,
+                        &g.app_token_file,
+                        &g.app_token_env,
+                    ),
+                    secret(
+                        setting("user_token"),
+                        &mut g.user_token,
+                        &g.user_token_file,
+                        &g.user_token_env,
+                    ),
+                ],
+                SinkKind::Webhook(w) => {
+                    vec![secret(
+                        setting("secret"),
+                        &mut w.secret,
+                        &w.secret_file,
+                        &w.secret_env,
+                    )]
+                }
+                SinkKind::Email(e) => {
+                    vec![secret(
+                        setting("password"),
+                        &mut e.password,
+                        &e.password_file,
+                        &e.password_env,
+                    )]
+                }
+            };
+            for secret in settings {
+                secret.resolve(&mut problems);
+            }
+        }
+        problems
     }
 
     pub fn sink(&self, name: &str) -> Option<&SinkConfig> {

@@ -274,6 +274,7 @@ pub(crate) mod tests {
             previous_id: None,
             resolved_at: None,
             history: Vec::new(),
+            history_dropped: 0,
         }
     }
 

@@ -102,9 +102,24 @@ impl Escalator {
             let Some(last) = events.last().map(|e| e.seq) else {
                 return Ok(total);
             };
+            let taken = events.len();
             let mut clinics: HashMap<String, Option<Clinic>> = HashMap::new();
             let mut changed: BTreeMap<(u64, String), Escalation> = BTreeMap::new();
-            for event in &events {
+            for stored in events {
+                let id = stored.alert_id();
+                let current = if stored.alert.is_some() {
+                    None
+                } else {
+                    self.storage.alert(id)?
+                };
+                let Some(event) = stored.with_alert(current) else {
+                    tracing::warn!(
+                        alert_id = id,
+                        "alert event about an alert that no longer exists: skipped"
+                    );
+                    continue;
+                };
+                let event = &event;
                 let clinic_id = &event.alert.clinic_id;
                 if !clinics.contains_key(clinic_id) {
                     clinics.insert(clinic_id.clone(), self.storage.clinic(clinic_id)?);
@@ -133,7 +148,7 @@ impl Escalator {
                 tracing::debug!(alert_id = r.alert_id, sink = %r.sink, pending = r.pending.len(), "escalation updated");
             }
             self.storage.write_escalations(&records, Some(last))?;
-            total += events.len();
+            total += taken;
         }
     }
 
@@ -254,6 +269,8 @@ impl Escalator {
             return Ok(());
         }
         let draft = ticket::draft(record, &self.policy.calendar);
+        // Whether an earlier create may have made a ticket that nobody can look up.
+        let mut may_exist = false;
         if record.create_sent {
             // A previous create may have gone through: never a second ticket.
             match sink.find(&draft).await? {
@@ -262,7 +279,8 @@ impl Escalator {
                     record.ticket_id = Some(id);
                     return Ok(());
                 }
-                Lookup::NotFound | Lookup::Unsupported => {}
+                Lookup::NotFound => {}
+                Lookup::Unsupported => may_exist = true,
             }
         } else {
             record.create_sent = true;
@@ -270,7 +288,19 @@ impl Escalator {
                 .await
                 .map_err(|e| SinkError::Transient(format!("not sent, queue not saved: {e}")))?;
         }
-        let id = sink.create(&draft).await?;
+        let id = match sink.create(&draft).await {
+            Ok(id) => id,
+            // The sink answered that it created nothing (refused connection, 5xx, 4xx): unless
+            // an earlier attempt may have, the create is unsent again, so an alert that ends
+            // before the retry gets no ticket.
+            Err(
+                error @ (SinkError::Transient(_) | SinkError::Refused(_) | SinkError::Config(_)),
+            ) => {
+                record.create_sent = may_exist;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
         tracing::info!(
             alert_id = record.alert_id,
             sink = %record.sink,

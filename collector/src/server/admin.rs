@@ -37,16 +37,22 @@ const MAX_NAME: usize = 200;
 #[derive(Debug, Clone)]
 pub struct AdminService {
     pub(super) state: Arc<CollectorState>,
+    pub(super) backup_slot: super::admin_backup::BackupSlot,
 }
 
 impl AdminService {
     pub fn new(state: Arc<CollectorState>) -> Self {
-        AdminService { state }
+        AdminService {
+            state,
+            backup_slot: Default::default(),
+        }
     }
 }
 
 #[tonic::async_trait]
 impl Admin for AdminService {
+    type BackupStream = super::admin_backup::BackupStream;
+
     async fn add_clinic(
         &self,
         request: Request<AddClinicRequest>,
@@ -173,7 +179,9 @@ impl Admin for AdminService {
                 .into_iter()
                 .map(|agent| {
                     let reports = storage.report_count(&agent.id)?;
-                    Ok(agent_to_proto(&agent, reports))
+                    let uninterpreted = storage.uninterpreted_count(&agent.id)?;
+                    let cuts = storage.fact_cuts(&agent.id)?;
+                    Ok(agent_to_proto(&agent, reports, uninterpreted, cuts))
                 })
                 .collect::<Result<Vec<_>, crate::storage::StorageError>>()
         })
@@ -271,6 +279,13 @@ impl Admin for AdminService {
         request: Request<v1::TestEscalationRequest>,
     ) -> Result<Response<v1::TestEscalationResponse>, Status> {
         self.do_test_escalation(request).await
+    }
+
+    async fn backup(
+        &self,
+        request: Request<v1::BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        self.do_backup(request).await
     }
 }
 

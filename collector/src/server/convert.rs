@@ -8,8 +8,9 @@ use vigie_proto::v1;
 use crate::alerts::alert::{Alert, Silence, SilenceScope};
 use crate::alerts::policy::{Family, covers};
 use crate::alerts::summary;
-use crate::facts::{self, Fact};
-use crate::model::{AgentRecord, Clinic, Disk, SystemSnapshot};
+use crate::facts::{self, Fact, LanFact};
+use crate::limits::{self, Cut};
+use crate::model::{AgentRecord, Clinic, Disk, OutboxHealth, SystemSnapshot};
 
 pub fn timestamp_to_proto(ts: Timestamp) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -39,13 +40,17 @@ pub fn role_to_proto(role: AgentRole) -> v1::AgentRole {
     }
 }
 
+/// The collector's snapshot, within `limits.rs`'s bounds; what was left out is in `cut`.
 pub fn snapshot_from_proto(s: &v1::SystemSnapshot) -> SystemSnapshot {
+    let mut cut = Cut::default();
+    cut.field("nom de machine", s.hostname.len(), limits::HOSTNAME_BYTES);
+    let label = |t: &str| limits::text(t, limits::LABEL_BYTES);
     SystemSnapshot {
-        hostname: s.hostname.clone(),
-        os_name: s.os_name.clone(),
-        os_version: s.os_version.clone(),
-        kernel_version: s.kernel_version.clone(),
-        cpu_arch: s.cpu_arch.clone(),
+        hostname: limits::text(&s.hostname, limits::HOSTNAME_BYTES),
+        os_name: label(&s.os_name),
+        os_version: label(&s.os_version),
+        kernel_version: label(&s.kernel_version),
+        cpu_arch: label(&s.cpu_arch),
         uptime_seconds: s.uptime_seconds,
         cpu_count: s.cpu_count,
         load_1: s.load_1,
@@ -55,19 +60,40 @@ pub fn snapshot_from_proto(s: &v1::SystemSnapshot) -> SystemSnapshot {
         memory_available_bytes: s.memory_available_bytes,
         swap_total_bytes: s.swap_total_bytes,
         swap_free_bytes: s.swap_free_bytes,
-        disks: s
-            .disks
-            .iter()
+        disks: fullest_disks(&s.disks, &mut cut)
+            .into_iter()
             .map(|d| Disk {
-                mount_point: d.mount_point.clone(),
-                file_system: d.file_system.clone(),
+                mount_point: limits::text(&d.mount_point, limits::PATH_BYTES),
+                file_system: label(&d.file_system),
                 total_bytes: d.total_bytes,
                 available_bytes: d.available_bytes,
                 removable: d.removable,
-                kind: d.kind.clone(),
+                kind: label(&d.kind),
             })
             .collect(),
+        cut,
     }
+}
+
+/// At most [`limits::DISKS`] disks, the fullest ones (so a disk running out is never the one
+/// left out), in the agent's order.
+fn fullest_disks<'a>(disks: &'a [v1::Disk], cut: &mut Cut) -> Vec<&'a v1::Disk> {
+    cut.list("disques", disks.len(), disks.len().min(limits::DISKS));
+    if disks.len() <= limits::DISKS {
+        return disks.iter().collect();
+    }
+    let free = |d: &v1::Disk| {
+        if d.total_bytes == 0 {
+            1.0
+        } else {
+            d.available_bytes as f64 / d.total_bytes as f64
+        }
+    };
+    let mut order: Vec<usize> = (0..disks.len()).collect();
+    order.sort_by(|&a, &b| free(&disks[a]).total_cmp(&free(&disks[b])).then(a.cmp(&b)));
+    order.truncate(limits::DISKS);
+    order.sort_unstable();
+    order.into_iter().map(|i| &disks[i]).collect()
 }
 
 pub fn snapshot_to_proto(s: &SystemSnapshot) -> v1::SystemSnapshot {
@@ -101,52 +127,82 @@ pub fn snapshot_to_proto(s: &SystemSnapshot) -> v1::SystemSnapshot {
     }
 }
 
-/// The facts a payload carries for the alert rules; `None` for payloads rules do not judge.
+/// The facts a payload carries for the alert rules, within `limits.rs`'s bounds (what was
+/// left out is in the fact's `cut`); `None` for payloads rules do not judge.
 pub fn fact_from_payload(payload: &v1::report::Payload) -> Option<Fact> {
     use v1::report::Payload;
+    let name = |t: &str| limits::text(t, limits::NAME_BYTES);
+    let label = |t: &str| limits::text(t, limits::LABEL_BYTES);
+    let mut cut = Cut::default();
     Some(match payload {
-        Payload::Backup(b) => Fact::Backup {
+        Payload::Backup(b) => {
             // A declared job's last known result counts as a run too (recorded once: runs are
             // keyed by job and end time), so a restarted agent does not look like "never ran".
-            runs: b
+            let all: Vec<&v1::BackupRun> = b
                 .runs
                 .iter()
                 .chain(b.declared_jobs.iter().filter_map(|j| j.last_run.as_ref()))
-                .filter_map(backup_run)
-                .collect(),
-            declared: b
-                .declared_jobs
-                .iter()
-                .map(|j| facts::DeclaredJob {
-                    name: j.name.clone(),
+                .chain(b.declared_jobs.iter().filter_map(|j| j.last_check.as_ref()))
+                .collect();
+            let runs = limits::list(&all, limits::BACKUP_RUNS, "exécutions", &mut cut, |r| {
+                backup_run(r)
+            })
+            .into_iter()
+            .flatten()
+            .collect();
+            let declared = limits::list(
+                &b.declared_jobs,
+                limits::DECLARED_JOBS,
+                "tâches déclarées",
+                &mut cut,
+                |j| facts::DeclaredJob {
+                    name: name(j.name.trim()),
                     every_seconds: j.every_seconds,
-                    days_of_week: j
-                        .days_of_week
-                        .iter()
-                        .filter_map(|d| u8::try_from(*d).ok())
+                    days_of_week: (1..=7u8)
+                        .filter(|d| j.days_of_week.contains(&u32::from(*d)))
                         .collect(),
-                })
-                .collect(),
-        },
+                    check_every_seconds: j.check_every_seconds,
+                    last_check: j.last_check.as_ref().and_then(|r| backup_run(&r)),
+                    last_good_check_at: j
+                        .last_good_check_at
+                        .as_ref()
+                        .and_then(timestamp_from_proto),
+                },
+            );
+            Fact::Backup {
+                runs,
+                declared,
+                cut,
+            }
+        }
         Payload::OsUpdates(u) => Fact::OsUpdates(facts::OsUpdates {
-            manager: u.manager.clone(),
+            manager: label(&u.manager),
             pending_count: u.pending_count,
             security_count: u.security_count,
             reboot_required: u.reboot_required,
-            reboot_reasons: u.reboot_reasons.clone(),
+            reboot_reasons: limits::list(
+                &u.reboot_reasons,
+                limits::REBOOT_REASONS,
+                "raisons de redémarrage",
+                &mut cut,
+                |r| limits::text(r, limits::MESSAGE_BYTES),
+            ),
             reboot_required_since: u
                 .reboot_required_since
                 .as_ref()
                 .and_then(timestamp_from_proto),
             pending_since: None,
             security_pending_since: None,
+            cut,
         }),
         Payload::Antivirus(a) => Fact::Antivirus(facts::Antivirus {
-            products: a
-                .products
-                .iter()
-                .map(|p| facts::AntivirusProduct {
-                    name: p.name.clone(),
+            products: limits::list(
+                &a.products,
+                limits::ANTIVIRUS_PRODUCTS,
+                "antivirus",
+                &mut cut,
+                |p| facts::AntivirusProduct {
+                    name: name(&p.name),
                     enabled: p.enabled,
                     realtime_protection: p.realtime_protection,
                     signatures_up_to_date: p.signatures_up_to_date,
@@ -154,37 +210,83 @@ pub fn fact_from_payload(payload: &v1::report::Payload) -> Option<Fact> {
                         .signatures_updated_at
                         .as_ref()
                         .and_then(timestamp_from_proto),
-                })
-                .collect(),
+                },
+            ),
             none_found: a.none_found,
+            cut,
         }),
         Payload::Software(s) => Fact::Software(facts::Software {
-            items: s
-                .items
-                .iter()
-                .map(|i| facts::InstalledSoftware {
-                    watch_name: i.watch_name.clone(),
-                    name: i.name.clone(),
-                    version: i.version.clone(),
-                })
-                .collect(),
+            items: limits::list(
+                &s.items,
+                limits::SOFTWARE_ITEMS,
+                "logiciels",
+                &mut cut,
+                |i| facts::InstalledSoftware {
+                    watch_name: name(&i.watch_name),
+                    name: name(&i.name),
+                    version: label(&i.version),
+                },
+            ),
+            cut,
         }),
-        Payload::Lan(l) => Fact::Lan(l.devices.iter().map(device).collect()),
+        Payload::Lan(l) => {
+            let devices = limits::list(
+                &l.devices,
+                limits::LAN_DEVICES,
+                "équipements",
+                &mut cut,
+                device,
+            );
+            let supplies_left_out: usize = l
+                .devices
+                .iter()
+                .take(limits::LAN_DEVICES)
+                .map(|d| d.supplies.len().saturating_sub(limits::SUPPLIES))
+                .sum();
+            if supplies_left_out > 0 {
+                cut.0.push(format!(
+                    "{supplies_left_out} consommables non pris en compte"
+                ));
+            }
+            // A cut list of targets would make the collector forget the ones left out: over
+            // the bound, the report counts as one that does not list its targets.
+            let configured = if l.configured_targets.len() > limits::LAN_DEVICES {
+                cut.list("cibles configurées", l.configured_targets.len(), 0);
+                Vec::new()
+            } else {
+                l.configured_targets.iter().map(|t| name(t)).collect()
+            };
+            Fact::Lan(LanFact {
+                devices,
+                configured,
+                cut,
+            })
+        }
         Payload::SystemSnapshot(_) | Payload::CheckFailure(_) => return None,
     })
 }
 
 /// A run without an end time cannot be placed in time: rules ignore it.
-fn backup_run(r: &v1::BackupRun) -> Option<facts::BackupRun> {
+fn backup_run(r: &&v1::BackupRun) -> Option<facts::BackupRun> {
     use v1::BackupStatus as S;
     let finished_at = r.finished_at.as_ref().and_then(timestamp_from_proto)?;
     let job = r.job.trim();
     if job.is_empty() {
         return None;
     }
+    let kind = match r.kind.trim() {
+        "check" => facts::RunKind::Check,
+        // Older agents send nothing; an unknown kind is judged as a backup, never dropped.
+        _ => facts::RunKind::Backup,
+    };
+    let job = match kind {
+        facts::RunKind::Backup => job.to_owned(),
+        facts::RunKind::Check => format!("{job}{}", facts::CHECK_JOB_SUFFIX),
+    };
     Some(facts::BackupRun {
-        job: job.to_owned(),
-        source: r.source.clone(),
+        job: limits::text(&job, limits::NAME_BYTES),
+        kind,
+        source: limits::text(&r.source, limits::PATH_BYTES),
         status: match S::try_from(r.status) {
             Ok(S::Success) => facts::BackupStatus::Success,
             Ok(S::Warning) => facts::BackupStatus::Warning,
@@ -195,34 +297,41 @@ fn backup_run(r: &v1::BackupRun) -> Option<facts::BackupRun> {
         finished_at,
         bytes: r.bytes,
         files: r.files,
-        target: r.target.clone(),
-        message: r.message.chars().take(500).collect(),
+        target: limits::text(&r.target, limits::PATH_BYTES),
+        message: limits::text(&r.message, limits::MESSAGE_BYTES),
+        cause: limits::text(&r.cause, limits::LABEL_BYTES),
+        code: r.code,
+        failed_items: r.failed_items,
     })
 }
 
 fn device(d: &v1::DeviceHealth) -> facts::Device {
     use v1::DeviceState as S;
+    let label = |t: &str| limits::text(t, limits::LABEL_BYTES);
     facts::Device {
-        name: d.name.clone(),
-        kind: d.kind.clone(),
-        address: d.address.clone(),
+        name: limits::text(&d.name, limits::NAME_BYTES),
+        kind: label(&d.kind),
+        address: label(&d.address),
         state: match S::try_from(d.state) {
             Ok(S::Up) => facts::DeviceState::Up,
             Ok(S::Degraded) => facts::DeviceState::Degraded,
             Ok(S::Down) => facts::DeviceState::Down,
             _ => facts::DeviceState::Unknown,
         },
-        error: d.error.chars().take(500).collect(),
+        error: limits::text(&d.error, limits::MESSAGE_BYTES),
+        // Over the bound, the first supplies (the printer's order); the report's cut counts
+        // the others.
         supplies: d
             .supplies
             .iter()
+            .take(limits::SUPPLIES)
             .map(|s| facts::Supply {
-                description: s.description.clone(),
+                description: label(&s.description),
                 percent: s.percent.filter(|p| p.is_finite()),
             })
             .collect(),
         ups: d.ups.as_ref().map(|u| facts::Ups {
-            battery_status: u.battery_status.clone(),
+            battery_status: label(&u.battery_status),
             charge_percent: u.charge_percent.filter(|p| p.is_finite()),
             on_battery: u.on_battery,
         }),
@@ -317,7 +426,32 @@ pub fn clinic_to_proto(c: &Clinic) -> v1::Clinic {
     }
 }
 
-pub fn agent_to_proto(a: &AgentRecord, reports: u64) -> v1::Agent {
+/// What a batch says of its agent's outbox beyond the dropped count.
+pub fn outbox_health_from_proto(o: &v1::OutboxStatus) -> OutboxHealth {
+    OutboxHealth {
+        write_failures_total: o.write_failures_total,
+        last_write_error: o.last_write_error.clone(),
+        quarantined: o.quarantined,
+        quarantined_total: o.quarantined_total,
+        quarantine_dropped_total: o.quarantine_dropped_total,
+        last_quarantine_reason: o.last_quarantine_reason.clone(),
+    }
+}
+
+/// `fact_cuts`: what the collector left out of the agent's latest facts
+/// (`Storage::fact_cuts`); the snapshot's own cuts are added here.
+pub fn agent_to_proto(
+    a: &AgentRecord,
+    reports: u64,
+    uninterpreted_reports: u64,
+    fact_cuts: Vec<String>,
+) -> v1::Agent {
+    let truncated = a
+        .snapshot
+        .iter()
+        .flat_map(|s| s.cut.0.iter().map(|note| format!("instantané : {note}")))
+        .chain(fact_cuts)
+        .collect();
     v1::Agent {
         id: a.id.clone(),
         clinic_id: a.clinic_id.clone(),
@@ -331,6 +465,17 @@ pub fn agent_to_proto(a: &AgentRecord, reports: u64) -> v1::Agent {
         outbox_dropped_total: a.outbox_dropped_total,
         agent_version: a.agent_version.clone(),
         last_snapshot: a.snapshot.as_ref().map(snapshot_to_proto),
+        clock_offset_seconds: a.clock.map(|c| c.offset_seconds),
+        uninterpreted_reports,
+        outbox: Some(v1::AgentOutbox {
+            write_failures_total: a.outbox_health.write_failures_total,
+            last_write_error: a.outbox_health.last_write_error.clone(),
+            quarantined: a.outbox_health.quarantined,
+            quarantined_total: a.outbox_health.quarantined_total,
+            quarantine_dropped_total: a.outbox_health.quarantine_dropped_total,
+            last_quarantine_reason: a.outbox_health.last_quarantine_reason.clone(),
+        }),
+        truncated,
     }
 }
 
@@ -368,7 +513,7 @@ mod tests {
             }],
             ..v1::BackupReport::default()
         });
-        let Some(Fact::Backup { runs, declared }) = fact_from_payload(&payload) else {
+        let Some(Fact::Backup { runs, declared, .. }) = fact_from_payload(&payload) else {
             panic!("a backup fact");
         };
         let jobs: Vec<_> = runs.iter().map(|r| r.job.as_str()).collect();
@@ -380,6 +525,107 @@ mod tests {
         assert_eq!(runs[0].status, facts::BackupStatus::Failed);
         assert_eq!(declared.len(), 1);
         assert_eq!(declared[0].every_seconds, 86_400);
+    }
+
+    #[test]
+    fn a_huge_snapshot_is_kept_within_bounds_and_says_what_was_left_out() {
+        let disk = |i: u64, free_percent: u64| v1::Disk {
+            mount_point: format!("/mnt/{i}"),
+            total_bytes: 100 << 30,
+            available_bytes: free_percent << 30,
+            ..v1::Disk::default()
+        };
+        let mut disks: Vec<_> = (0..500).map(|i| disk(i, 50)).collect();
+        disks[321] = disk(321, 1);
+        let wire = v1::SystemSnapshot {
+            hostname: "h".repeat(65_536),
+            os_name: "Debian".into(),
+            disks,
+            ..v1::SystemSnapshot::default()
+        };
+        let s = snapshot_from_proto(&wire);
+        assert_eq!(s.hostname.len(), limits::HOSTNAME_BYTES);
+        assert!(limits::is_cut(&s.hostname));
+        assert_eq!(s.os_name, "Debian");
+        assert_eq!(s.disks.len(), limits::DISKS);
+        assert!(
+            s.disks.iter().any(|d| d.mount_point == "/mnt/321"),
+            "the fullest disk is never the one left out"
+        );
+        assert_eq!(
+            s.cut.0,
+            [
+                "nom de machine tronqué (65536 octets reçus)",
+                "500 disques, 64 pris en compte"
+            ]
+        );
+        let again = snapshot_from_proto(&snapshot_to_proto(&s));
+        assert!(again.cut.is_empty(), "a bounded snapshot is kept as is");
+        assert_eq!(again.hostname, s.hostname);
+    }
+
+    #[test]
+    fn long_backup_texts_are_cut_but_the_run_is_kept() {
+        let ts = Some(prost_types::Timestamp {
+            seconds: 10,
+            nanos: 0,
+        });
+        let runs: Vec<_> = (0..300)
+            .map(|i| v1::BackupRun {
+                job: format!("job-{i}-{}", "j".repeat(1000)),
+                message: "m".repeat(100_000),
+                finished_at: ts,
+                ..v1::BackupRun::default()
+            })
+            .collect();
+        let payload = v1::report::Payload::Backup(v1::BackupReport {
+            runs,
+            ..v1::BackupReport::default()
+        });
+        let Some(Fact::Backup { runs, cut, .. }) = fact_from_payload(&payload) else {
+            panic!("a backup fact");
+        };
+        assert_eq!(runs.len(), limits::BACKUP_RUNS);
+        assert!(runs[0].job.len() <= limits::NAME_BYTES && limits::is_cut(&runs[0].job));
+        assert!(runs[0].message.len() <= limits::MESSAGE_BYTES);
+        assert_eq!(cut.0, ["300 exécutions, 256 prises en compte"]);
+    }
+
+    #[test]
+    fn checks_are_kept_apart_from_backups_and_travel_with_declared_jobs() {
+        let ts = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        let check = v1::BackupRun {
+            job: "nas".into(),
+            kind: "check".into(),
+            status: v1::BackupStatus::Failed.into(),
+            finished_at: ts(30),
+            cause: "repository_damaged".into(),
+            ..v1::BackupRun::default()
+        };
+        let payload = v1::report::Payload::Backup(v1::BackupReport {
+            declared_jobs: vec![v1::DeclaredJob {
+                name: "nas".into(),
+                every_seconds: 86_400,
+                check_every_seconds: 30 * 86_400,
+                last_check: Some(check),
+                last_good_check_at: ts(10),
+                ..v1::DeclaredJob::default()
+            }],
+            ..v1::BackupReport::default()
+        });
+        let Some(Fact::Backup { runs, declared, .. }) = fact_from_payload(&payload) else {
+            panic!("a backup fact");
+        };
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].kind, facts::RunKind::Check);
+        assert_eq!(runs[0].job, format!("nas{}", facts::CHECK_JOB_SUFFIX));
+        assert_eq!(runs[0].job_name(), "nas");
+        assert_eq!(runs[0].cause, "repository_damaged");
+        assert_eq!(declared[0].check_every_seconds, 30 * 86_400);
+        assert_eq!(
+            declared[0].last_good_check_at.map(|t| t.as_second()),
+            Some(10)
+        );
     }
 
     #[test]

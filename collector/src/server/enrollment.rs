@@ -10,6 +10,7 @@ use vigie_domain::token::EnrollmentToken;
 use vigie_proto::v1::enrollment_server::Enrollment;
 use vigie_proto::v1::{EnrollRequest, EnrollResponse};
 
+use super::admission::RateLimiter;
 use super::{CollectorState, blocking, internal};
 use crate::model::AgentRecord;
 use crate::pki;
@@ -21,11 +22,16 @@ const MAX_TEXT: usize = 255;
 #[derive(Debug, Clone)]
 pub struct EnrollmentService {
     state: Arc<CollectorState>,
+    /// `Enroll` calls per source address (`[limits] enroll_per_address_per_minute`).
+    rate: Arc<RateLimiter>,
 }
 
 impl EnrollmentService {
     pub fn new(state: Arc<CollectorState>) -> Self {
-        EnrollmentService { state }
+        let rate = Arc::new(RateLimiter::new(
+            state.config.limits.enroll_per_address_per_minute,
+        ));
+        EnrollmentService { state, rate }
     }
 }
 
@@ -61,6 +67,14 @@ impl Enrollment for EnrollmentService {
         request: Request<EnrollRequest>,
     ) -> Result<Response<EnrollResponse>, Status> {
         let peer = request.remote_addr();
+        if let Some(addr) = peer
+            && !self.rate.allow(addr.ip(), tokio::time::Instant::now())
+        {
+            tracing::debug!(%addr, "enrollment refused: too many attempts from this address");
+            return Err(Status::resource_exhausted(
+                "too many enrollment attempts from this address: retry in a minute",
+            ));
+        }
         let req = request.into_inner();
         let token = EnrollmentToken::decode(&req.token)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -72,8 +86,6 @@ impl Enrollment for EnrollmentService {
                 token.ca_sha256
             )));
         }
-        // Check the CSR before spending the token on it.
-        pki::parse_csr(&req.csr_pem).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let hash = secret_hash(&token.secret);
 
         // Look first (without spending) to learn the clinic and sign; then spend atomically.
@@ -90,6 +102,9 @@ impl Enrollment for EnrollmentService {
             }
             Some(t) => t.clinic_id,
         };
+        // Only a caller holding a live token gets its CSR parsed; checked before the token is
+        // spent on it.
+        pki::parse_csr(&req.csr_pem).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let agent_id = Uuid::now_v7().to_string();
         let certificate_pem = self
             .state
@@ -109,8 +124,10 @@ impl Enrollment for EnrollmentService {
             revoked: false,
             revoked_at: None,
             outbox_dropped_total: 0,
+            outbox_health: Default::default(),
             snapshot: None,
             snapshot_collected_at: None,
+            clock: None,
         };
         let storage = self.state.storage.clone();
         let spent = blocking(move || {

@@ -1,6 +1,9 @@
-//! `Ingest.Report`: validates a batch, stores new reports idempotently under the identity of
-//! the client certificate, and answers only after a group-commit flush made them durable.
+//! `Ingest.Report`: validates a batch, stores every report as the bytes received (so one of a
+//! kind this collector does not know is kept whole, acknowledged, counted, and interpreted after
+//! an upgrade), records the facts of those it understands in the order their trusted times give,
+//! and answers only after a group-commit flush made the batch durable.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -8,15 +11,21 @@ use prost::Message as _;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use vigie_domain::identity::CertIdentity;
-use vigie_proto::v1::ingest_server::Ingest;
-use vigie_proto::v1::{RejectedReport, Report, ReportAck, ReportBatch, report};
+use vigie_proto::received::ingest_server::Ingest;
+use vigie_proto::v1::{
+    OutboxStatus, ReceivedBatch, RejectedReport, Report, ReportAck, ReportHeader, report,
+};
 
-use super::convert::{fact_from_payload, snapshot_from_proto, timestamp_from_proto};
+use super::convert::{
+    fact_from_payload, outbox_health_from_proto, snapshot_from_proto, timestamp_from_proto,
+};
 use super::identity::peer_identity;
-use super::{CollectorState, blocking, internal};
+use super::{CollectorState, blocking, internal, wire};
+use crate::agent_clock::{ClockReading, trusted_time};
 use crate::facts::Fact;
+use crate::group_commit::DurabilityError;
 use crate::model::{AgentRecord, SystemSnapshot};
-use crate::storage::EncodedReport;
+use crate::storage::{EncodedReport, Storage, StorageError};
 
 #[derive(Debug, Clone)]
 pub struct IngestService {
@@ -30,89 +39,234 @@ impl IngestService {
 }
 
 /// A report that passed validation.
-struct Accepted {
+struct Received {
     /// The id exactly as the agent sent it, so the ack matches its outbox key.
     wire_id: String,
     id: Uuid,
     collected_at: Timestamp,
-    snapshot: Option<SystemSnapshot>,
-    /// What the alert rules will judge.
-    fact: Option<Fact>,
+    /// What this collector understood of it; `None` for a payload kind it does not know.
+    meaning: Option<Meaning>,
     bytes: Vec<u8>,
 }
 
-/// Why a report can never be accepted, or `Ok` with what to store.
-fn validate(report: Report) -> Result<Accepted, RejectedReport> {
-    let reject = |reason: &str| RejectedReport {
-        id: report.id.clone(),
-        reason: reason.to_owned(),
+/// What an understood report says.
+struct Meaning {
+    snapshot: Option<SystemSnapshot>,
+    /// What the alert rules will judge.
+    fact: Option<Fact>,
+}
+
+/// The answer when reports cannot be made durable: `Unavailable`, so the agent keeps them in
+/// its outbox and sends them again later, to a restarted collector.
+fn not_durable(agent_id: &str, error: &DurabilityError) -> Status {
+    tracing::error!(agent_id, %error, "batch not acknowledged: storage is not durable");
+    Status::unavailable(format!(
+        "the collector cannot store reports durably and is restarting; keep them and send them \
+         again ({error})"
+    ))
+}
+
+/// Top-level fields of `vigie.v1.Report` this collector knows: id, collected_at, payloads.
+fn known_report_field(number: u32) -> bool {
+    matches!(number, 1 | 2 | 10..=16)
+}
+
+/// Why a report can never be accepted, or what to store and record.
+fn read_report(bytes: Vec<u8>) -> Result<Received, RejectedReport> {
+    let header = ReportHeader::decode(bytes.as_slice()).map_err(|e| RejectedReport {
+        id: String::new(),
+        reason: format!("not a Report: {e}"),
+    })?;
+    let reject = |reason: String| RejectedReport {
+        id: header.id.clone(),
+        reason,
     };
-    let id = match Uuid::parse_str(&report.id) {
+    let id = match Uuid::parse_str(&header.id) {
         Ok(id) if id.get_version_num() == 7 => id,
-        Ok(_) => return Err(reject("id is not a version 7 UUID")),
-        Err(_) => return Err(reject("id is not a UUID")),
+        Ok(_) => return Err(reject("id is not a version 7 UUID".into())),
+        Err(_) => return Err(reject("id is not a UUID".into())),
     };
-    let Some(collected_at) = report.collected_at.as_ref() else {
-        return Err(reject("collected_at is missing"));
+    let Some(collected_at) = header.collected_at.as_ref() else {
+        return Err(reject("collected_at is missing".into()));
     };
     let Some(collected_at) = timestamp_from_proto(collected_at) else {
-        return Err(reject("collected_at is out of range"));
+        return Err(reject("collected_at is out of range".into()));
     };
-    let Some(payload) = &report.payload else {
-        return Err(reject(
-            "payload is missing or of a kind this collector does not know",
-        ));
+    let report =
+        Report::decode(bytes.as_slice()).map_err(|e| reject(format!("malformed report: {e}")))?;
+    let meaning = match &report.payload {
+        Some(payload) => Some(Meaning {
+            snapshot: match payload {
+                report::Payload::SystemSnapshot(s) => Some(snapshot_from_proto(s)),
+                _ => None,
+            },
+            fact: fact_from_payload(payload),
+        }),
+        None => {
+            let fields = wire::field_numbers(&bytes).unwrap_or_default();
+            if !fields.iter().any(|n| !known_report_field(*n)) {
+                return Err(reject("payload is missing".into()));
+            }
+            // A kind added by a later protocol version: kept whole for an upgraded collector.
+            None
+        }
     };
-    let snapshot = match payload {
-        report::Payload::SystemSnapshot(s) => Some(snapshot_from_proto(s)),
-        // Stored as received, and as facts for the alert rules.
-        _ => None,
-    };
-    let fact = fact_from_payload(payload);
-    Ok(Accepted {
-        wire_id: report.id.clone(),
+    Ok(Received {
+        wire_id: header.id,
         id,
         collected_at,
-        snapshot,
-        fact,
-        bytes: report.encode_to_vec(),
+        meaning,
+        bytes,
     })
 }
 
-/// Applies what a batch says about its agent to the agent record.
-fn note_batch(
-    agent: &mut AgentRecord,
+/// What a batch says about its agent, applied to the agent record.
+struct BatchNote<'a> {
     now: Timestamp,
-    version: &str,
-    dropped_total: Option<u64>,
-    latest: Option<&(Timestamp, SystemSnapshot)>,
-) {
-    agent.last_seen = Some(now);
-    if !version.trim().is_empty() {
-        agent.agent_version = version.trim().to_owned();
+    version: &'a str,
+    outbox: Option<&'a OutboxStatus>,
+    clock: Option<ClockReading>,
+    /// The newest snapshot, by trusted time.
+    latest: Option<&'a (Timestamp, SystemSnapshot)>,
+}
+
+fn note_batch(agent: &mut AgentRecord, note: &BatchNote<'_>) {
+    agent.last_seen = Some(agent.last_seen.map_or(note.now, |seen| seen.max(note.now)));
+    if !note.version.trim().is_empty() {
+        agent.agent_version = crate::limits::text(note.version.trim(), crate::limits::LABEL_BYTES);
     }
-    if let Some(dropped) = dropped_total {
-        agent.outbox_dropped_total = dropped;
+    if let Some(outbox) = note.outbox {
+        agent.outbox_dropped_total = outbox.dropped_total;
+        let health = outbox_health_from_proto(outbox);
+        if health != agent.outbox_health {
+            if health.quarantined_total > agent.outbox_health.quarantined_total {
+                tracing::warn!(
+                    agent_id = %agent.id,
+                    quarantined = health.quarantined,
+                    quarantined_total = health.quarantined_total,
+                    reason = %health.last_quarantine_reason,
+                    "agent quarantined reports refused for good"
+                );
+            }
+            if health.write_failures_total > agent.outbox_health.write_failures_total {
+                tracing::warn!(
+                    agent_id = %agent.id,
+                    write_failures_total = health.write_failures_total,
+                    error = %health.last_write_error,
+                    "agent outbox writes failed"
+                );
+            }
+            agent.outbox_health = health;
+        }
     }
-    if let Some((at, snapshot)) = latest {
-        // A backlog may arrive after newer reports: keep the newest snapshot.
-        if agent.snapshot_collected_at.is_none_or(|seen| *at >= seen) {
-            agent.snapshot_collected_at = Some(*at);
-            if !snapshot.hostname.trim().is_empty() {
-                agent.hostname = snapshot.hostname.trim().to_owned();
+    if let Some(clock) = note.clock
+        && agent
+            .clock
+            .is_none_or(|c| c.measured_at <= clock.measured_at)
+    {
+        agent.clock = Some(clock);
+    }
+    if let Some((at, snapshot)) = note.latest {
+        note_snapshot(agent, *at, snapshot);
+    }
+}
+
+/// Keeps the newest snapshot: a backlog may arrive after newer reports.
+fn note_snapshot(agent: &mut AgentRecord, at: Timestamp, snapshot: &SystemSnapshot) {
+    if agent.snapshot_collected_at.is_none_or(|seen| at >= seen) {
+        agent.snapshot_collected_at = Some(at);
+        if !snapshot.hostname.trim().is_empty() {
+            agent.hostname = snapshot.hostname.trim().to_owned();
+        }
+        let os = snapshot.os_label();
+        if !os.is_empty() {
+            agent.os = os;
+        }
+        agent.snapshot = Some(snapshot.clone());
+    }
+}
+
+/// What understood reports say, at their trusted times.
+struct Trusted {
+    /// The newest snapshot.
+    latest: Option<(Timestamp, SystemSnapshot)>,
+    /// The facts to record, with the times the agent's clock stamped inside them corrected.
+    facts: Vec<(Timestamp, Fact)>,
+}
+
+fn at_trusted_times(
+    received_at: Timestamp,
+    clock: Option<&ClockReading>,
+    reports: impl IntoIterator<Item = (Timestamp, Meaning)>,
+) -> Trusted {
+    let mut latest: Option<(Timestamp, SystemSnapshot)> = None;
+    let mut facts = Vec::new();
+    for (collected_at, meaning) in reports {
+        let at = trusted_time(collected_at, received_at, clock);
+        if let Some(snapshot) = meaning.snapshot
+            && latest.as_ref().is_none_or(|(seen, _)| at >= *seen)
+        {
+            latest = Some((at, snapshot));
+        }
+        if let Some(mut fact) = meaning.fact {
+            fact.correct_agent_times(at.duration_since(collected_at), received_at);
+            facts.push((at, fact));
+        }
+    }
+    Trusted { latest, facts }
+}
+
+/// Records facts for every tier (the policy decides later what alerts). Idempotent: a resent
+/// report is harmless, which is also why a crash before the ack loses nothing.
+fn record_facts(
+    storage: &Storage,
+    agent_id: &str,
+    facts: &[(Timestamp, Fact)],
+) -> Result<(), StorageError> {
+    for (at, fact) in facts {
+        storage.record_fact(agent_id, *at, fact)?;
+    }
+    Ok(())
+}
+
+/// Interprets the stored reports that an older version of this collector could not (run at
+/// start, before serving): their facts are recorded at the trusted times their arrival allows.
+/// Returns how many were interpreted now.
+pub fn interpret_stored(storage: &Storage) -> Result<usize, StorageError> {
+    let mut interpreted = 0;
+    loop {
+        let pending = storage.uninterpreted_reports(256)?;
+        let mut progressed = false;
+        for stored in &pending {
+            let Ok(received) = read_report(stored.report.bytes.clone()) else {
+                continue;
+            };
+            let Some(meaning) = received.meaning else {
+                continue;
+            };
+            // Without the batch's clock reading, its arrival bounds it.
+            let received_at = stored.report.received_at.unwrap_or_else(Timestamp::now);
+            let Trusted { latest, facts } =
+                at_trusted_times(received_at, None, [(received.collected_at, meaning)]);
+            record_facts(storage, &stored.agent_id, &facts)?;
+            if let Some((at, snapshot)) = latest {
+                storage.update_agent(&stored.agent_id, |agent| {
+                    note_snapshot(agent, at, &snapshot)
+                })?;
             }
-            let os = snapshot.os_label();
-            if !os.is_empty() {
-                agent.os = os;
-            }
-            agent.snapshot = Some(snapshot.clone());
+            storage.mark_interpreted(&stored.agent_id, &stored.id)?;
+            interpreted += 1;
+            progressed = true;
+        }
+        if pending.len() < 256 || !progressed {
+            return Ok(interpreted);
         }
     }
 }
 
 #[tonic::async_trait]
 impl Ingest for IngestService {
-    async fn report(&self, request: Request<ReportBatch>) -> Result<Response<ReportAck>, Status> {
+    async fn report(&self, request: Request<ReceivedBatch>) -> Result<Response<ReportAck>, Status> {
         let (clinic_id, agent_id) = match peer_identity(&request)? {
             CertIdentity::Agent {
                 clinic_id,
@@ -153,63 +307,85 @@ impl Ingest for IngestService {
                 batch.reports.len()
             )));
         }
+        let received_at = Timestamp::now();
+        let clock = ClockReading::of(
+            batch.sent_at.as_ref().and_then(timestamp_from_proto),
+            received_at,
+        );
         let received = batch.reports.len();
         let mut accepted = Vec::with_capacity(received);
         let mut rejected = Vec::new();
-        for report in batch.reports {
-            match validate(report) {
+        for bytes in batch.reports {
+            match read_report(bytes) {
                 Ok(report) => accepted.push(report),
                 Err(rejection) => rejected.push(rejection),
             }
         }
+        let ack_ids: Vec<String> = accepted.iter().map(|r| r.wire_id.clone()).collect();
+        // Only `vigie-collector-bench` gets here with the switch on (`BenchSwitches::refusal`).
+        #[cfg(feature = "bench")]
         if self.state.config.bench.discard_reports {
             // Benchmark only (`[bench] discard_reports`): the same gRPC path, no storage.
             return Ok(Response::new(ReportAck {
-                stored_ids: accepted.into_iter().map(|r| r.wire_id).collect(),
+                stored_ids: ack_ids,
                 rejected,
             }));
         }
-        let latest = accepted
-            .iter()
-            .filter_map(|r| r.snapshot.clone().map(|s| (r.collected_at, s)))
-            .max_by_key(|(at, _)| *at);
-        let facts: Vec<(Timestamp, Fact)> = accepted
-            .iter_mut()
-            .filter_map(|r| r.fact.take().map(|f| (r.collected_at, f)))
-            .collect();
-        let encoded: Vec<_> = accepted
-            .iter_mut()
-            .map(|r| EncodedReport {
-                id: r.id,
-                bytes: std::mem::take(&mut r.bytes),
-            })
-            .collect();
-        let now = Timestamp::now();
-        let dropped_total = batch.outbox.as_ref().map(|o| o.dropped_total);
+        // A report repeated within the batch is stored once and read once: the first copy.
+        let mut seen = HashSet::new();
+        let mut meanings = Vec::new();
+        let mut encoded = Vec::with_capacity(accepted.len());
+        for report in accepted {
+            if !seen.insert(report.id) {
+                continue;
+            }
+            encoded.push(EncodedReport {
+                id: report.id,
+                interpreted: report.meaning.is_some(),
+                bytes: report.bytes,
+            });
+            if let Some(meaning) = report.meaning {
+                meanings.push((report.collected_at, meaning));
+            }
+        }
+        let outbox = batch.outbox;
         let version = batch.agent_version;
+
+        // After a failed flush nothing written now could be acknowledged honestly.
+        self.state
+            .commit
+            .check()
+            .map_err(|e| not_durable(&agent_id, &e))?;
 
         let storage = self.state.storage.clone();
         let id = agent_id.clone();
         let outcome = blocking(move || {
-            let outcome = storage.store_reports(&id, &encoded)?;
-            // Facts are recorded for every tier: the policy decides later what alerts.
-            // Recording is idempotent, so a resent report is harmless here too.
-            for (at, fact) in &facts {
-                storage.record_fact(&id, *at, fact)?;
-            }
-            storage.update_agent(&id, |agent| {
-                note_batch(agent, now, &version, dropped_total, latest.as_ref());
-            })?;
-            Ok::<_, crate::storage::StorageError>(outcome)
+            let Trusted { latest, facts } = at_trusted_times(received_at, clock.as_ref(), meanings);
+            let note = BatchNote {
+                now: received_at,
+                version: &version,
+                outbox: outbox.as_ref(),
+                clock,
+                latest: latest.as_ref(),
+            };
+            let outcome = storage
+                .store_batch(&id, received_at, &encoded, |agent| note_batch(agent, &note))?;
+            record_facts(&storage, &id, &facts)?;
+            Ok::<_, StorageError>(outcome)
         })
         .await?
-        .map_err(internal)?;
+        .map_err(|error| {
+            if error.is_io_failure() {
+                // sled keeps an I/O error and fails every later write: only a restart helps.
+                self.state.commit.declare_lost(error.to_string());
+                not_durable(&agent_id, &DurabilityError::Lost(error.to_string()))
+            } else {
+                internal(error)
+            }
+        })?;
 
         if let Err(error) = self.state.commit.durable().await {
-            tracing::error!(agent_id = %agent_id, %error, "batch not acknowledged: flush failed");
-            return Err(Status::unavailable(format!(
-                "reports could not be made durable: {error}"
-            )));
+            return Err(not_durable(&agent_id, &error));
         }
         tracing::info!(
             agent_id = %agent_id,
@@ -217,15 +393,24 @@ impl Ingest for IngestService {
             received,
             stored = outcome.new,
             duplicates = outcome.duplicates,
+            uninterpreted = outcome.uninterpreted,
             rejected = rejected.len(),
+            clock_offset_seconds = clock.map(|c| c.offset_seconds),
             "batch stored"
         );
+        if outcome.uninterpreted > 0 {
+            tracing::warn!(
+                agent_id = %agent_id,
+                count = outcome.uninterpreted,
+                "reports of kinds this collector does not know were stored as received: upgrade the collector to interpret them"
+            );
+        }
         self.state.evaluator.request(&agent_id);
         for r in &rejected {
             tracing::warn!(agent_id = %agent_id, report_id = %r.id, reason = %r.reason, "report rejected");
         }
         Ok(Response::new(ReportAck {
-            stored_ids: accepted.into_iter().map(|r| r.wire_id).collect(),
+            stored_ids: ack_ids,
             rejected,
         }))
     }
@@ -249,30 +434,76 @@ mod tests {
         }
     }
 
+    /// A report of a payload kind from a later protocol version: field 17, a message.
+    fn future_kind(id: &str) -> Vec<u8> {
+        let mut bytes = report(id, Some(1_700_000_000), false).encode_to_vec();
+        bytes.extend_from_slice(&[0x8a, 0x01, 0x02, 0x08, 0x01]);
+        bytes
+    }
+
     #[test]
     fn validation_table() {
         let v7 = Uuid::now_v7().to_string();
         let v4 = Uuid::new_v4().to_string();
-        let check = |r: Report, expected: Option<&str>| {
-            let got = validate(r).err().map(|e| e.reason);
+        let check = |bytes: Vec<u8>, expected: Option<&str>| {
+            let got = read_report(bytes).err().map(|e| e.reason);
             assert_eq!(got.as_deref(), expected);
         };
-        check(report(&v7, Some(1_700_000_000), true), None);
-        check(report(&v7.to_uppercase(), Some(1), true), None);
-        check(report("nope", Some(1), true), Some("id is not a UUID"));
+        let enc = |r: Report| r.encode_to_vec();
+        check(enc(report(&v7, Some(1_700_000_000), true)), None);
+        check(enc(report(&v7.to_uppercase(), Some(1), true)), None);
+        check(enc(report("nope", Some(1), true)), Some("id is not a UUID"));
         check(
-            report(&v4, Some(1), true),
+            enc(report(&v4, Some(1), true)),
             Some("id is not a version 7 UUID"),
         );
-        check(report(&v7, None, true), Some("collected_at is missing"));
         check(
-            report(&v7, Some(i64::MAX), true),
+            enc(report(&v7, None, true)),
+            Some("collected_at is missing"),
+        );
+        check(
+            enc(report(&v7, Some(i64::MAX), true)),
             Some("collected_at is out of range"),
         );
-        check(
-            report(&v7, Some(1), false),
-            Some("payload is missing or of a kind this collector does not know"),
-        );
+        check(enc(report(&v7, Some(1), false)), Some("payload is missing"));
+        check(future_kind(&v7), None);
+        let damaged = read_report(vec![0x0a, 0x40, b'x']).err().map(|e| e.reason);
+        assert!(damaged.is_some_and(|r| r.starts_with("not a Report")));
+    }
+
+    #[test]
+    fn a_future_kind_is_kept_whole_and_not_interpreted() {
+        let v7 = Uuid::now_v7().to_string();
+        let bytes = future_kind(&v7);
+        let received = read_report(bytes.clone()).expect("accepted");
+        assert!(received.meaning.is_none());
+        assert_eq!(received.bytes, bytes, "stored exactly as received");
+    }
+
+    #[test]
+    fn reports_stored_uninterpreted_are_interpreted_later() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(&dir.path().join("db")).expect("open");
+        let agent = Uuid::now_v7().to_string();
+        let id = Uuid::now_v7();
+        // As an older collector would have stored a kind it did not know.
+        let bytes = report(&id.to_string(), Some(1_700_000_000), true).encode_to_vec();
+        let at = Timestamp::from_second(1_700_000_100).expect("ts");
+        storage
+            .store_reports(
+                &agent,
+                at,
+                &[EncodedReport {
+                    id,
+                    bytes,
+                    interpreted: false,
+                }],
+            )
+            .expect("store");
+        assert_eq!(storage.uninterpreted_count(&agent).expect("count"), 1);
+        assert_eq!(interpret_stored(&storage).expect("interpret"), 1);
+        assert_eq!(storage.uninterpreted_count(&agent).expect("count"), 0);
+        assert_eq!(interpret_stored(&storage).expect("again"), 0);
     }
 
     #[test]
@@ -289,8 +520,10 @@ mod tests {
             revoked: false,
             revoked_at: None,
             outbox_dropped_total: 0,
+            outbox_health: Default::default(),
             snapshot: None,
             snapshot_collected_at: None,
+            clock: None,
         };
         let snap = |host: &str| SystemSnapshot {
             hostname: host.into(),
@@ -299,18 +532,52 @@ mod tests {
             ..SystemSnapshot::default()
         };
         let t = |s| Timestamp::from_second(s).expect("ts");
+        let outbox = OutboxStatus {
+            dropped_total: 3,
+            quarantined: 1,
+            quarantined_total: 2,
+            last_quarantine_reason: "unknown kind".into(),
+            write_failures_total: 4,
+            last_write_error: "disk full".into(),
+            ..OutboxStatus::default()
+        };
+        let newer = (t(50), snap("new"));
         note_batch(
             &mut agent,
-            t(100),
-            "1.0",
-            Some(3),
-            Some(&(t(50), snap("new"))),
+            &BatchNote {
+                now: t(100),
+                version: "1.0",
+                outbox: Some(&outbox),
+                clock: ClockReading::of(Some(t(100)), t(100)),
+                latest: Some(&newer),
+            },
         );
-        note_batch(&mut agent, t(101), "", None, Some(&(t(40), snap("older"))));
+        let older = (t(40), snap("older"));
+        note_batch(
+            &mut agent,
+            &BatchNote {
+                now: t(101),
+                version: "",
+                outbox: None,
+                clock: None,
+                latest: Some(&older),
+            },
+        );
         assert_eq!(agent.hostname, "new");
         assert_eq!(agent.os, "Debian GNU/Linux 12");
         assert_eq!(agent.agent_version, "1.0");
         assert_eq!(agent.outbox_dropped_total, 3);
+        assert_eq!(
+            (
+                agent.outbox_health.quarantined,
+                agent.outbox_health.quarantined_total,
+                agent.outbox_health.write_failures_total
+            ),
+            (1, 2, 4)
+        );
+        assert_eq!(agent.outbox_health.last_quarantine_reason, "unknown kind");
+        assert_eq!(agent.outbox_health.last_write_error, "disk full");
         assert_eq!(agent.last_seen, Some(t(101)));
+        assert_eq!(agent.clock.map(|c| c.offset_seconds), Some(0));
     }
 }

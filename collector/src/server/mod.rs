@@ -4,12 +4,15 @@
 
 pub mod admin;
 mod admin_alerts;
+mod admin_backup;
 mod admin_escalation;
+pub mod admission;
 pub mod convert;
 pub mod enrollment;
 pub mod identity;
 pub mod ingest;
 pub mod tls;
+mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,15 +22,16 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::Status;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
+use vigie_proto::received::ingest_server::IngestServer;
 use vigie_proto::v1::admin_server::AdminServer;
 use vigie_proto::v1::enrollment_server::EnrollmentServer;
-use vigie_proto::v1::ingest_server::IngestServer;
 
 use crate::alerts::clock::{Clock, SystemClock};
 use crate::alerts::engine::AlertEngine;
 use crate::alerts::evaluator::{self, Evaluator};
-use crate::config::{CollectorConfig, ConfigError, DataDir};
+use crate::config::{Build, CollectorConfig, ConfigError, DataDir};
 use crate::escalation::{self, Escalator};
 use crate::group_commit::GroupCommit;
 use crate::pki::{CertificateAuthority, PkiError};
@@ -35,17 +39,26 @@ use crate::storage::{Storage, StorageError};
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Requests at once on one connection: an agent sends one batch at a time.
+const MAX_STREAMS_PER_CONNECTION: u32 = 32;
+/// Descriptors the collector needs besides client connections (database, listeners, sinks).
+const OWN_DESCRIPTORS: u64 = 64;
+
+/// How long answers in flight get to leave after durability was lost.
+const LOST_DURABILITY_GRACE: Duration = Duration::from_secs(3);
 
 /// What every service shares.
 #[derive(Debug)]
 pub struct CollectorState {
     pub config: CollectorConfig,
+    /// Where `collector.toml`, the keys and the database live (the backup reads them).
+    pub data_dir: DataDir,
     pub storage: Storage,
     pub commit: GroupCommit,
     pub ca: CertificateAuthority,
     pub alerts: Arc<AlertEngine>,
     pub evaluator: Evaluator,
-    /// Alerts to tickets (issue 6): the queue and the sinks.
+    /// Alerts to tickets: the queue and the sinks.
     pub escalation: Arc<Escalator>,
 }
 
@@ -57,6 +70,10 @@ pub enum ServeError {
     NotInitialised(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("{0}")]
+    BenchSwitches(String),
+    #[error("refusing to start: {0}")]
+    SecretsExposed(String),
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,
@@ -83,6 +100,10 @@ pub enum ServeError {
     Task(&'static str),
     #[error("final flush failed: {0}")]
     FinalFlush(StorageError),
+    #[error(
+        "a flush to disk failed ({0}); stopped without acknowledging anything more, restart to reopen the database"
+    )]
+    DurabilityLost(String),
     #[error(transparent)]
     Escalation(#[from] crate::escalation::EscalationError),
 }
@@ -94,6 +115,15 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Status::internal(format!("storage task failed: {e}")))
+}
+
+/// Refuses a report from a client without a certificate before its body is read (it could be
+/// 4 MiB); the service checks the identity itself.
+fn require_certificate(request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+    match request.peer_certs() {
+        Some(certs) if !certs.is_empty() => Ok(request),
+        _ => Err(identity::IdentityError::NoCertificate.into()),
+    }
 }
 
 /// A storage failure as a status; the details go to the log, not to the peer.
@@ -115,6 +145,7 @@ pub struct RunningCollector {
     admin_task: JoinHandle<Result<(), tonic::transport::Error>>,
     evaluator_task: JoinHandle<()>,
     storage: Storage,
+    commit: GroupCommit,
 }
 
 fn read(path: std::path::PathBuf) -> Result<String, ServeError> {
@@ -139,7 +170,12 @@ async fn bind(
 
 /// Opens the data directory, binds both listeners and starts serving.
 pub async fn start(data_dir: &DataDir) -> Result<RunningCollector, ServeError> {
-    start_with_clock(data_dir, Arc::new(SystemClock)).await
+    start_as(data_dir, Build::Shipped).await
+}
+
+/// [`start`] as the binary `build` says (only the benchmark one accepts `[bench]`).
+pub async fn start_as(data_dir: &DataDir, build: Build) -> Result<RunningCollector, ServeError> {
+    start_with(data_dir, Arc::new(SystemClock), build).await
 }
 
 /// [`start`] with the clock the alert rules use (tests set the time).
@@ -147,12 +183,27 @@ pub async fn start_with_clock(
     data_dir: &DataDir,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningCollector, ServeError> {
+    start_with(data_dir, clock, Build::Shipped).await
+}
+
+async fn start_with(
+    data_dir: &DataDir,
+    clock: Arc<dyn Clock>,
+    build: Build,
+) -> Result<RunningCollector, ServeError> {
     if !data_dir.config().is_file() {
         return Err(ServeError::NotInitialised(
             data_dir.path().display().to_string(),
         ));
     }
-    let config = CollectorConfig::load(data_dir)?;
+    let exposed = crate::secrets::exposures(data_dir);
+    if !exposed.is_empty() {
+        return Err(ServeError::SecretsExposed(exposed.join("; ")));
+    }
+    let config = CollectorConfig::load_with_secrets(data_dir)?;
+    if let Some(refusal) = config.bench.refusal(build, &data_dir.config()) {
+        return Err(ServeError::BenchSwitches(refusal));
+    }
     let ca_pem = read(data_dir.ca_cert())?;
     let ca = CertificateAuthority::load(&ca_pem, &read(data_dir.ca_key())?)?;
     let server_chain = read(data_dir.server_cert())?;
@@ -174,28 +225,58 @@ pub async fn start_with_clock(
     }
 
     let db_path = data_dir.database();
-    let storage = tokio::task::spawn_blocking(move || Storage::open(&db_path))
-        .await
-        .map_err(|_| ServeError::Task("database open"))??;
+    let storage = tokio::task::spawn_blocking(move || {
+        let storage = Storage::open(&db_path)?;
+        // Reports an older version of this collector stored without understanding them.
+        let interpreted = ingest::interpret_stored(&storage)?;
+        if interpreted > 0 {
+            tracing::info!(
+                interpreted,
+                "stored reports of newly known kinds interpreted"
+            );
+            storage.flush_durably()?;
+        }
+        Ok::<_, StorageError>(storage)
+    })
+    .await
+    .map_err(|_| ServeError::Task("database open"))??;
+    #[cfg(feature = "bench")]
     if !config.bench.is_default() {
         tracing::warn!(
             discard_reports = config.bench.discard_reports,
             fsync = config.bench.fsync,
             "benchmark switches are on: acknowledged reports may be lost"
         );
+        storage.set_fsync(config.bench.fsync);
     }
-    storage.set_fsync(config.bench.fsync);
     let flusher_storage = storage.clone();
     let (commit, _flusher) = GroupCommit::spawn(move || flusher_storage.flush_durably().map(drop));
 
     let (agent_listener, agent_addr) = bind("agent", config.agent_listen).await?;
     let (admin_listener, admin_addr) = bind("admin", config.admin_listen).await?;
     let max = config.limits.max_message_bytes;
+    let max_enroll = config.limits.max_enroll_message_bytes;
+    let agent_admission = admission::Admission::new(&config.limits);
+    let admin_admission = admission::Admission::new(&config.limits);
+    let strangers = (config.limits.max_tls_handshakes
+        + config.limits.max_unauthenticated_connections) as u64
+        + OWN_DESCRIPTORS;
+    if let Some(open_files) = admission::open_files_limit()
+        && open_files < strangers
+    {
+        tracing::warn!(
+            open_files,
+            needed = strangers,
+            "the open-files limit is below [limits] max_tls_handshakes + \
+             max_unauthenticated_connections + the collector's own: clients without a \
+             certificate may use up descriptors agents need (raise LimitNOFILE or lower the limits)"
+        );
+    }
     let (stop, stopped) = watch::channel(false);
     let engine = Arc::new(AlertEngine::new(
         storage.clone(),
         config.alerts.clone(),
-        clock,
+        clock.clone(),
     ));
     let (evaluator, evaluator_task) = evaluator::spawn(
         engine.clone(),
@@ -212,10 +293,20 @@ pub async fn start_with_clock(
     // Detached: it stops with `stopped`; a ticket operation cut short is retried next start.
     let _escalation_task =
         escalation::worker::spawn(escalation.clone(), engine.subscribe(), stopped.clone());
+    // Detached too: a pass cut short prunes the rest next time.
+    let _retention_task = crate::retention::spawn(
+        storage.clone(),
+        commit.clone(),
+        config.retention.clone(),
+        clock,
+        !config.escalation.sinks.is_empty(),
+        stopped.clone(),
+    );
     let state = Arc::new(CollectorState {
         config,
+        data_dir: data_dir.clone(),
         storage: storage.clone(),
-        commit,
+        commit: commit.clone(),
         ca,
         alerts: engine,
         evaluator,
@@ -232,24 +323,40 @@ pub async fn start_with_clock(
     let agent_server = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .add_service(
+            // A CSR is a few KiB: a longer message is refused from its length prefix, before
+            // its body is read.
             EnrollmentServer::new(enrollment::EnrollmentService::new(state.clone()))
-                .max_decoding_message_size(max)
+                .max_decoding_message_size(max_enroll)
                 .max_encoding_message_size(max),
         )
-        .add_service(
+        .add_service(InterceptedService::new(
             IngestServer::new(ingest::IngestService::new(state.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
-        );
-    let agent_incoming = tls::incoming("agent", agent_listener, agent_tls, stopped.clone());
+            require_certificate,
+        ));
+    let agent_incoming = tls::incoming(
+        "agent",
+        agent_listener,
+        agent_tls,
+        agent_admission,
+        stopped.clone(),
+    );
     let agent_task = tokio::spawn(
         agent_server.serve_with_incoming_shutdown(agent_incoming, signal(stopped.clone())),
     );
 
     let admin_server =
         Server::builder().add_service(AdminServer::new(admin::AdminService::new(state.clone())));
-    let admin_incoming = tls::incoming("admin", admin_listener, admin_tls, stopped.clone());
+    let admin_incoming = tls::incoming(
+        "admin",
+        admin_listener,
+        admin_tls,
+        admin_admission,
+        stopped.clone(),
+    );
     let admin_task =
         tokio::spawn(admin_server.serve_with_incoming_shutdown(admin_incoming, signal(stopped)));
 
@@ -268,6 +375,7 @@ pub async fn start_with_clock(
         admin_task,
         evaluator_task,
         storage,
+        commit,
     })
 }
 
@@ -286,8 +394,30 @@ impl RunningCollector {
                 let _ = self.stop.send(true);
                 return Err(listener_failed("admin", result));
             }
+            error = self.commit.lost() => {
+                return Err(self.stop_after_lost_durability(error).await);
+            }
         }
         self.shutdown().await
+    }
+
+    /// A flush failed: what the database holds is no longer known to be on disk. Stop without
+    /// a final flush (it could "succeed" over dropped pages) and let the service manager
+    /// restart the collector, which reopens the database from what really is on disk. Agents
+    /// keep every unacknowledged report in their outbox meanwhile.
+    async fn stop_after_lost_durability(self, error: String) -> ServeError {
+        tracing::error!(
+            %error,
+            "storage is no longer durable: stopping so that the service manager restarts the collector"
+        );
+        let _ = self.stop.send(true);
+        // Requests in flight are answered `Unavailable` by now; give them a moment to leave.
+        let _ = tokio::time::timeout(LOST_DURABILITY_GRACE, async {
+            let _ = self.agent_task.await;
+            let _ = self.admin_task.await;
+        })
+        .await;
+        ServeError::DurabilityLost(error)
     }
 
     /// Stops accepting, lets in-flight requests finish (bounded), then flushes one last time.
@@ -319,6 +449,10 @@ impl RunningCollector {
                 grace_secs = SHUTDOWN_GRACE.as_secs(),
                 "requests still in flight after the grace period; stopping anyway"
             ),
+        }
+        if let Err(crate::group_commit::DurabilityError::Lost(error)) = self.commit.check() {
+            // No final flush over what may be dropped pages: see `stop_after_lost_durability`.
+            return Err(ServeError::DurabilityLost(error));
         }
         let storage = self.storage;
         tokio::task::spawn_blocking(move || storage.flush_durably())

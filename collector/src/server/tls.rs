@@ -20,8 +20,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
-/// A handshake that takes longer than this is abandoned (slow or idle peers).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use super::admission::{Admission, Guarded};
+
 /// How long a refused peer gets to read our alert before the socket closes.
 const REFUSAL_LINGER: Duration = Duration::from_secs(2);
 /// Connections handed over but not yet picked up by the server.
@@ -80,14 +80,16 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// Accepts TCP connections until `stop`, runs each TLS handshake on its own task, and yields
-/// the established streams for tonic. The listener closes when the loop ends.
+/// Accepts TCP connections until `stop`, runs each TLS handshake on its own task within the
+/// budgets of `admission`, and yields the established streams for tonic. The listener closes
+/// when the loop ends.
 pub fn incoming(
     what: &'static str,
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
+    admission: Arc<Admission>,
     mut stop: watch::Receiver<bool>,
-) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+) -> ReceiverStream<std::io::Result<Guarded>> {
     let (tx, rx) = mpsc::channel(BACKLOG);
     let acceptor = TlsAcceptor::from(config);
     tokio::spawn(async move {
@@ -105,14 +107,29 @@ pub fn incoming(
                     continue;
                 }
             };
+            // Beyond the handshake budget the connection is closed at once: its descriptor
+            // comes back now, and the client (an agent retries) hears it at once.
+            let Ok(handshaking) = admission.admit_handshake(peer) else {
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
+            let admission = admission.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
-                if let Some(tls) = handshake(what, &acceptor, tcp, peer).await {
-                    // The server is gone when this fails (shutting down): drop the connection.
-                    let _ = tx.send(Ok(tls)).await;
-                }
+                let timeout = admission.handshake_timeout();
+                let Some(tls) = handshake(what, &acceptor, tcp, peer, timeout).await else {
+                    return;
+                };
+                drop(handshaking);
+                // rustls verified any certificate against our CA; none means "enrollment only".
+                let authenticated = tls.get_ref().1.peer_certificates().is_some();
+                let Ok(ticket) = admission.admit_connection(peer, authenticated) else {
+                    return;
+                };
+                let stream = admission.guard(tls, ticket, authenticated);
+                // The server is gone when this fails (shutting down): drop the connection.
+                let _ = tx.send(Ok(stream)).await;
             });
         }
         tracing::debug!(listener = what, "stopped accepting connections");
@@ -125,9 +142,10 @@ async fn handshake(
     acceptor: &TlsAcceptor,
     tcp: TcpStream,
     peer: SocketAddr,
+    timeout: Duration,
 ) -> Option<TlsStream<TcpStream>> {
     let accept = acceptor.accept(tcp).into_fallible();
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
+    match tokio::time::timeout(timeout, accept).await {
         Ok(Ok(tls)) => Some(tls),
         Ok(Err((error, tcp))) => {
             tracing::info!(listener = what, %peer, %error, "TLS handshake refused");
@@ -135,7 +153,7 @@ async fn handshake(
             None
         }
         Err(_) => {
-            tracing::info!(listener = what, %peer, "TLS handshake timed out");
+            tracing::debug!(listener = what, %peer, "TLS handshake timed out");
             None
         }
     }

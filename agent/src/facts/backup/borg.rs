@@ -7,7 +7,95 @@ use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
-use super::{BackupJob, BackupRun, BackupStatus, MAX_MESSAGE_CHARS, bounded};
+use super::exec::{self, Outcome};
+use super::message::{self, Cause};
+use super::products::Product;
+use super::{BackupJob, BackupRun, BackupStatus, MAX_MESSAGE_CHARS, RunKind, bounded};
+
+pub const PRODUCT: Product = Product {
+    name: "borg",
+    reads_file: true,
+    read: Some(read),
+    judge: Some(judge),
+    parse_bytes: |bytes| {
+        let _ = parse(&crate::text::decode(bytes), &TimeZone::UTC);
+    },
+};
+
+/// borg 1.2's exit codes (its manual, "Return codes"): 0 success; 1 warning (the operation
+/// reached its normal end but something was not quite right: a source missing or unreadable,
+/// and the archive was still created); 2 error; 128 + N killed by signal N. The same for
+/// `borg check`, where 1 and 2 mean the repository or an archive is damaged.
+pub fn judge(outcome: &Outcome) -> BackupRun {
+    let code = outcome.code().unwrap_or(-1);
+    let lower = outcome.stderr_lower();
+    let mut run = match code {
+        // `borg check` exits 1 when it found errors: for a check that is a damaged backup.
+        1..=127 if outcome.kind == RunKind::Check => {
+            exec::failed(error_cause(&lower, RunKind::Check))
+        }
+        0 => parse(&outcome.stdout, &TimeZone::system())
+            .ok()
+            .and_then(|mut runs| runs.pop())
+            .unwrap_or_else(|| BackupRun::new("", "borg", BackupStatus::Success)),
+        1 => {
+            let mut run = BackupRun::new("", "borg", BackupStatus::Warning);
+            let cause = if lower.contains("no such file or directory") {
+                Some(Cause::SourceMissing)
+            } else if lower.contains("permission denied") {
+                Some(Cause::UnreadableFiles)
+            } else {
+                None
+            };
+            if let Some(cause) = cause {
+                cause.key().clone_into(&mut run.cause);
+            }
+            let items = outcome
+                .stderr
+                .lines()
+                .filter(|l| l.contains("[Errno"))
+                .count();
+            run.failed_items = Some(items as u64);
+            run
+        }
+        128.. => {
+            let mut run = exec::failed(Cause::Killed);
+            run.signal = Some(code - 128);
+            run
+        }
+        _ => exec::failed(error_cause(&lower, outcome.kind)),
+    };
+    run.code = Some(i64::from(code));
+    run
+}
+
+fn error_cause(lower: &str, kind: RunKind) -> Cause {
+    if lower.contains("passphrase") && lower.contains("incorrect") {
+        return Cause::WrongPassword;
+    }
+    if (lower.contains("repository") && lower.contains("does not exist"))
+        || lower.contains("is not a valid repository")
+    {
+        return Cause::RepositoryMissing;
+    }
+    if lower.contains("failed to create/acquire the lock") || lower.contains("lock.exclusive") {
+        return if lower.contains("permission denied") || lower.contains("read-only") {
+            Cause::TargetNotWritable
+        } else {
+            Cause::RepositoryLocked
+        };
+    }
+    if let Some(cause) = message::common_cause(lower) {
+        return cause;
+    }
+    if kind == RunKind::Check || lower.contains("integrity") || lower.contains("corrupt") {
+        return Cause::RepositoryDamaged;
+    }
+    if lower.contains("permission denied") {
+        return Cause::TargetNotWritable;
+    }
+    Cause::RepositoryDamaged
+}
 
 const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Archives taken from `info --json` at most; older ones were reported before.
@@ -148,6 +236,68 @@ mod tests {
         let runs = parse(&fixture("info.json"), &reunion()).expect("parses");
         assert_eq!(runs.len(), 2);
         assert!(runs[0].finished_at < runs[1].finished_at);
+    }
+
+    fn check(kind: RunKind, code: i32, stderr: &str, want: (BackupStatus, &str)) {
+        let outcome = Outcome {
+            kind,
+            ended: crate::facts::backup::exec::Ended::Exited(code),
+            stdout: String::new(),
+            stderr: stderr.into(),
+        };
+        let run = judge(&outcome);
+        assert_eq!((run.status, run.cause.as_str()), want, "{code} {stderr}");
+    }
+
+    #[test]
+    fn return_codes_and_error_streams_give_the_verdict() {
+        use BackupStatus::*;
+        use RunKind::*;
+        // As borg 1.2.4 prints them.
+        check(Backup, 0, "", (Success, ""));
+        check(
+            Backup,
+            1,
+            "/tmp/bk/nope: [Errno 2] No such file or directory: 'nope'",
+            (Warning, "source_missing"),
+        );
+        check(
+            Backup,
+            1,
+            "/tmp/bk/src/sub/Dupont Jean.pdf: open: [Errno 13] Permission denied: 'Dupont Jean.pdf'",
+            (Warning, "unreadable_files"),
+        );
+        check(
+            Backup,
+            2,
+            "passphrase supplied in BORG_PASSPHRASE, by BORG_PASSCOMMAND or via BORG_PASSPHRASE_FD is incorrect.",
+            (Failed, "wrong_password"),
+        );
+        check(
+            Backup,
+            2,
+            "Repository /tmp/bk/noborg does not exist.",
+            (Failed, "repository_missing"),
+        );
+        check(
+            Backup,
+            2,
+            "Failed to create/acquire the lock /r/lock.exclusive ([Errno 13] Permission denied: '/r/lock.exclusive.tmp').",
+            (Failed, "target_not_writable"),
+        );
+        check(Backup, 143, "", (Failed, "killed"));
+        check(
+            Check,
+            1,
+            "Data integrity error: Segment entry checksum mismatch [segment 1, offset 8]\nFinished full repository check, errors found.",
+            (Failed, "repository_damaged"),
+        );
+        check(
+            Check,
+            2,
+            "Data integrity error: Segment entry checksum mismatch",
+            (Failed, "repository_damaged"),
+        );
     }
 
     #[test]

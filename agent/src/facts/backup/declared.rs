@@ -6,10 +6,11 @@
 //! [[backup.jobs]]
 //! name = "nightly-nas"            # the job name results carry
 //! every = "24h"                   # expected cadence ...
-//! source = "robocopy"             # spool (default), robocopy, restic, borg, rsync,
-//!                                 # windows_server_backup, veeam
+//! source = "robocopy"             # spool (default, where `exec` writes), robocopy,
+//!                                 # restic, borg, rsync, windows_server_backup, veeam
 //! path = 'C:\Vigie\logs\nightly-nas.log'   # the log or JSON file, for file sources
 //! target = "NAS \\nas01\sauvegardes"        # shown to technicians
+//! check_every = "30d"             # a successful `exec --kind check` expected this often
 //!
 //! [[backup.jobs]]
 //! name = "weekly-usb"
@@ -23,54 +24,71 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use super::BackupConfig;
 use super::ledger::Ledger;
+use super::products::{self, Product};
 use super::{BackupReport, DeclaredJob, MAX_NAME_CHARS};
-use crate::config::BackupConfig;
 
 /// Shortest expected cadence: backups are not minute-level events.
 const MIN_EVERY: Duration = Duration::from_secs(60);
 const MIN_SCAN_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Where a job's results come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobSource {
-    /// JSON result files in the spool (a script, or `vigie-agent backup-result`).
-    #[default]
-    Spool,
-    /// A robocopy job log (`/LOG:` or `/UNILOG:`).
-    Robocopy,
-    /// The JSON of `restic backup --json` or `restic snapshots --json`, saved by the script.
-    Restic,
-    /// The JSON of `borg create --json` or `borg info --json`, saved by the script.
-    Borg,
-    /// The output of `rsync --stats`, saved by the script.
-    Rsync,
-    /// The Microsoft-Windows-Backup event log (Windows only).
-    WindowsServerBackup,
-    /// The Veeam Agent event log (Windows only).
-    Veeam,
-}
+/// Where a job's results come from: a product of the table ([`super::PRODUCTS`]) that has
+/// a reader, or the spool (the default, also where `exec` writes).
+#[derive(Clone, Copy)]
+pub struct JobSource(&'static Product);
 
 impl JobSource {
+    pub fn named(name: &str) -> Option<JobSource> {
+        products::job_sources()
+            .contains(&name)
+            .then(|| products::named(name).map(JobSource))
+            .flatten()
+    }
+
     pub fn name(self) -> &'static str {
-        match self {
-            JobSource::Spool => "spool",
-            JobSource::Robocopy => "robocopy",
-            JobSource::Restic => "restic",
-            JobSource::Borg => "borg",
-            JobSource::Rsync => "rsync",
-            JobSource::WindowsServerBackup => "windows_server_backup",
-            JobSource::Veeam => "veeam",
-        }
+        self.0.name
+    }
+
+    pub fn product(self) -> &'static Product {
+        self.0
     }
 
     /// Sources that read a file named by `path`.
     fn needs_path(self) -> bool {
-        match self {
-            JobSource::Robocopy | JobSource::Restic | JobSource::Borg | JobSource::Rsync => true,
-            JobSource::Spool | JobSource::WindowsServerBackup | JobSource::Veeam => false,
-        }
+        self.0.reads_file
+    }
+}
+
+impl Default for JobSource {
+    fn default() -> Self {
+        JobSource(&super::spool::PRODUCT)
+    }
+}
+
+impl PartialEq for JobSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for JobSource {}
+
+impl std::fmt::Debug for JobSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for JobSource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        JobSource::named(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown source {name:?}: expected one of {}",
+                products::job_sources().join(", ")
+            ))
+        })
     }
 }
 
@@ -96,6 +114,9 @@ pub struct BackupJob {
     /// Where the backup goes, as technicians name it; never a data file name.
     #[serde(default)]
     pub target: String,
+    /// How often the backup must be verified (`exec --kind check`), e.g. `"30d"`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub check_every: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -175,6 +196,14 @@ pub fn problems(config: &BackupConfig) -> Vec<String> {
                 "{at}: every and days/at are two ways to give the schedule: pick one"
             )),
         }
+        if let Some(every) = job.check_every
+            && every < MIN_EVERY
+        {
+            problems.push(format!(
+                "{at}: check_every = {} is below the minimum of 1m",
+                humantime::format_duration(every)
+            ));
+        }
         match (job.source.needs_path(), &job.path) {
             (true, None) => problems.push(format!(
                 "{at}: source = \"{}\" needs path = the file to read",
@@ -203,6 +232,9 @@ pub fn declared_jobs(jobs: &[BackupJob], known: &Ledger) -> Vec<DeclaredJob> {
                 days_of_week: days,
                 at: job.at.clone(),
                 last_run: known.last_runs.get(job.name.trim()).cloned(),
+                check_every_seconds: job.check_every.map(|d| d.as_secs()),
+                last_check: known.last_checks.get(job.name.trim()).cloned(),
+                last_good_check_at: known.last_good_checks.get(job.name.trim()).copied(),
             }
         })
         .collect()
@@ -216,8 +248,8 @@ pub fn digest(report: &BackupReport) -> String {
         .iter()
         .map(|d| {
             format!(
-                "{}|{:?}|{:?}|{:?}",
-                d.name, d.every_seconds, d.days_of_week, d.at
+                "{}|{:?}|{:?}|{:?}|{:?}",
+                d.name, d.every_seconds, d.days_of_week, d.at, d.check_every_seconds
             )
         })
         .collect::<Vec<_>>()
@@ -250,6 +282,7 @@ mod tests {
             name = "weekly-usb"
             days = ["fri", "mon", "mon"]
             at = "22:30"
+            check_every = "30d"
             "#,
         )
         .expect("valid");
@@ -257,6 +290,8 @@ mod tests {
         assert_eq!(jobs[0].every_seconds, Some(86_400));
         assert_eq!(jobs[1].days_of_week, [1, 5]);
         assert_eq!(jobs[1].at.as_deref(), Some("22:30"));
+        assert_eq!(jobs[1].check_every_seconds, Some(30 * 86_400));
+        assert_eq!(jobs[0].check_every_seconds, None);
         assert!(jobs.iter().all(|j| j.last_run.is_none()));
     }
 

@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::BackupRun;
 use super::files;
+use super::{BackupRun, RunKind};
 
 /// Folder of the backup state inside the state directory.
 pub const BACKUP_STATE_DIR: &str = "backup";
@@ -43,8 +43,12 @@ pub fn path(state_dir: &Path) -> PathBuf {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Ledger {
-    /// Newest result per job name.
+    /// Newest backup result per job name.
     pub last_runs: BTreeMap<String, BackupRun>,
+    /// Newest integrity check per job name, whatever its result.
+    pub last_checks: BTreeMap<String, BackupRun>,
+    /// End of the newest successful check per job name.
+    pub last_good_checks: BTreeMap<String, Timestamp>,
     /// Native run ids already queued, oldest first.
     seen: VecDeque<Uuid>,
     declared_sent_at: Option<Timestamp>,
@@ -80,14 +84,25 @@ impl Ledger {
         files::write_atomic(path, &json).map_err(|source| io(path, source))
     }
 
-    /// Keeps `run` as its job's last result unless a newer one is known.
+    /// Keeps `run` as its job's last result (or last check) unless a newer one is known.
     pub fn record_run(&mut self, run: &BackupRun) {
-        let newer = match self.last_runs.get(&run.job) {
+        let latest = match run.kind {
+            RunKind::Backup => &mut self.last_runs,
+            RunKind::Check => &mut self.last_checks,
+        };
+        let newer = match latest.get(&run.job) {
             Some(known) => run.time() >= known.time(),
             None => true,
         };
         if newer {
-            self.last_runs.insert(run.job.clone(), run.clone());
+            latest.insert(run.job.clone(), run.clone());
+        }
+        if run.kind == RunKind::Check
+            && run.status == super::BackupStatus::Success
+            && let Some(at) = run.time()
+        {
+            let good = self.last_good_checks.entry(run.job.clone()).or_insert(at);
+            *good = (*good).max(at);
         }
     }
 

@@ -12,9 +12,14 @@
 //! configured target and a short product message.
 
 pub mod borg;
+pub mod command;
+pub mod config;
 pub mod declared;
+pub mod exec;
 mod files;
 pub mod ledger;
+pub mod message;
+pub mod products;
 pub mod restic;
 pub mod robocopy;
 #[cfg(test)]
@@ -34,10 +39,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vigie_proto::v1;
 
-use crate::config::BackupConfig;
 use crate::facts::{CheckFailure, Fact};
+pub use config::BackupConfig;
 
 pub use declared::{BackupJob, JobSource};
+pub use products::{PRODUCTS, Product};
 pub use watch::SpoolWatch;
 
 /// Longest product message kept, in characters: an error summary, not a log.
@@ -75,10 +81,35 @@ impl BackupStatus {
     }
 }
 
+/// What a run did: save the data, or verify a backup already made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    #[default]
+    Backup,
+    /// An integrity check (`restic check`, `borg check`, a restore test).
+    Check,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Backup => "backup",
+            RunKind::Check => "check",
+        }
+    }
+
+    fn is_backup(&self) -> bool {
+        *self == RunKind::Backup
+    }
+}
+
 /// One run of one job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupRun {
     pub job: String,
+    #[serde(default, skip_serializing_if = "RunKind::is_backup")]
+    pub kind: RunKind,
     /// `spool`, `robocopy`, `restic`, `borg`, `rsync`, `windows_server_backup`, `veeam`.
     pub source: String,
     pub status: BackupStatus,
@@ -99,6 +130,19 @@ pub struct BackupRun {
     pub target: String,
     #[serde(default)]
     pub message: String,
+    /// Why it failed or warned, a stable key (see [`message::Cause`]); empty: not classified.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cause: String,
+    /// The signal that ended the wrapped command (Unix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// File paths taken out of `message`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub paths_removed: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl BackupRun {
@@ -106,6 +150,7 @@ impl BackupRun {
     pub fn new(job: &str, source: &str, status: BackupStatus) -> Self {
         BackupRun {
             job: job.to_owned(),
+            kind: RunKind::Backup,
             source: source.to_owned(),
             status,
             started_at: None,
@@ -116,6 +161,9 @@ impl BackupRun {
             code: None,
             target: String::new(),
             message: String::new(),
+            cause: String::new(),
+            signal: None,
+            paths_removed: 0,
         }
     }
 
@@ -137,6 +185,13 @@ impl BackupRun {
             message: self.message.clone(),
             failed_items: self.failed_items,
             code: self.code,
+            kind: match self.kind {
+                RunKind::Backup => String::new(),
+                RunKind::Check => "check".to_owned(),
+            },
+            cause: self.cause.clone(),
+            signal: self.signal,
+            paths_removed: self.paths_removed,
         }
     }
 }
@@ -153,6 +208,14 @@ pub struct DeclaredJob {
     pub at: Option<String>,
     /// `None`: no result ever seen for this job.
     pub last_run: Option<BackupRun>,
+    /// How often the backup must be verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_every_seconds: Option<u64>,
+    /// The last integrity check known, and when the last good one ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<BackupRun>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_good_check_at: Option<Timestamp>,
 }
 
 /// The `backup` payload: runs seen, the declared jobs, the result files that could not be read.
@@ -176,6 +239,9 @@ impl BackupReport {
                     days_of_week: d.days_of_week.clone(),
                     at: d.at.clone().unwrap_or_default(),
                     last_run: d.last_run.as_ref().map(BackupRun::to_proto),
+                    check_every_seconds: d.check_every_seconds.unwrap_or(0),
+                    last_check: d.last_check.as_ref().map(BackupRun::to_proto),
+                    last_good_check_at: d.last_good_check_at.map(timestamp_to_proto),
                 })
                 .collect(),
             unreadable: self
@@ -289,7 +355,7 @@ pub fn collect(config: &BackupConfig) -> Vec<Fact> {
     }
 
     for job in &config.jobs {
-        let Some(read) = native_reader(job.source) else {
+        let Some(read) = job.source.product().read else {
             continue;
         };
         match read(job) {
@@ -313,6 +379,24 @@ pub fn collect(config: &BackupConfig) -> Vec<Fact> {
             }
             Err(error) => {
                 tracing::warn!(job = %job.name, source = job.source.name(), %error, "backup source failed");
+                // A result file that changed but holds no readable result is a failed run
+                // (sent once per version of the file), never silence.
+                if let Some(run) = unreadable_output(job, &error) {
+                    let id = run_id(&run);
+                    if !ledger.has_seen(id) {
+                        let report = BackupReport {
+                            runs: vec![run],
+                            ..BackupReport::default()
+                        };
+                        let settle = Settle {
+                            ledger: ledger_path.clone(),
+                            spool_file: None,
+                            remember: true,
+                        };
+                        items.push((id, report, settle));
+                    }
+                    continue;
+                }
                 failures.push(failure(
                     &format!("backup.{}", job.source.name()),
                     format!("job {}: {error}", job.name),
@@ -359,19 +443,23 @@ pub fn collect(config: &BackupConfig) -> Vec<Fact> {
     facts
 }
 
-/// A reader of a product's own output for one job; `None` for the spool, read above.
-type NativeReader = fn(&BackupJob) -> Result<Vec<BackupRun>, String>;
-
-fn native_reader(source: JobSource) -> Option<NativeReader> {
-    match source {
-        JobSource::Spool => None,
-        JobSource::Robocopy => Some(robocopy::read),
-        JobSource::Restic => Some(restic::read),
-        JobSource::Borg => Some(borg::read),
-        JobSource::Rsync => Some(rsync::read),
-        JobSource::WindowsServerBackup => Some(windows_backup::read),
-        JobSource::Veeam => Some(veeam::read),
-    }
+/// The failed run standing for a job's result file that exists but cannot be read as one
+/// (empty, cut, not the product's output), dated by the file. `None` when there is no file:
+/// that is a configuration problem, reported as a check failure.
+fn unreadable_output(job: &BackupJob, error: &str) -> Option<BackupRun> {
+    let path = job.path.as_deref()?;
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    let modified = Timestamp::try_from(modified).ok()?;
+    let mut run = BackupRun::new(&job.name, job.source.name(), BackupStatus::Failed);
+    message::Cause::OutputUnreadable
+        .key()
+        .clone_into(&mut run.cause);
+    run.finished_at = Some(modified);
+    job.target.clone_into(&mut run.target);
+    let (text, removed) = message::without_paths(error);
+    run.message = bounded(&text, MAX_MESSAGE_CHARS);
+    run.paths_removed = removed;
+    Some(run)
 }
 
 fn failure(check: &str, error: String) -> Fact {
@@ -513,6 +601,39 @@ mod tests {
         );
         let ledger = ledger::Ledger::load(&ledger::path(dir.path())).expect("ledger");
         assert_eq!(ledger.last_runs["nas"].code, Some(9));
+    }
+
+    #[test]
+    fn a_result_file_without_a_result_is_a_failed_run_sent_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("restic.json");
+        // What a failed restic run leaves when only stdout was saved: nothing.
+        std::fs::write(&log, b"").expect("write");
+        let text = format!(
+            "[[backup.jobs]]\nname = \"nas\"\nevery = \"24h\"\nsource = \"restic\"\npath = {log:?}\n"
+        );
+        let mut config = crate::config::parse_config(&text).expect("valid").backup;
+        config.state_dir = Some(dir.path().join("state"));
+        let facts = collect(&config);
+        let found = backups(&facts);
+        assert_eq!(found.len(), 1, "{facts:?}");
+        let run = &found[0].report.runs[0];
+        assert_eq!(
+            (run.status, run.cause.as_str()),
+            (BackupStatus::Failed, "output_unreadable")
+        );
+        assert!(
+            !run.message.contains(&*dir.path().to_string_lossy()),
+            "{}",
+            run.message
+        );
+        found[0].settle();
+        assert!(
+            backups(&collect(&config))
+                .iter()
+                .all(|b| b.report.runs.is_empty()),
+            "the same file is not reported twice"
+        );
     }
 
     #[test]

@@ -14,14 +14,38 @@
 //! page garbles them. So rows are recognised by shape (a label, a colon, six counts) and by
 //! order (directories, files, bytes), never by their words. The run's exit code is rebuilt
 //! from the table with robocopy's meaning: 1 files copied, 2 extra files, 4 mismatches, 8
-//! failures, 16 fatal error; below 8 is a success (4 and up with mismatches: a warning).
-//! Per-file lines are never read into the result.
+//! failures, 16 fatal error; below 8 is a success (the message says which bits are set).
+//! A log appended to with `/LOG+:` holds one run per `ROBOCOPY ::` banner: each is a run, the
+//! last one is the job's current state. The run's start and end are read from the log
+//! (`Started :`/`Début :`, `Ended :`/`Fin :`, or in other languages by position: the first
+//! dated line of the header, the last one after the table). Per-file lines are never read
+//! into the result.
 
 use std::path::Path;
 
 use jiff::Timestamp;
+use jiff::civil::{Date, DateTime, Time};
+use jiff::tz::TimeZone;
 
+use super::exec::Outcome;
+use super::message::Cause;
+use super::products::Product;
 use super::{BackupJob, BackupRun, BackupStatus, MAX_MESSAGE_CHARS, bounded, files};
+
+pub const PRODUCT: Product = Product {
+    name: "robocopy",
+    reads_file: true,
+    read: Some(read),
+    judge: Some(judge),
+    parse_bytes: |bytes| {
+        let text = crate::text::decode(bytes);
+        let _ = parse(&text);
+        let _ = runs(&text, &TimeZone::UTC);
+    },
+};
+
+/// Runs kept from one log: older runs were reported when they happened.
+const MAX_RUNS: usize = 10;
 
 /// Logs appended to with `/LOG+` grow for ever: the last run is in the tail.
 const TAIL_BYTES: u64 = 1024 * 1024;
@@ -73,14 +97,81 @@ impl Summary {
     }
 }
 
-/// What robocopy's exit code means: 0-3 success, 4-7 success with mismatches (warning),
-/// 8 and above (or negative) failure.
+/// What robocopy's exit code means: a bit mask where 0-7 is a success (1 files copied,
+/// 2 extra files, 4 mismatches) and 8 and above a failure (8 some copies failed, 16 fatal).
 pub fn status_of_exit_code(code: i64) -> BackupStatus {
     match code {
-        0..=3 => BackupStatus::Success,
-        4..=7 => BackupStatus::Warning,
+        0..=7 => BackupStatus::Success,
         _ => BackupStatus::Failed,
     }
+}
+
+/// The exit code in words, bit by bit, in French.
+pub fn explain(code: i64) -> String {
+    if !(0..=31).contains(&code) {
+        return format!("robocopy {code} : code de sortie inconnu");
+    }
+    if code == 0 {
+        return "robocopy 0 : rien à copier, tout est à jour".to_owned();
+    }
+    let bits: Vec<&str> = [
+        (1, "fichiers copiés"),
+        (2, "fichiers ou dossiers en trop à la destination"),
+        (4, "différences détectées (mismatch)"),
+        (8, "certaines copies ont échoué"),
+        (16, "erreur fatale : rien n'a été copié"),
+    ]
+    .iter()
+    .filter(|(bit, _)| code & bit != 0)
+    .map(|(_, text)| *text)
+    .collect();
+    format!("robocopy {code} : {}", bits.join(", "))
+}
+
+/// Windows error numbers robocopy prints (`ERROR 5 (0x00000005)`) and what they mean here.
+fn cause_of_error(number: u32) -> Option<Cause> {
+    Some(match number {
+        2 | 3 => Cause::SourceMissing,
+        5 => Cause::NotPermitted,
+        19 => Cause::TargetNotWritable,
+        32 | 33 => Cause::UnreadableFiles,
+        39 | 112 => Cause::TargetFull,
+        53 | 64 | 67 | 1231 => Cause::Network,
+        _ => return None,
+    })
+}
+
+/// The last `ERROR n` robocopy printed, as a cause.
+fn cause_in(text: &str) -> Option<Cause> {
+    text.lines().rev().find_map(|line| {
+        let rest = &line[line.find("ERROR ")? + "ERROR ".len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        cause_of_error(digits.parse().ok()?)
+    })
+}
+
+/// A robocopy run wrapped by `exec`: the exit code decides, the summary gives the counts.
+pub fn judge(outcome: &Outcome) -> BackupRun {
+    let code = i64::from(outcome.code().unwrap_or(-1));
+    let mut run = match parse(&outcome.stdout) {
+        Ok(summary) => to_run("", &summary),
+        Err(ParseError::NoSummary) => BackupRun::new("", "robocopy", BackupStatus::Failed),
+    };
+    run.status = status_of_exit_code(code);
+    run.code = Some(code);
+    if run.status == BackupStatus::Failed {
+        if let Some(cause) = cause_in(&format!("{}\n{}", outcome.stdout, outcome.stderr)) {
+            cause.key().clone_into(&mut run.cause);
+        }
+        let error = failed_run("", &outcome.stdout).message;
+        run.message = bounded(&format!("{} | {error}", explain(code)), MAX_MESSAGE_CHARS);
+    } else {
+        run.message = bounded(
+            &format!("{} | {}", explain(code), run.message),
+            MAX_MESSAGE_CHARS,
+        );
+    }
+    run
 }
 
 /// The last run's summary in a decoded log. Pure; never panics.
@@ -159,9 +250,12 @@ pub fn to_run(job: &str, summary: &Summary) -> BackupRun {
     run.files = Some(summary.files.copied);
     run.bytes = Some(summary.bytes.copied);
     run.failed_items = Some(summary.files.failed + summary.dirs.failed);
+    if code >= 8 {
+        Cause::UnreadableFiles.key().clone_into(&mut run.cause);
+    }
     run.message = bounded(
         &format!(
-            "files: {} total, {} copied, {} skipped, {} mismatch, {} failed, {} extras",
+            "fichiers : {} au total, {} copiés, {} ignorés, {} différents, {} en échec, {} en trop",
             summary.files.total,
             summary.files.copied,
             summary.files.skipped,
@@ -180,6 +274,9 @@ pub fn to_run(job: &str, summary: &Summary) -> BackupRun {
 fn failed_run(job: &str, text: &str) -> BackupRun {
     let mut run = BackupRun::new(job, "robocopy", BackupStatus::Failed);
     run.code = Some(16);
+    if let Some(cause) = cause_in(text) {
+        cause.key().clone_into(&mut run.cause);
+    }
     let lines: Vec<&str> = text.lines().collect();
     let error = lines.iter().enumerate().rev().find_map(|(i, line)| {
         let at = line.find("ERROR ")?;
@@ -198,24 +295,174 @@ fn failed_run(job: &str, text: &str) -> BackupRun {
     run
 }
 
-/// Reads the job's log file: the run it ends with, or nothing while a copy is still writing.
+/// One run of a log, as written between two `ROBOCOPY ::` banners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRun {
+    pub run: BackupRun,
+    /// Whether the run has its summary table (else: still running, or stopped early).
+    pub complete: bool,
+}
+
+/// Every run in a decoded log, oldest first, with times read in `tz`. Pure; never panics.
+pub fn runs(text: &str, tz: &TimeZone) -> Vec<LoggedRun> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut starts: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("ROBOCOPY") && l.contains("::"))
+        .map(|(i, _)| i)
+        .collect();
+    if starts.first() != Some(&0) {
+        // Whatever precedes the first banner (or a log without one) is read as a run too.
+        starts.insert(0, 0);
+    }
+    let mut out = Vec::new();
+    for (n, &start) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).copied().unwrap_or(lines.len());
+        let part = lines[start..end].join("\n");
+        if part.trim().is_empty() || !part.chars().any(|c| c.is_alphanumeric()) {
+            continue;
+        }
+        let dated: Vec<Timestamp> = lines[start..end]
+            .iter()
+            .filter_map(|l| labelled_time(l, tz))
+            .collect();
+        let (run, complete) = match parse(&part) {
+            Ok(summary) => (to_run("", &summary), true),
+            Err(ParseError::NoSummary) => (failed_run("", &part), false),
+        };
+        let mut run = run;
+        run.started_at = dated.first().copied();
+        run.finished_at = if dated.len() > 1 {
+            dated.last().copied()
+        } else {
+            None
+        };
+        out.push(LoggedRun { run, complete });
+    }
+    let skip = out.len().saturating_sub(MAX_RUNS);
+    out.drain(..skip);
+    out
+}
+
+/// `  Label : <date>` in English (`Monday, November 23, 2026 10:31:12 PM`) or French
+/// (`lundi 23 novembre 2026 22:30:05`) wording, or numeric (`23.11.2026 22:30:05`,
+/// `2026/11/23 22:30:05`) as other languages write it.
+fn labelled_time(line: &str, tz: &TimeZone) -> Option<Timestamp> {
+    let (label, value) = line.split_once(" : ")?;
+    let label = label.trim();
+    if label.is_empty() || label.chars().count() > 20 || label.chars().any(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let datetime = civil_time(value)?;
+    tz.to_timestamp(datetime).ok()
+}
+
+fn civil_time(value: &str) -> Option<DateTime> {
+    const MONTHS: [&[&str]; 12] = [
+        &["jan"],
+        &["feb", "fév", "fev"],
+        &["mar"],
+        &["apr", "avr"],
+        &["may", "mai"],
+        &["jun", "juin"],
+        &["jul", "juil"],
+        &["aug", "aoû", "aou"],
+        &["sep"],
+        &["oct"],
+        &["nov"],
+        &["dec", "déc"],
+    ];
+    let lower = value.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut time = None;
+    let mut pm = None;
+    let mut numbers = Vec::new();
+    let mut month = None;
+    for word in &words {
+        if word.contains(':') {
+            let parts: Vec<i8> = word.split(':').filter_map(|p| p.parse().ok()).collect();
+            if let [h, m, rest @ ..] = parts.as_slice() {
+                time = Some((*h, *m, rest.first().copied().unwrap_or(0)));
+            }
+        } else if *word == "pm" || *word == "am" {
+            pm = Some(*word == "pm");
+        } else if word.contains('/') || word.contains('.') || word.contains('-') {
+            let parts: Vec<i32> = word
+                .split(['/', '.', '-'])
+                .filter(|p| !p.is_empty())
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            if let [a, b, c] = parts.as_slice() {
+                // yyyy/mm/dd, else dd.mm.yyyy (the day first, as outside the US).
+                let (y, m, d) = if *a > 999 { (*a, *b, *c) } else { (*c, *b, *a) };
+                numbers = vec![d, y];
+                month = Some(m);
+            }
+        } else if let Ok(n) = word.parse::<i32>() {
+            numbers.push(n);
+        } else if let Some(m) = MONTHS
+            .iter()
+            .position(|names| names.iter().any(|n| word.starts_with(n)))
+        {
+            month = month.or(Some(m as i32 + 1));
+        }
+    }
+    let (mut hour, minute, second) = time?;
+    match pm {
+        Some(true) if hour < 12 => hour += 12,
+        Some(false) if hour == 12 => hour = 0,
+        _ => {}
+    }
+    let year = *numbers.iter().find(|n| **n > 999)?;
+    let day = *numbers.iter().find(|n| (1..=31).contains(*n))?;
+    let date = Date::new(
+        i16::try_from(year).ok()?,
+        i8::try_from(month?).ok()?,
+        i8::try_from(day).ok()?,
+    )
+    .ok()?;
+    let time = Time::new(hour, minute, second, 0).ok()?;
+    Some(date.to_datetime(time))
+}
+
+/// Reads the job's log file: its runs (the last one is the job's state), or none while the
+/// last copy is still writing it.
 pub fn read(job: &BackupJob) -> Result<Vec<BackupRun>, String> {
     let path = job.path.as_deref().ok_or("no path configured")?;
     let (bytes, modified) = read_log(path)?;
     let text = crate::text::decode(&bytes);
-    let mut run = match parse(&text) {
-        Ok(summary) => to_run(&job.name, &summary),
-        Err(ParseError::NoSummary) => {
-            let age = Timestamp::now().as_second() - modified.as_second();
-            if age < RUNNING_GRACE_SECS && !text.contains("ERROR ") {
-                return Ok(Vec::new());
-            }
-            failed_run(&job.name, &text)
-        }
+    let mut logged = runs(&text, &TimeZone::system());
+    let Some(last) = logged.last_mut() else {
+        return Err(format!(
+            "{}: output unreadable: no robocopy run in it",
+            path.display()
+        ));
     };
-    run.finished_at = Some(modified);
-    job.target.clone_into(&mut run.target);
-    Ok(vec![run])
+    if !last.complete {
+        let age = Timestamp::now().as_second() - modified.as_second();
+        if age < RUNNING_GRACE_SECS && !text.contains("ERROR ") {
+            logged.pop();
+        }
+    }
+    if let Some(last) = logged.last_mut() {
+        // Without an end time in the log, the file's time is the end of its last run.
+        last.run.finished_at = last.run.finished_at.or(Some(modified));
+    }
+    Ok(logged
+        .into_iter()
+        .map(|logged| {
+            let mut run = logged.run;
+            job.name.clone_into(&mut run.job);
+            job.target.clone_into(&mut run.target);
+            run.finished_at = run.finished_at.or(run.started_at);
+            run
+        })
+        .filter(|run| run.finished_at.is_some())
+        .collect())
 }
 
 /// The log's tail and its modification time (the end of the run it holds).
@@ -267,13 +514,86 @@ mod tests {
     #[test]
     fn exit_codes_mean_what_robocopy_says() {
         use BackupStatus::*;
-        for (code, status) in [(0, Success), (1, Success), (3, Success), (4, Warning)] {
-            assert_eq!(status_of_exit_code(code), status, "{code}");
+        // (exit code, status, words)
+        let table: &[(i64, BackupStatus, &str)] = &[
+            (0, Success, "rien à copier"),
+            (1, Success, "fichiers copiés"),
+            (2, Success, "en trop"),
+            (3, Success, "fichiers copiés, fichiers ou dossiers en trop"),
+            (4, Success, "différences"),
+            (5, Success, "fichiers copiés, différences"),
+            (6, Success, "en trop à la destination, différences"),
+            (
+                7,
+                Success,
+                "copiés, fichiers ou dossiers en trop à la destination, différences",
+            ),
+            (8, Failed, "certaines copies ont échoué"),
+            (9, Failed, "fichiers copiés, certaines copies ont échoué"),
+            (16, Failed, "erreur fatale"),
+            (24, Failed, "échoué, erreur fatale"),
+            (-1, Failed, "inconnu"),
+            (32, Failed, "inconnu"),
+        ];
+        for (code, status, words) in table {
+            assert_eq!(status_of_exit_code(*code), *status, "{code}");
+            assert!(explain(*code).contains(words), "{code}: {}", explain(*code));
         }
-        for code in [7, 8, 16, -1] {
-            let expected = if code == 7 { Warning } else { Failed };
-            assert_eq!(status_of_exit_code(code), expected, "{code}");
-        }
+    }
+
+    #[test]
+    fn wrapped_runs_are_judged_by_the_exit_code() {
+        use crate::facts::backup::RunKind;
+        use crate::facts::backup::exec::Ended;
+        let outcome = |code, stdout: &str| Outcome {
+            kind: RunKind::Backup,
+            ended: Ended::Exited(code),
+            stdout: stdout.into(),
+            stderr: String::new(),
+        };
+        let run = judge(&outcome(1, &fixture("en-success.log")));
+        assert_eq!((run.status, run.files), (BackupStatus::Success, Some(15)));
+        let run = judge(&outcome(16, &fixture("en-fatal.log")));
+        assert_eq!(
+            (run.status, run.cause.as_str()),
+            (BackupStatus::Failed, "network")
+        );
+        assert!(!run.message.contains("nas01"), "{}", run.message);
+    }
+
+    #[test]
+    fn appended_logs_give_every_run_with_its_own_times() {
+        let tz = TimeZone::fixed(jiff::tz::offset(4));
+        let logged = runs(&fixture("fr-appended.log"), &tz);
+        assert_eq!(logged.len(), 2);
+        assert!(logged.iter().all(|l| l.complete));
+        let last = &logged[1].run;
+        assert_eq!(last.files, Some(7));
+        assert_eq!(
+            last.finished_at.map(|t| t.to_string()).as_deref(),
+            Some("2026-11-23T18:30:05Z")
+        );
+        let en = runs(&fixture("en-success.log"), &tz);
+        assert_eq!(
+            (
+                en[0].run.started_at.map(|t| t.to_string()),
+                en[0].run.finished_at.map(|t| t.to_string())
+            ),
+            (
+                Some("2026-11-23T18:30:01Z".into()),
+                Some("2026-11-23T18:31:12Z".into())
+            )
+        );
+        // Other languages: read by position, numeric dates.
+        let de = "  Gestartet : 23.11.2026 22:30:01\n\
+                  Verz. :  1 0 1 0 0 0\nDateien : 2 1 1 0 0 0\nBytes : 10 5 5 0 0 0\n\
+                  Beendet : 23.11.2026 22:31:00\n";
+        let logged = runs(de, &tz);
+        assert_eq!(
+            logged[0].run.finished_at.map(|t| t.to_string()).as_deref(),
+            Some("2026-11-23T18:31:00Z")
+        );
+        assert_eq!(logged[0].run.files, Some(1));
     }
 
     #[test]

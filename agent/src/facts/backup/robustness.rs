@@ -1,17 +1,12 @@
 //! "Never panics" for the backup parsers, checked in every `cargo test` with the shared
 //! damaged-input harness (`facts::robustness`) plus a few hand-made traps.
 
-/// Every parser of outside input, on raw bytes as they would come from a file.
+/// Every parser of outside input (the product table's, plus the shared ones), on raw bytes
+/// as they would come from a file.
 pub fn parse_all(bytes: &[u8]) {
-    let text = crate::text::decode(bytes);
-    let _ = super::spool::parse(bytes);
-    let _ = super::robocopy::parse(&text);
-    let _ = super::restic::parse(&text);
-    let _ = super::borg::parse(&text, &jiff::tz::TimeZone::UTC);
-    let _ = super::rsync::parse(&text);
-    let _ = super::winevent::parse(&text);
-    let _ = super::windows_backup::parse(&text);
-    let _ = super::veeam::parse(&text);
+    super::products::parse_all(bytes);
+    let _ = super::winevent::parse(&crate::text::decode(bytes));
+    let _ = super::message::from_stderr(&crate::text::decode(bytes));
 }
 
 #[test]

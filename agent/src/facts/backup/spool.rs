@@ -17,7 +17,12 @@
 //!   "failed_items": 0,                          // optional, files that could not be copied
 //!   "code": 1,                                  // optional, the product's exit code
 //!   "target": "NAS \\\\nas01\\sauvegardes",     // optional, where it went (no data file names)
-//!   "message": "ok"                             // optional, short text, cut to 500 chars
+//!   "message": "ok",                            // optional, short text, cut to 500 chars
+//!   "kind": "check",                            // optional: backup (default) or check
+//!   "source": "restic",                         // optional: the product `exec` wrapped
+//!   "cause": "wrong_password",                  // optional: why it failed (see `message.rs`)
+//!   "signal": 9,                                // optional: the signal that ended it
+//!   "paths_removed": 2                          // optional: file paths taken out of message
 //! }
 //! ```
 //!
@@ -30,10 +35,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{BackupRun, BackupStatus, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, bounded, files};
+use super::{BackupRun, BackupStatus, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, RunKind, bounded, files};
+
+pub const PRODUCT: super::Product = super::Product {
+    name: "spool",
+    reads_file: false,
+    read: None,
+    judge: None,
+    parse_bytes: |bytes| {
+        let _ = parse(bytes);
+    },
+};
 
 /// Default spool folder inside the state directory.
 pub const SPOOL_DIR: &str = "spool";
@@ -63,13 +78,21 @@ pub enum ParseError {
     /// The JSON stops early: perhaps still being written.
     #[error("truncated: {0}")]
     Truncated(String),
+    #[error("source {0:?} is not a known product")]
+    UnknownSource(String),
 }
 
 /// The file as written: the documented format above.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct ResultFile {
     job: String,
+    /// `backup` (default) or `check`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<RunKind>,
+    /// The product, when `exec` wrapped it (`restic`, `rsync`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
     status: BackupStatus,
     #[serde(default)]
     started: Option<String>,
@@ -87,6 +110,12 @@ struct ResultFile {
     target: Option<String>,
     #[serde(default)]
     message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cause: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signal: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    paths_removed: Option<u32>,
 }
 
 /// Parses one result file. Pure; never panics.
@@ -114,7 +143,16 @@ pub fn parse(bytes: &[u8]) -> Result<BackupRun, ParseError> {
             finished: f.to_string(),
         });
     }
-    let mut run = BackupRun::new(&job, "spool", file.status);
+    let source = match file.source.as_deref().map(str::trim) {
+        Some(name) if super::products::named(name).is_some() => name.to_owned(),
+        Some(other) => return Err(ParseError::UnknownSource(bounded(other, 40))),
+        None => "spool".to_owned(),
+    };
+    let mut run = BackupRun::new(&job, &source, file.status);
+    run.kind = file.kind.unwrap_or_default();
+    run.cause = bounded(file.cause.as_deref().unwrap_or(""), 40);
+    run.signal = file.signal;
+    run.paths_removed = file.paths_removed.unwrap_or(0);
     run.started_at = started;
     run.finished_at = finished;
     run.bytes = file.bytes;
@@ -323,19 +361,45 @@ pub enum WriteError {
     },
 }
 
+/// Writes the result of a wrapped run (`exec`) into `dir` atomically and returns its path.
+pub fn write_run(dir: &Path, run: &BackupRun) -> Result<PathBuf, WriteError> {
+    let file = ResultFile {
+        job: run.job.clone(),
+        kind: (run.kind != RunKind::Backup).then_some(run.kind),
+        source: Some(run.source.clone()),
+        status: run.status,
+        started: run.started_at.map(|t| t.to_string()),
+        finished: run.finished_at.map(|t| t.to_string()),
+        bytes: run.bytes,
+        files: run.files,
+        failed_items: run.failed_items,
+        code: run.code,
+        target: (!run.target.is_empty()).then(|| run.target.clone()),
+        message: (!run.message.is_empty()).then(|| run.message.clone()),
+        cause: (!run.cause.is_empty()).then(|| run.cause.clone()),
+        signal: run.signal,
+        paths_removed: (run.paths_removed > 0).then_some(run.paths_removed),
+    };
+    let json = serde_json::to_vec_pretty(&file).map_err(|e| ParseError::Json(e.to_string()))?;
+    write_checked(dir, &run.job, &json)
+}
+
 /// Writes one result file into `dir` atomically and returns its path. The content is checked
 /// with [`parse`] first, so the agent will accept what this writes.
 pub fn write_result(dir: &Path, result: &NewResult) -> Result<PathBuf, WriteError> {
     let json = serde_json::to_vec_pretty(result).map_err(|e| ParseError::Json(e.to_string()))?;
-    parse(&json)?;
+    write_checked(dir, &result.job, &json)
+}
+
+fn write_checked(dir: &Path, job: &str, json: &[u8]) -> Result<PathBuf, WriteError> {
+    parse(json)?;
     let io = |source| WriteError::Io {
         path: dir.display().to_string(),
         source,
     };
     std::fs::create_dir_all(dir).map_err(io)?;
     // The job name only in a safe form: it is a file name on Windows too.
-    let safe: String = result
-        .job
+    let safe: String = job
         .chars()
         .take(40)
         .map(|c| {
@@ -347,7 +411,7 @@ pub fn write_result(dir: &Path, result: &NewResult) -> Result<PathBuf, WriteErro
         })
         .collect();
     let path = dir.join(format!("{safe}-{}.json", Uuid::now_v7().simple()));
-    files::write_atomic(&path, &json).map_err(io)?;
+    files::write_atomic(&path, json).map_err(io)?;
     Ok(path)
 }
 

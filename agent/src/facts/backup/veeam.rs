@@ -1,9 +1,20 @@
 //! Veeam Agent for Windows, from its `Veeam Agent` event log: event 190 closes each job session
 //! with its result in the text ("... finished with Success." / "Warning" / "Failed"), which
-//! the event level confirms (4 information, 3 warning, 2 error) when the text is unclear.
+//! the event level confirms (4 information, 3 warning, 2 error) when the text is unclear. A
+//! session that "will be retried" is not a result: the retry ends with its own event.
 
 use super::winevent::{self, Event};
 use super::{BackupJob, BackupRun, BackupStatus, MAX_MESSAGE_CHARS, bounded};
+
+pub const PRODUCT: super::Product = super::Product {
+    name: "veeam",
+    reads_file: false,
+    read: Some(read),
+    judge: None,
+    parse_bytes: |bytes| {
+        let _ = parse(&crate::text::decode(bytes));
+    },
+};
 
 pub const LOG: &str = "Veeam Agent";
 /// Job session finished.
@@ -20,6 +31,10 @@ fn to_run(event: &Event) -> Option<BackupRun> {
         return None;
     }
     let text = event.message.to_ascii_lowercase();
+    // A session Veeam will retry is not the job's result: the retry's final event is.
+    if text.contains("will be retried") || text.contains("willberetried=\"true\"") {
+        return None;
+    }
     let status = if text.contains("with failed") || text.contains("with error") {
         BackupStatus::Failed
     } else if text.contains("with warning") {
@@ -60,6 +75,12 @@ mod tests {
         let got: Vec<BackupStatus> = runs.iter().map(|r| r.status).collect();
         use BackupStatus::*;
         assert_eq!(got, [Success, Warning, Failed, Failed]);
+        let retried = r#"[{"Id":190,"RecordId":9,"Level":2,"TimeCreated":"2026-11-28T18:40:00Z",
+            "Message":"Backup job 'CAB' finished with Failed. Job will be retried."}]"#;
+        assert!(
+            parse(retried).expect("parses").is_empty(),
+            "a retried session is not a result"
+        );
         assert!(runs[2].message.contains("not enough space"));
     }
 }

@@ -108,8 +108,12 @@ impl LanConfig {
 /// One LAN round: the devices probed and the unknown neighbours seen.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LanReport {
+    /// The targets probed this round.
     pub devices: Vec<DeviceHealth>,
     pub discovered: Vec<neighbours::DiscoveredDevice>,
+    /// Every configured target's name, probed this round or not, so the collector keeps the
+    /// last known state of those not due.
+    pub configured: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -239,6 +243,7 @@ pub async fn collect(config: &LanConfig) -> LanReport {
     LanReport {
         devices,
         discovered,
+        configured: config.targets.iter().map(|t| t.name.clone()).collect(),
     }
 }
 
@@ -383,6 +388,7 @@ impl LanReport {
                     state: d.state.clone(),
                 })
                 .collect(),
+            configured_targets: self.configured.clone(),
         }
     }
 }

@@ -7,12 +7,38 @@ use jiff::{SignedDuration, Timestamp};
 use super::{AgentFacts, Condition, hours, minutes};
 use crate::alerts::alert::Severity;
 use crate::alerts::policy::Rule;
+use crate::alerts::summary;
 use crate::alerts::thresholds::BackupThresholds;
-use crate::facts::{BackupRun, BackupStatus, DeclaredJob};
+use crate::facts::{BackupRun, BackupStatus, DeclaredJob, RunKind};
+
+/// The jobs' backup runs; integrity checks are judged by `backup_check`.
+fn backups(facts: &AgentFacts) -> impl Iterator<Item = (&String, &Vec<BackupRun>)> {
+    facts
+        .backup_runs
+        .iter()
+        .filter(|(_, runs)| runs.iter().all(|r| r.kind == RunKind::Backup))
+}
+
+/// ": cause" in French when the agent named one, with the number of files when it counts.
+pub fn cause_text(run: &BackupRun) -> String {
+    let Some(words) = summary::backup_cause(&run.cause) else {
+        return String::new();
+    };
+    match (run.cause.as_str(), run.failed_items) {
+        ("unreadable_files", Some(n)) if n > 0 => {
+            format!(
+                " : {} illisible{}",
+                summary::files(n),
+                if n > 1 { "s" } else { "" }
+            )
+        }
+        _ => format!(" : {words}"),
+    }
+}
 
 pub fn evaluate(now: Timestamp, facts: &AgentFacts, t: &BackupThresholds) -> Vec<Condition> {
     let mut out = Vec::new();
-    for (job, runs) in &facts.backup_runs {
+    for (job, runs) in backups(facts) {
         let Some(last) = runs.last() else { continue };
         match last.status {
             BackupStatus::Failed => {
@@ -28,7 +54,7 @@ pub fn evaluate(now: Timestamp, facts: &AgentFacts, t: &BackupThresholds) -> Vec
                         Rule::BackupFailed,
                         job,
                         Severity::Critical,
-                        format!("Sauvegarde {job} en échec"),
+                        format!("Sauvegarde {job} en échec{}", cause_text(last)),
                     )
                     .since(Some(first_failure))
                     .detail(&last.message)
@@ -40,7 +66,10 @@ pub fn evaluate(now: Timestamp, facts: &AgentFacts, t: &BackupThresholds) -> Vec
                     Rule::BackupWarning,
                     job,
                     Severity::Warning,
-                    format!("Sauvegarde {job} terminée avec avertissements"),
+                    format!(
+                        "Sauvegarde {job} terminée avec avertissements{}",
+                        cause_text(last)
+                    ),
                 )
                 .detail(&last.message)
                 .evidence(last.finished_at),
@@ -90,10 +119,8 @@ fn missing(now: Timestamp, facts: &AgentFacts, t: &BackupThresholds) -> Vec<Cond
     // configuration stops being awaited); without, every job ever seen is.
     let jobs: Vec<(String, Option<&DeclaredJob>, Option<Timestamp>)> =
         if facts.declared_jobs.is_empty() {
-            facts
-                .backup_runs
-                .keys()
-                .map(|job| (job.clone(), None, None))
+            backups(facts)
+                .map(|(job, _)| (job.clone(), None, None))
                 .collect()
         } else {
             facts

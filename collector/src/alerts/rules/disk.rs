@@ -13,6 +13,8 @@ pub fn evaluate(agent: &AgentRecord, t: &DiskThresholds) -> Vec<Condition> {
     let (Some(snapshot), Some(at)) = (&agent.snapshot, agent.snapshot_collected_at) else {
         return Vec::new();
     };
+    // A snapshot with more disks than the collector keeps says so in every disk alert.
+    let cut = snapshot.cut.0.join(" ; ");
     snapshot
         .disks
         .iter()
@@ -39,7 +41,8 @@ pub fn evaluate(agent: &AgentRecord, t: &DiskThresholds) -> Vec<Condition> {
                         free as f64 / GIB as f64
                     ),
                 )
-                .evidence(at),
+                .evidence(at)
+                .detail(&cut),
             )
         })
         .collect()

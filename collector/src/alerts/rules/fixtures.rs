@@ -31,14 +31,17 @@ pub fn agent(role: AgentRole) -> AgentRecord {
         revoked: false,
         revoked_at: None,
         outbox_dropped_total: 0,
+        outbox_health: Default::default(),
         snapshot: None,
         snapshot_collected_at: None,
+        clock: None,
     }
 }
 
 pub fn run(job: &str, status: BackupStatus, hours_ago: i64) -> BackupRun {
     BackupRun {
         job: job.into(),
+        kind: RunKind::Backup,
         source: "spool".into(),
         status,
         started_at: Some(ago(hours_ago) - SignedDuration::from_mins(10)),
@@ -47,6 +50,9 @@ pub fn run(job: &str, status: BackupStatus, hours_ago: i64) -> BackupRun {
         files: Some(1000),
         target: "\\\\nas\\backup".into(),
         message: String::new(),
+        cause: String::new(),
+        code: None,
+        failed_items: None,
     }
 }
 
@@ -96,6 +102,29 @@ pub fn firing(rule: Rule) -> AgentFacts {
         BackupFailed => facts = with_runs(vec![run("nightly-nas", BackupStatus::Failed, 1)]),
         BackupWarning => facts = with_runs(vec![run("nightly-nas", BackupStatus::Warning, 1)]),
         BackupMissing => facts = with_runs(daily_successes("nightly-nas", 3, 27)),
+        BackupCheckFailed => {
+            let mut check = run(
+                &format!("nightly-nas{CHECK_JOB_SUFFIX}"),
+                BackupStatus::Failed,
+                1,
+            );
+            check.kind = RunKind::Check;
+            facts = with_runs(vec![check]);
+        }
+        BackupCheckMissing => {
+            facts.declared_jobs = vec![DeclaredJobRecord {
+                job: DeclaredJob {
+                    name: "nightly-nas".into(),
+                    every_seconds: 86_400,
+                    days_of_week: vec![],
+                    check_every_seconds: 7 * 86_400,
+                    last_check: None,
+                    last_good_check_at: None,
+                },
+                first_declared_at: ago(24 * 30),
+                declared_at: now(),
+            }];
+        }
         BackupSuspicious => {
             let mut runs = daily_successes("nightly-nas", 7, 25);
             let mut small = run("nightly-nas", BackupStatus::Success, 1);
@@ -113,6 +142,7 @@ pub fn firing(rule: Rule) -> AgentFacts {
                 reboot_required_since: Some(ago(24 * 40)),
                 pending_since: Some(ago(24 * 40)),
                 security_pending_since: Some(ago(24 * 40)),
+                ..OsUpdates::default()
             }));
         }
         AntivirusRealtimeOff | AntivirusSignaturesStale => {
@@ -125,12 +155,14 @@ pub fn firing(rule: Rule) -> AgentFacts {
                     signatures_updated_at: Some(ago(24 * 10)),
                 }],
                 none_found: false,
+                ..Antivirus::default()
             }));
         }
         AntivirusMissing => {
             facts.antivirus = Some(stamp(Antivirus {
                 products: vec![],
                 none_found: true,
+                ..Antivirus::default()
             }));
         }
         SoftwareOutdated => {
@@ -140,6 +172,7 @@ pub fn firing(rule: Rule) -> AgentFacts {
                     name: "Weda Connect".into(),
                     version: "4.1.9".into(),
                 }],
+                ..Software::default()
             }));
         }
         DiskLow => {
@@ -189,6 +222,14 @@ pub fn firing(rule: Rule) -> AgentFacts {
         AgentSilent => {
             let mut agent = agent(AgentRole::Server);
             agent.last_seen = Some(ago(2));
+            facts.agent = Some(agent);
+        }
+        ClockSkew => {
+            let mut agent = agent(AgentRole::Workstation);
+            agent.clock = Some(crate::agent_clock::ClockReading {
+                offset_seconds: 365 * 86_400,
+                measured_at: now(),
+            });
             facts.agent = Some(agent);
         }
     }

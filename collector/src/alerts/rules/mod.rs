@@ -3,6 +3,8 @@
 
 pub mod antivirus;
 pub mod backup;
+pub mod backup_check;
+pub mod clock;
 pub mod disk;
 pub mod lan;
 pub mod silence;
@@ -116,12 +118,14 @@ pub fn evaluate(
         }
         conditions.extend(match family {
             Family::Backup => backup::evaluate(now, facts, &config.backup),
+            Family::BackupCheck => backup_check::evaluate(now, facts, &config.backup),
             Family::OsUpdates => updates::evaluate(now, facts, &config.os_updates),
             Family::Antivirus => antivirus::evaluate(now, facts, &config.antivirus),
             Family::Software => software::evaluate(facts, &config.software),
             Family::Disk => disk::evaluate(agent, &config.disk),
             Family::Lan => lan::evaluate(now, facts, &config.lan),
             Family::AgentSilent => silence::evaluate(now, agent, &clinic.hours, &config.silence),
+            Family::Clock => clock::evaluate(now, agent, &config.clock),
         });
     }
     conditions

@@ -112,6 +112,7 @@ fn a_declared_job_that_never_ran_and_weekday_schedules() {
             name: name.into(),
             every_seconds: if days.is_empty() { 86_400 } else { 0 },
             days_of_week: days,
+            ..crate::facts::DeclaredJob::default()
         },
         first_declared_at: ago(declared_hours_ago),
         declared_at: now(),

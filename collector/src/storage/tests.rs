@@ -1,0 +1,218 @@
+//! Storage tests that cross concerns: enrollment, reports and their counts, clinics.
+
+use jiff::Timestamp;
+use uuid::Uuid;
+
+use super::*;
+use crate::model::{AgentRecord, Clinic, TokenRecord};
+use vigie_domain::{AgentRole, Tier};
+
+fn open() -> (tempfile::TempDir, Storage) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = Storage::open(&dir.path().join("db")).expect("open");
+    (dir, storage)
+}
+
+fn agent_from(token: &TokenRecord, id: &str) -> AgentRecord {
+    AgentRecord {
+        id: id.to_owned(),
+        clinic_id: token.clinic_id.clone(),
+        hostname: "pc-1".into(),
+        os: "Linux".into(),
+        role: AgentRole::Workstation,
+        agent_version: "0.1.0".into(),
+        enrolled_at: Timestamp::now(),
+        last_seen: None,
+        revoked: false,
+        revoked_at: None,
+        outbox_dropped_total: 0,
+        outbox_health: Default::default(),
+        snapshot: None,
+        snapshot_collected_at: None,
+        clock: None,
+    }
+}
+
+fn token(expires_in_secs: i64) -> TokenRecord {
+    let now = Timestamp::now();
+    TokenRecord {
+        clinic_id: "clinic".into(),
+        created_at: now,
+        expires_at: now + jiff::SignedDuration::from_secs(expires_in_secs),
+        used: false,
+        used_by: None,
+    }
+}
+
+fn reports(ids: &[Uuid]) -> Vec<EncodedReport> {
+    ids.iter()
+        .map(|id| EncodedReport {
+            id: *id,
+            bytes: id.as_bytes().to_vec(),
+            interpreted: true,
+        })
+        .collect()
+}
+
+#[test]
+fn sled_keeps_its_log_where_we_fsync_it() {
+    let (dir, storage) = open();
+    storage.flush_durably().expect("flush");
+    assert!(dir.path().join("db").join("db").is_file());
+}
+
+#[test]
+fn report_insert_is_idempotent_and_counted() {
+    let (_dir, storage) = open();
+    let agent = Uuid::now_v7().to_string();
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let first = storage
+        .store_reports(&agent, Timestamp::now(), &reports(&[a, b]))
+        .expect("store");
+    assert_eq!(
+        first,
+        StoreOutcome {
+            new: 2,
+            duplicates: 0,
+            uninterpreted: 0
+        }
+    );
+    let again = storage
+        .store_reports(&agent, Timestamp::now(), &reports(&[a, b, c, c]))
+        .expect("store");
+    assert_eq!(
+        again,
+        StoreOutcome {
+            new: 1,
+            duplicates: 3,
+            uninterpreted: 0
+        }
+    );
+    assert_eq!(storage.report_count(&agent).expect("count"), 3);
+    assert_eq!(storage.reports_of(&agent).expect("scan").len(), 3);
+    let other = Uuid::now_v7().to_string();
+    assert_eq!(storage.report_count(&other).expect("count"), 0);
+    assert_eq!(
+        storage.report(&agent, &a).expect("get").map(|r| r.bytes),
+        Some(a.as_bytes().to_vec())
+    );
+}
+
+#[test]
+fn a_full_batch_fits_in_one_transaction() {
+    let (_dir, storage) = open();
+    let agent = Uuid::now_v7().to_string();
+    let batch: Vec<_> = (0..vigie_proto::MAX_REPORTS_PER_BATCH)
+        .map(|_| EncodedReport {
+            id: Uuid::now_v7(),
+            bytes: vec![7u8; 2048],
+            interpreted: true,
+        })
+        .collect();
+    let outcome = storage
+        .store_reports(&agent, Timestamp::now(), &batch)
+        .expect("store");
+    assert_eq!(outcome.new, batch.len());
+    storage.flush_durably().expect("flush");
+    assert_eq!(
+        storage.report_count(&agent).expect("count"),
+        batch.len() as u64
+    );
+}
+
+#[test]
+fn token_is_single_use_under_concurrency() {
+    let (_dir, storage) = open();
+    let hash = [9u8; 32];
+    storage.put_token(&hash, &token(3600)).expect("put");
+    let winners: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let storage = storage.clone();
+                scope.spawn(move || {
+                    storage.enroll_agent(&hash, Timestamp::now(), |t| {
+                        agent_from(t, &format!("agent-{i}"))
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let ok = winners.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 1, "{winners:?}");
+    assert!(winners.iter().all(|r| match r {
+        Ok(_) => true,
+        Err(EnrollError::Rejected(TokenRejection::Used)) => true,
+        Err(_) => false,
+    }));
+    assert_eq!(storage.list_agents(None).expect("list").len(), 1);
+    let stored = storage.token(&hash).expect("get").expect("present");
+    assert!(stored.used);
+}
+
+#[test]
+fn unknown_and_expired_tokens_are_refused() {
+    let (_dir, storage) = open();
+    let make = |t: &TokenRecord| agent_from(t, "a");
+    assert!(matches!(
+        storage.enroll_agent(&[1; 32], Timestamp::now(), make),
+        Err(EnrollError::Rejected(TokenRejection::Unknown))
+    ));
+    storage.put_token(&[2; 32], &token(-1)).expect("put");
+    assert!(matches!(
+        storage.enroll_agent(&[2; 32], Timestamp::now(), make),
+        Err(EnrollError::Rejected(TokenRejection::Expired(_)))
+    ));
+    assert!(storage.list_agents(None).expect("list").is_empty());
+}
+
+#[test]
+fn clinics_list_in_creation_order_and_agents_filter_by_clinic() {
+    let (_dir, storage) = open();
+    for name in ["A", "B"] {
+        let clinic = Clinic {
+            id: Uuid::now_v7().to_string(),
+            name: name.into(),
+            tier: Tier::Cmp1,
+            created_at: Timestamp::now(),
+            rule_overrides: Default::default(),
+        };
+        storage.add_clinic(&clinic).expect("add");
+    }
+    let clinics = storage.list_clinics().expect("list");
+    let names: Vec<_> = clinics.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["A", "B"]);
+    storage.put_token(&[3; 32], &token(60)).expect("put");
+    storage
+        .enroll_agent(&[3; 32], Timestamp::now(), |t| agent_from(t, "x"))
+        .expect("enroll");
+    assert_eq!(storage.list_agents(Some("clinic")).expect("list").len(), 1);
+    assert!(
+        storage
+            .list_agents(Some(&clinics[0].id))
+            .expect("list")
+            .is_empty()
+    );
+    let revoked = storage.revoke_agent("x", Timestamp::now()).expect("revoke");
+    assert!(revoked.is_some_and(|a| a.revoked));
+    assert!(
+        storage
+            .revoke_agent("nope", Timestamp::now())
+            .expect("revoke")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_damaged_counter_is_an_error_not_zero() {
+    let (_dir, storage) = open();
+    storage
+        .counters
+        .insert("alert", &[1u8, 2, 3][..])
+        .expect("insert");
+    let err = storage.next_alert_id().expect_err("damaged");
+    assert!(err.to_string().contains("alert"), "{err}");
+}
