@@ -9,8 +9,8 @@ export CARGO_TERM_COLOR=never
 export CARGO_INCREMENTAL=0
 
 # faketime, fiu-utils: fault injection; restic, borgbackup, rsync: the backup e2e tests run
-# them for real through `vigie-agent exec`.
-apt_packages=(gcc-mingw-w64-x86-64 wine wine64 faketime fiu-utils restic borgbackup rsync)
+# them for real through `vigie-agent exec`; dpkg-dev, lintian, wixl, msitools, systemd: packages.
+apt_packages=(gcc-mingw-w64-x86-64 wine wine64 faketime fiu-utils restic borgbackup rsync dpkg-dev lintian wixl msitools systemd)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -43,6 +43,12 @@ bash tests/windows-smoke.sh
 
 echo "== build the binaries the end-to-end tests run"
 cargo build --workspace --bins --locked
+
+echo "== Windows service under wine: install, refusal, enroll once, run, sc stop, uninstall"
+bash tests/windows-service.sh
+
+echo "== packages: deploy/package.sh, lintian, MSI tables, dpkg -i / upgrade / remove / purge"
+bash tests/packages.sh
 
 echo "== tests"
 cargo test --workspace --locked

@@ -32,6 +32,8 @@ pub enum Command {
     CheckConfig(CheckConfigArgs),
     /// Record the result of one backup run in the spool (for scripts that cannot write JSON).
     BackupResult(BackupResultArgs),
+    /// Install, remove, start, stop the agent as a system service (Windows service, systemd).
+    Service(vigie_agent::service::ServiceArgs),
     /// List the reports the collector refused for good, kept in the outbox's quarantine (stop
     /// the agent service first: the outbox has one user at a time).
     Quarantine(QuarantineArgs),
@@ -201,8 +203,16 @@ impl From<RoleArg> for AgentRole {
 /// only warn, so their stderr stays readable.
 pub fn init_logging(command: &Command) {
     use std::io::IsTerminal as _;
+    use vigie_agent::service::{ServiceArgs, ServiceCommand};
     let default = match command {
-        Command::Run(RunArgs { once: false, .. }) => "info,sled=warn,h2=warn,hyper=warn",
+        // The Windows service logs to its own file and the event log (service/windows.rs).
+        Command::Service(ServiceArgs {
+            command: ServiceCommand::Run(_),
+        }) if cfg!(windows) => return,
+        Command::Run(RunArgs { once: false, .. })
+        | Command::Service(ServiceArgs {
+            command: ServiceCommand::Run(_),
+        }) => "info,sled=warn,h2=warn,hyper=warn",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIE_LOG")
@@ -295,6 +305,7 @@ pub async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             let path = spool::write_result(&dir, &result)?;
             println!("{}", path.display());
         }
+        Command::Service(args) => vigie_agent::service::execute(args).await?,
         Command::Quarantine(args) => {
             let state = StateDir::new(args.state_dir);
             let outbox = vigie_agent::outbox::Outbox::open(&state.outbox_dir(), u64::MAX)?;

@@ -14,6 +14,7 @@ pub mod pin;
 pub mod probe;
 pub mod run;
 pub mod sender;
+pub mod service;
 pub mod state;
 pub mod text;
 pub mod transport;

@@ -33,6 +33,8 @@ pub enum RunError {
     Channel(#[from] ChannelError),
     #[error(transparent)]
     Probe(#[from] ProbeSetupError),
+    #[error(transparent)]
+    StateAccess(#[from] crate::service::AccessError),
 }
 
 /// What `run --once` did.
@@ -121,8 +123,20 @@ pub async fn run_once(state: &StateDir, config: &Config) -> Result<OnceSummary, 
     })
 }
 
-/// `run`: until SIGTERM/ctrl-c.
+/// `run`: until SIGTERM/ctrl-c, after checking that only this account can read the state
+/// directory (it holds the private key).
 pub async fn run(state: &StateDir, config: &Config) -> Result<(), RunError> {
+    crate::service::check_state_access(state.path())?;
+    run_until(state, config, shutdown_signal()).await
+}
+
+/// The agent at work until `stop` resolves: SIGTERM/ctrl-c from [`run`], the service control
+/// manager's stop or shutdown from the Windows service.
+pub async fn run_until(
+    state: &StateDir,
+    config: &Config,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), RunError> {
     let timeouts = Timeouts {
         connect: config.sender.connect_timeout,
         request: config.sender.request_timeout,
@@ -181,7 +195,7 @@ pub async fn run(state: &StateDir, config: &Config) -> Result<(), RunError> {
     let result: Result<(), RunError> = tokio::select! {
         () = collect => Ok(()),
         () = sender.run(queued.clone()) => Ok(()),
-        () = shutdown_signal() => {
+        () = stop => {
             tracing::info!(queued = outbox.len(), "stopping");
             Ok(())
         }
