@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use vigie_agent::config::Config;
 use vigie_agent::enroll::{EnrollError, enroll};
 use vigie_agent::pin::{PinError, fingerprint};
-use vigie_agent::run::run_once;
+use vigie_agent::run::{OnceSummary, RunError};
 use vigie_agent::sender::SendError;
 use vigie_agent::state::StateDir;
 use vigie_agent::transport::FailureKind;
@@ -355,4 +355,22 @@ async fn certificate_from_another_ca_is_reported_as_a_certificate_problem() {
     let text = summary.failure.map(|f| f.to_string()).unwrap_or_default();
     assert!(text.contains("certificate"), "{text}");
     collector.stop().await;
+}
+
+/// `run --once` in this process, as often as its tests need. sled releases an outbox's file
+/// lock from its own threads a moment after the last handle drops; a real `run --once` is a
+/// process of its own, so this wait exists only here.
+async fn run_once(state: &StateDir, config: &Config) -> Result<OnceSummary, RunError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match vigie_agent::run::run_once(state, config).await {
+            Err(error)
+                if error.to_string().contains("another vigie-agent")
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
 }
