@@ -3,10 +3,9 @@
 //! re-dropped file too); a corrupt result file is moved aside and reported.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vigie_tests::{Agent, Collector, bin};
+use vigie_tests::{Agent, Collector, RunningAgent};
 
 /// A short rescan so the safety net is exercised too; the watch usually wakes the agent first.
 const CONFIG: &str = r#"
@@ -28,72 +27,8 @@ name = "nightly-nas"
 every = "24h"
 "#;
 
-/// `vigie-agent run` in the background, stopped with SIGTERM on drop.
-pub(crate) struct Running {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Running {
-    pub(crate) fn start(agent: &Agent, config: &Path) -> Running {
-        let log = agent.state_dir.with_extension("run.log");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
-        let child = Command::new(bin("vigie-agent"))
-            .arg("run")
-            .arg("--state-dir")
-            .arg(&agent.state_dir)
-            .arg("--config")
-            .arg(config)
-            .env("VIGIE_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log fd"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn vigie-agent run");
-        Running {
-            child: Some(child),
-            log,
-        }
-    }
-
-    pub(crate) fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while child.try_wait().ok().flatten().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("agent ignored SIGTERM:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// Waits until the collector holds `want` reports of the agent; returns how long it took.
-fn wait_reports(collector: &Collector, agent_id: &str, want: u64, run: &Running) -> Duration {
+fn wait_reports(collector: &Collector, agent_id: &str, want: u64, run: &RunningAgent) -> Duration {
     let started = Instant::now();
     loop {
         let have = collector.reports_of(agent_id);
@@ -128,7 +63,7 @@ fn spool_result_reaches_the_collector_once_and_corrupt_files_are_set_aside() {
     let spool = agent.state_dir.join("spool");
 
     // At start: one system snapshot, one backup report carrying the declared job.
-    let mut run = Running::start(&agent, &config);
+    let mut run = RunningAgent::start(&agent, &config);
     wait_reports(&collector, &agent_id, 2, &run);
 
     let written = agent
@@ -178,7 +113,7 @@ fn spool_result_reaches_the_collector_once_and_corrupt_files_are_set_aside() {
 
     // Restart: a new snapshot only; the result is not sent again.
     run.stop();
-    let mut run = Running::start(&agent, &config);
+    let mut run = RunningAgent::start(&agent, &config);
     wait_reports(&collector, &agent_id, 4, &run);
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(collector.reports_of(&agent_id), 4);

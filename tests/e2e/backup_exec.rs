@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use vigie_tests::alerts::alerts;
 use vigie_tests::{Agent, Collector, bin, run_with_timeout};
 
-use super::backup::Running;
+use vigie_tests::RunningAgent;
 
 /// The unreadable file's name: it must never leave the machine.
 const PATIENT_FILE: &str = "Dupont Jean - compte rendu.pdf";
@@ -273,7 +273,7 @@ fn real_backups_reach_a_cmp1_clinic_as_the_right_alerts() {
     ];
     let config_path = agent.state_dir.with_extension("toml");
     std::fs::write(&config_path, config(&expectations)).expect("config");
-    let mut running = Running::start(&agent, &config_path);
+    let mut running = RunningAgent::start(&agent, &config_path);
 
     let restic_repo = |repo: &str| strings(&["restic", "-r", repo, "backup", "--json"]);
     let mut codes = Vec::new();

@@ -155,7 +155,7 @@ fn failed_outbox_fsync_is_counted_reported_and_loses_nothing() {
     let (agent, agent_id) = Agent::enrolled(&collector, &clinic, "server");
     let config = agent.state_dir.with_extension("run.toml");
     std::fs::write(&config, RUN_CONFIG).expect("config");
-    let mut running = RunningAgent::start(&agent, &config, &["fiu-run", "-x"]);
+    let mut running = RunningAgent::start_under(&agent, &config, &["fiu-run", "-x"]);
     running.wait_until("start snapshot delivered", Duration::from_secs(20), || {
         collector.reports_of(&agent_id) >= 1
     });

@@ -27,7 +27,7 @@ fn revoked_agent_fails_once_and_run_retries_slowly() {
          [sender]\nbackoff_initial = \"100ms\"\nbackoff_max = \"200ms\"\n",
     )
     .expect("config");
-    let mut running = RunningAgent::start(&agent, &config, &[]);
+    let mut running = RunningAgent::start(&agent, &config);
     running.wait_until("the refusal is logged", Duration::from_secs(15), || {
         running.log().contains("the collector refuses this agent")
     });

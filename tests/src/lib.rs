@@ -557,8 +557,9 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `vigie-agent run` in the background (the shape of a real deployment), stopped with
-/// SIGTERM by [`RunningAgent::stop`] and killed on drop.
+/// `vigie-agent run` in the background (the shape of a real deployment), optionally under a
+/// wrapper that execs it (`fiu-run -x`), logging at info to `STATE_DIR.run.log`; stopped with
+/// SIGTERM by [`RunningAgent::stop`], killed when dropped.
 pub struct RunningAgent {
     child: Option<Child>,
     pub log: PathBuf,
@@ -566,18 +567,25 @@ pub struct RunningAgent {
 
 impl RunningAgent {
     pub fn start(agent: &Agent, config: &Path) -> RunningAgent {
-        Self::start_with(agent, config, &mut Command::new(bin("vigie-agent")))
+        Self::start_under(agent, config, &[])
     }
 
-    /// Starts with a prepared command, e.g. under `faketime` or `fiu-run`.
-    pub fn start_with(agent: &Agent, config: &Path, cmd: &mut Command) -> RunningAgent {
+    pub fn start_under(agent: &Agent, config: &Path, wrapper: &[&str]) -> RunningAgent {
         let log = agent.state_dir.with_extension("run.log");
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .expect("log file");
-        let child = cmd
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin("vigie-agent"));
+                c
+            }
+            None => Command::new(bin("vigie-agent")),
+        };
+        let child = command
             .arg("run")
             .arg("--state-dir")
             .arg(&agent.state_dir)
@@ -595,16 +603,44 @@ impl RunningAgent {
         }
     }
 
-    /// SIGTERM, then waits (at most 20 s) for a clean exit; returns its status.
-    pub fn stop(&mut self) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it is still running (it must not exit by itself).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Polls `done` every 100 ms until it holds, panicking with the log after `timeout`.
+    pub fn wait_until(&self, what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {timeout:?}; agent log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then waits (at most 20 s) for the agent to finish its outbox write and exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -613,10 +649,6 @@ impl RunningAgent {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
