@@ -152,11 +152,6 @@ impl Storage {
             gate: WriteGate::default(),
         })
     }
-
-    /// The folder the database lives in.
-    pub fn path(&self) -> &Path {
-        &self.durability.dir
-    }
 }
 
 /// A stored counter: absent is `None`; anything but 8 bytes is damage, reported rather than
