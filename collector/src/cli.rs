@@ -62,6 +62,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a backup into a new (or empty) data directory, ready for `serve`.
     Restore(RestoreArgs),
+    /// Clinic reports (PDF in French, and their figures as JSON).
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Run a throwaway collector with one clinic per tier and a local agent each, printing
     /// what they report until ctrl-c (uses `vigie-agent` from this binary's directory).
     Demo,
@@ -158,6 +161,45 @@ pub enum ClinicCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set the address the monthly report is e-mailed to (`[reports] monthly = true`); an
+    /// empty address ("") clears it.
+    SetContact {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// The clinic's id.
+        clinic_id: String,
+        /// e.g. secretariat@cabinet.re
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// A month's report of one clinic (or of all): `<clinic-name>-YYYY-MM.pdf` in --out, with
+    /// `--json` the figures beside it (`.json`). Prints each file written.
+    Monthly(MonthlyReportArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["clinic", "all"])))]
+pub struct MonthlyReportArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    /// The clinic's id.
+    #[arg(long, value_name = "ID")]
+    pub clinic: Option<String>,
+    /// Every clinic.
+    #[arg(long)]
+    pub all: bool,
+    /// The month, e.g. 2026-11 (counted in the clinic's time zone).
+    #[arg(long, value_name = "YYYY-MM")]
+    pub month: String,
+    /// The folder the files are written to (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Also write the figures as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -344,8 +386,13 @@ impl Command {
                 | SilenceCommand::Remove { dir, .. },
             )
             | Command::Clinic(
-                ClinicCommand::SetTier { dir, .. } | ClinicCommand::Rules { dir, .. },
-            ) => &dir.data_dir,
+                ClinicCommand::SetTier { dir, .. }
+                | ClinicCommand::Rules { dir, .. }
+                | ClinicCommand::SetContact { dir, .. },
+            )
+            | Command::Report(ReportCommand::Monthly(MonthlyReportArgs { dir, .. })) => {
+                &dir.data_dir
+            }
             Command::Clinic(ClinicCommand::Add { dir, .. } | ClinicCommand::List { dir, .. })
             | Command::Token(TokenCommand::Create { dir, .. })
             | Command::Agent(AgentCommand::Revoke { dir, .. }) => &dir.data_dir,

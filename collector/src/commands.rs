@@ -15,7 +15,7 @@ use vigie_proto::v1::{
 use crate::alert_output::{
     AlertView, PolicyView, SilenceView, alerts_table, policy_table, silences_table,
 };
-use crate::cli::EscalationCommand;
+use crate::cli::{EscalationCommand, ReportCommand};
 use crate::cli::{
     AgentCommand, AgentsArgs, AlertAction, AlertsArgs, ClinicCommand, Command, InitArgs,
     SilenceCommand, TokenCommand,
@@ -104,6 +104,12 @@ pub async fn run_as(command: Command, build: Build) -> anyhow::Result<()> {
         Command::Alerts(args) => run_alerts(&data_dir, args).await,
         Command::Silence(command) => run_silence(&data_dir, command).await,
         Command::Tickets(args) => run_tickets(&data_dir, args.all, args.json).await,
+        Command::Report(ReportCommand::Monthly(args)) => {
+            crate::report_command::run_monthly(&data_dir, args).await
+        }
+        Command::Clinic(ClinicCommand::SetContact {
+            clinic_id, email, ..
+        }) => crate::report_command::run_set_contact(&data_dir, clinic_id, email).await,
         Command::Escalation(EscalationCommand::Test { sink, .. }) => {
             let mut admin = admin_client::connect(&data_dir).await?;
             let sent = admin

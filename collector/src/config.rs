@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alerts::thresholds::AlertsConfig;
 use crate::escalation::EscalationConfig;
+use crate::report::schedule::ReportsConfig;
 use crate::retention::RetentionConfig;
 
 /// Name of the configuration file inside the data directory.
@@ -44,6 +45,9 @@ pub struct CollectorConfig {
     /// `deploy/collector-escalation.toml`); absent from files `init` writes (no sink, no ticket).
     #[serde(skip_serializing_if = "EscalationConfig::is_default")]
     pub escalation: EscalationConfig,
+    /// `[reports]`: the monthly clinic reports' schedule (see `report/schedule.rs`).
+    #[serde(skip_serializing_if = "ReportsConfig::is_default")]
+    pub reports: ReportsConfig,
 }
 
 /// `[bench]`: switches for `vigie-bench` only (see `docs/PERFORMANCE.md`). The defaults are
@@ -258,6 +262,7 @@ impl Default for CollectorConfig {
             retention: RetentionConfig::default(),
             bench: BenchSwitches::default(),
             escalation: EscalationConfig::default(),
+            reports: ReportsConfig::default(),
         }
     }
 }
@@ -325,6 +330,7 @@ impl CollectorConfig {
         problems.extend(self.alerts.problems());
         problems.extend(self.escalation.problems());
         problems.extend(self.retention.problems());
+        problems.extend(self.reports.problems(self));
         if self.agent_listen == self.admin_listen && self.agent_listen.port() != 0 {
             problems.push(format!(
                 "agent_listen and admin_listen are the same address ({})",

@@ -64,6 +64,7 @@ pub fn init(data_dir: &DataDir, options: &InitOptions) -> Result<InitReport, Ini
         retention: Default::default(),
         bench: Default::default(),
         escalation: Default::default(),
+        reports: Default::default(),
     };
     config.validate().map_err(InitError::Invalid)?;
     let config_text = format!(

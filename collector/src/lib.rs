@@ -24,6 +24,8 @@ pub mod limits;
 pub mod model;
 pub mod output;
 pub mod pki;
+pub mod report;
+pub mod report_command;
 pub mod retention;
 pub mod secrets;
 pub mod server;

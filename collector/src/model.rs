@@ -18,6 +18,9 @@ pub struct Clinic {
     /// Rule families switched on or off against the tier (`clinic rules`).
     #[serde(default, skip_serializing_if = "RuleOverrides::is_empty")]
     pub rule_overrides: RuleOverrides,
+    /// Where the monthly report is e-mailed (`clinic set-contact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_email: Option<String>,
 }
 
 /// What the collector keeps of an enrollment token: never the secret, only its hash (the key).

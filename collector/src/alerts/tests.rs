@@ -38,6 +38,7 @@ impl World {
             tier,
             created_at: fixtures::now(),
             rule_overrides: Default::default(),
+            contact_email: None,
         };
         storage.add_clinic(&clinic).expect("clinic");
         let token = TokenRecord {

@@ -285,6 +285,7 @@ pub(crate) mod tests {
             tier,
             created_at: Timestamp::UNIX_EPOCH,
             rule_overrides: Default::default(),
+            contact_email: None,
         }
     }
 

@@ -76,6 +76,7 @@ impl Admin for AdminService {
             tier,
             created_at: Timestamp::now(),
             rule_overrides: Default::default(),
+            contact_email: None,
         };
         let storage = self.state.storage.clone();
         let record = clinic.clone();
@@ -286,6 +287,20 @@ impl Admin for AdminService {
         request: Request<v1::BackupRequest>,
     ) -> Result<Response<Self::BackupStream>, Status> {
         self.do_backup(request).await
+    }
+
+    async fn monthly_report(
+        &self,
+        request: Request<v1::MonthlyReportRequest>,
+    ) -> Result<Response<v1::MonthlyReportResponse>, Status> {
+        self.do_monthly_report(request).await
+    }
+
+    async fn set_clinic_contact(
+        &self,
+        request: Request<v1::SetClinicContactRequest>,
+    ) -> Result<Response<v1::Clinic>, Status> {
+        self.do_set_clinic_contact(request).await
     }
 }
 

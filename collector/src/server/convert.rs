@@ -423,6 +423,7 @@ pub fn clinic_to_proto(c: &Clinic) -> v1::Clinic {
         name: c.name.clone(),
         tier: c.tier.as_str().to_owned(),
         created_at: Some(timestamp_to_proto(c.created_at)),
+        contact_email: c.contact_email.clone().unwrap_or_default(),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod admin;
 mod admin_alerts;
 mod admin_backup;
 mod admin_escalation;
+mod admin_report;
 pub mod admission;
 pub mod convert;
 pub mod enrollment;
@@ -106,6 +107,8 @@ pub enum ServeError {
     DurabilityLost(String),
     #[error(transparent)]
     Escalation(#[from] crate::escalation::EscalationError),
+    #[error("[reports]: {0}")]
+    Reports(String),
 }
 
 /// Runs a storage call on the blocking pool (sled may touch the disk).
@@ -298,10 +301,20 @@ async fn start_with(
         storage.clone(),
         commit.clone(),
         config.retention.clone(),
-        clock,
+        clock.clone(),
         !config.escalation.sinks.is_empty(),
         stopped.clone(),
     );
+    let reports = crate::report::schedule::Schedule::new(
+        storage.clone(),
+        commit.clone(),
+        &config,
+        data_dir.path(),
+        clock.clone(),
+    )
+    .map_err(|e| ServeError::Reports(e.to_string()))?;
+    // Detached: a report cut short is sent again (same Message-ID) at the next start.
+    let _reports_task = crate::report::schedule::spawn(reports, stopped.clone());
     let state = Arc::new(CollectorState {
         config,
         data_dir: data_dir.clone(),

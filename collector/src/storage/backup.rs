@@ -269,6 +269,7 @@ mod tests {
             tier: Tier::Cmp1,
             created_at: jiff::Timestamp::now(),
             rule_overrides: Default::default(),
+            contact_email: None,
         }
     }
 

@@ -96,6 +96,7 @@ impl Storage {
                 self.put_cut(agent_id, CUT_LAN, collected_at, &lan.cut)?;
             }
         }
+        self.note_fact_history(agent_id, collected_at, fact)?;
         Ok(())
     }
 
@@ -298,9 +299,14 @@ impl Storage {
         }
         for device in &lan.devices {
             let key = format!("{agent_id}{SEP}{}", device.name);
+            let mut merged = None;
             self.update_json(&self.lan_devices, &key, |prev| {
-                Some(DeviceRecord::merge(prev, device.clone(), at))
+                merged = Some(DeviceRecord::merge(prev, device.clone(), at));
+                merged.clone()
             })?;
+            if let Some(record) = merged.filter(|r| r.reported_at == at) {
+                self.note_device_history(agent_id, &record)?;
+            }
         }
         Ok(())
     }

@@ -11,6 +11,8 @@
 //! - `durability.rs`: flush + `fsync` (sled's own flush does not survive a power cut).
 //! - `backup.rs`: the write gate every write method holds ([`Storage::writing`]), and the
 //!   export of every tree at one point in time (the collector's own backup) and its import.
+//! - `history.rs`: the change log of device states and machine facts (the monthly report's
+//!   month), and the report schedule's delivery markers.
 //! - `retention.rs`: pruning what is older than `[retention]` says (no tree of its own).
 //!
 //! Records are JSON (serde) so they can gain fields; reports are protobuf. Text keys join their
@@ -22,6 +24,7 @@ mod durability;
 mod enrollment;
 mod escalation;
 mod facts;
+mod history;
 mod reports;
 mod retention;
 #[cfg(test)]
@@ -37,6 +40,7 @@ pub use alerts::AlertWrite;
 pub use backup::{ExportError, ExportSink, ExportStats, ImportError, Importer, WriteTurn};
 pub use enrollment::{EnrollError, TokenRejection};
 pub use facts::{FactKind, RUNS_KEPT};
+pub use history::{DeviceTransition, HISTORY_KEPT, HistoryTopic};
 pub use reports::{EncodedReport, StoreOutcome, StoredReport, UninterpretedReport};
 pub use retention::{Cutoffs, Pruned};
 

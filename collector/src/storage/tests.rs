@@ -179,6 +179,7 @@ fn clinics_list_in_creation_order_and_agents_filter_by_clinic() {
             tier: Tier::Cmp1,
             created_at: Timestamp::now(),
             rule_overrides: Default::default(),
+            contact_email: None,
         };
         storage.add_clinic(&clinic).expect("add");
     }

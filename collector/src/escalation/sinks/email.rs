@@ -96,6 +96,34 @@ impl EmailSink {
             .map_err(|e| SinkError::Config(e.to_string()))
     }
 
+    /// The monthly report (`report/schedule.rs`): a text body and the PDF attached, to the
+    /// clinic's contact from this sink's sender, with the caller's idempotent `Message-ID`.
+    pub async fn send_report(
+        &self,
+        to: &str,
+        subject: &str,
+        body: &str,
+        file_name: &str,
+        pdf: Vec<u8>,
+        message_id: &str,
+    ) -> Result<(), SinkError> {
+        use lettre::message::{Attachment, MultiPart, SinglePart};
+        let pdf_type = ContentType::parse("application/pdf")
+            .map_err(|e| SinkError::Config(e.to_string()))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(mailbox(to)?)
+            .subject(subject)
+            .message_id(Some(message_id.to_owned()))
+            .multipart(
+                MultiPart::mixed()
+                    .singlepart(SinglePart::plain(body.to_owned()))
+                    .singlepart(Attachment::new(file_name.to_owned()).body(pdf, pdf_type)),
+            )
+            .map_err(|e| SinkError::Config(e.to_string()))?;
+        self.send(message).await
+    }
+
     async fn send(&self, message: Message) -> Result<(), SinkError> {
         self.transport.send(message).await.map(drop).map_err(|e| {
             let text = format!("{e}");
