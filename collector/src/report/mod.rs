@@ -121,7 +121,10 @@ fn fold_accent(c: char) -> Vec<char> {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod file_name_tests {
     use super::*;
 
     #[test]

@@ -701,10 +701,10 @@ fn preventive(l: &mut Layout, p: &PreventiveFigures, zone: &TimeZone) {
     l.table(
         &[
             ("Poste", 90.0),
-            ("Mises à jour", 55.0),
-            ("dont sécurité", 55.0),
-            ("Redémarrage", 55.0),
-            ("Antivirus", 260.0),
+            ("Mises à jour", 62.0),
+            ("dont sécurité", 66.0),
+            ("Redémarrage", 64.0),
+            ("Antivirus", 233.0),
         ],
         &rows,
     );
@@ -833,12 +833,12 @@ fn incidents(l: &mut Layout, i: &IncidentFigures, tier: Tier, zone: &TimeZone) {
         .collect();
     l.table(
         &[
-            ("Ticket", 35.0),
-            ("Objet", 200.0),
-            ("Ouvert le", 72.0),
-            ("Pris en charge", 72.0),
-            ("Délai (support)", 70.0),
-            ("Délai", 60.0),
+            ("Ticket", 32.0),
+            ("Objet", 170.0),
+            ("Ouvert le", 78.0),
+            ("Pris en charge", 78.0),
+            ("En heures ouvrées", 82.0),
+            ("Délai", 50.0),
         ],
         &rows,
     );
@@ -877,9 +877,9 @@ fn inventory(l: &mut Layout, inv: &Inventory, zone: &TimeZone) {
             &[
                 ("Poste", 90.0),
                 ("Rôle", 50.0),
-                ("Système", 130.0),
-                ("Dernier contact", 75.0),
-                ("Disques (utilisé)", 170.0),
+                ("Système", 120.0),
+                ("Dernier contact", 82.0),
+                ("Disques (utilisé)", 173.0),
             ],
             &rows,
         );

@@ -39,7 +39,7 @@ pub fn support_hours(tier: Tier) -> &'static str {
     match tier {
         Tier::Cmp0 => "lun.-ven. 9h-12h et 13h30-16h",
         Tier::Cmp1 | Tier::Cmp3 => {
-            "lun.-ven. 7h-20h, sam. 7h-16h, dim. et jours fériés 9h-12h (à distance uniquement)"
+            "lun.-ven. 7h-20h, sam. 7h-16h, dim. et jours fériés 9h-12h à distance uniquement"
         }
     }
 }

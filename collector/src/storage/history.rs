@@ -183,7 +183,7 @@ impl Storage {
         let mut names = Vec::new();
         for key in self.history()?.scan_prefix(prefix.as_bytes()).keys() {
             let key = key?;
-            let Some(name) = key.get(prefix.len()..key.len().saturating_sub(8)) else {
+            let Some(name) = key.get(prefix.len()..key.len().saturating_sub(9)) else {
                 continue;
             };
             let name = String::from_utf8_lossy(name).into_owned();
