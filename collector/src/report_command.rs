@@ -63,7 +63,7 @@ pub async fn run_set_contact(
         eprintln!("{} : plus d'adresse de contact", clinic.name);
     } else {
         eprintln!(
-            "{} : rapport mensuel envoyé à {}",
+            "{} : le rapport mensuel sera envoyé à {}",
             clinic.name, clinic.contact_email
         );
     }

@@ -19,6 +19,7 @@ mod limits;
 mod quarantine;
 mod refusals;
 mod reliability;
+mod report;
 mod revoked;
 mod secrets;
 mod tiers;

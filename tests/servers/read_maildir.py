@@ -25,6 +25,16 @@ for key in box.keys():
         "message_id": str(msg["Message-ID"] or ""),
         "in_reply_to": str(msg["In-Reply-To"] or ""),
         "body": msg.get_body(preferencelist=("plain",)).get_content(),
+        # Attached files (the monthly report's PDF): name, type, size, first bytes.
+        "attachments": [
+            {
+                "filename": part.get_filename() or "",
+                "content_type": part.get_content_type(),
+                "size": len(part.get_content()),
+                "head": part.get_content()[:5].decode("latin-1"),
+            }
+            for part in msg.iter_attachments()
+        ],
     })
 out.sort(key=lambda m: m["mtime"])
 print(json.dumps(out))

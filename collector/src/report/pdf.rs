@@ -527,7 +527,7 @@ pub fn layout(f: &MonthlyFigures, context: &ReportContext) -> Layout {
     if let Some(i) = &f.incidents {
         incidents(&mut l, i, f.tier, zone);
     }
-    inventory(&mut l, &f.inventory, zone);
+    inventory(&mut l, &f.inventory, f.generated_at, zone);
     l
 }
 
@@ -844,8 +844,15 @@ fn incidents(l: &mut Layout, i: &IncidentFigures, tier: Tier, zone: &TimeZone) {
     );
 }
 
-fn inventory(l: &mut Layout, inv: &Inventory, zone: &TimeZone) {
+fn inventory(l: &mut Layout, inv: &Inventory, at: jiff::Timestamp, zone: &TimeZone) {
     l.heading("État du parc");
+    l.paragraph(
+        &format!(
+            "Postes et équipements suivis, tels que connus le {}.",
+            local(at, zone)
+        ),
+        BODY,
+    );
     if inv.machines.is_empty() {
         l.paragraph("Aucun poste n'est suivi pour ce cabinet.", BODY);
     } else {
