@@ -837,8 +837,8 @@ fn incidents(l: &mut Layout, i: &IncidentFigures, tier: Tier, zone: &TimeZone) {
             ("Objet", 170.0),
             ("Ouvert le", 78.0),
             ("Pris en charge", 78.0),
-            ("En heures ouvrées", 82.0),
-            ("Délai", 50.0),
+            ("Délai ouvré", 70.0),
+            ("Engagement", 62.0),
         ],
         &rows,
     );

@@ -200,6 +200,34 @@ pub enum ScheduleError {
     Task(String),
 }
 
+/// What sends the e-mail: the SMTP transport of an e-mail sink (tests record instead).
+pub enum Mailer {
+    Smtp(EmailSink),
+    #[cfg(test)]
+    Recorder(tests::Recorder),
+}
+
+impl Mailer {
+    async fn send(
+        &self,
+        to: &str,
+        subject: &str,
+        body: &str,
+        file_name: &str,
+        pdf: Vec<u8>,
+        message_id: &str,
+    ) -> Result<(), SinkError> {
+        match self {
+            Mailer::Smtp(sink) => {
+                sink.send_report(to, subject, body, file_name, pdf, message_id)
+                    .await
+            }
+            #[cfg(test)]
+            Mailer::Recorder(r) => r.send(to, file_name, &pdf, message_id),
+        }
+    }
+}
+
 /// The schedule's state: what it needs to generate and send.
 pub struct Schedule {
     storage: Storage,
@@ -207,7 +235,7 @@ pub struct Schedule {
     config: ReportsConfig,
     context: ReportContext,
     out_dir: PathBuf,
-    mailer: Option<(EmailSink, String)>,
+    mailer: Option<Mailer>,
     clock: Arc<dyn Clock>,
 }
 
@@ -230,11 +258,22 @@ impl Schedule {
         let mailer = match email_settings(config) {
             Some(email) => {
                 crate::install_crypto_provider();
-                Some((EmailSink::new(email)?, email.from.clone()))
+                Some(Mailer::Smtp(EmailSink::new(email)?))
             }
             None => None,
         };
-        Ok(Schedule {
+        Ok(Self::with_mailer(storage, commit, config, data_dir, clock, mailer))
+    }
+
+    pub fn with_mailer(
+        storage: Storage,
+        commit: GroupCommit,
+        config: &CollectorConfig,
+        data_dir: &Path,
+        clock: Arc<dyn Clock>,
+        mailer: Option<Mailer>,
+    ) -> Self {
+        Schedule {
             storage,
             commit,
             config: config.reports.clone(),
@@ -246,7 +285,7 @@ impl Schedule {
                 .unwrap_or_else(|| data_dir.join("reports")),
             mailer,
             clock,
-        })
+        }
     }
 
     async fn durable(&self) -> Result<(), ScheduleError> {
@@ -340,7 +379,7 @@ impl Schedule {
             sent_at: None,
         });
         delivery.generated_at = now;
-        let Some((mailer, _from)) = self.mailer.as_ref().filter(|_| !contact.is_empty()) else {
+        let Some(mailer) = self.mailer.as_ref().filter(|_| !contact.is_empty()) else {
             if contact.is_empty() {
                 tracing::info!(clinic_id = %clinic.id, %month, file = %pdf_name,
                     "monthly report written; the clinic has no contact address");
@@ -370,7 +409,7 @@ impl Schedule {
             self.context.msp_phone
         );
         let result = mailer
-            .send_report(
+            .send(
                 &contact,
                 &subject,
                 &body,
@@ -464,8 +503,165 @@ pub fn spawn(schedule: Schedule, mut stop: watch::Receiver<bool>) -> Option<Join
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+    use crate::alerts::clock::FixedClock;
+
+    /// One e-mail as the recorder saw it.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Sent {
+        pub to: String,
+        pub file_name: String,
+        pub message_id: String,
+        pub is_pdf: bool,
+    }
+
+    /// Records e-mails; fails them while `fail` holds an error.
+    #[derive(Debug, Clone, Default)]
+    pub struct Recorder {
+        pub sent: Arc<Mutex<Vec<Sent>>>,
+        pub fail: Arc<Mutex<Option<SinkError>>>,
+    }
+
+    impl Recorder {
+        pub fn send(
+            &self,
+            to: &str,
+            file_name: &str,
+            pdf: &[u8],
+            message_id: &str,
+        ) -> Result<(), SinkError> {
+            if let Some(error) = self.fail.lock().expect("lock").clone() {
+                return Err(error);
+            }
+            self.sent.lock().expect("lock").push(Sent {
+                to: to.to_owned(),
+                file_name: file_name.to_owned(),
+                message_id: message_id.to_owned(),
+                is_pdf: pdf.starts_with(b"%PDF-"),
+            });
+            Ok(())
+        }
+
+        fn sent(&self) -> Vec<Sent> {
+            self.sent.lock().expect("lock").clone()
+        }
+    }
+
+    fn clinic(name: &str, tier: Tier, contact: Option<&str>) -> Clinic {
+        Clinic {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.into(),
+            tier,
+            created_at: at("2026-10-01 09:00"),
+            rule_overrides: Default::default(),
+            contact_email: contact.map(str::to_owned),
+        }
+    }
+
+    #[tokio::test]
+    async fn once_per_clinic_and_month_a_crash_resends_with_the_same_message_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = Storage::open(&dir.path().join("db")).expect("open");
+        let flusher = storage.clone();
+        let (commit, _task) = GroupCommit::spawn(move || flusher.flush_durably().map(drop));
+        let payet = clinic("Cabinet Dr Payet", Tier::Cmp1, Some("secretariat@payet.re"));
+        let ouest = clinic("Radiologie de l'Ouest", Tier::Cmp3, None);
+        let barachois = clinic("Cabinet du Barachois", Tier::Cmp0, Some("a@barachois.re"));
+        for c in [&payet, &ouest, &barachois] {
+            storage.add_clinic(c).expect("clinic");
+        }
+        let clock = Arc::new(FixedClock::new(at("2026-12-01 06:59")));
+        let recorder = Recorder::default();
+        let mut config = CollectorConfig::default();
+        config.reports.monthly = true;
+        let schedule = Schedule::with_mailer(
+            storage.clone(),
+            commit,
+            &config,
+            dir.path(),
+            clock.clone(),
+            Some(Mailer::Recorder(recorder.clone())),
+        );
+        // Before the 1st at 07:00: October's turn was last month (nothing recorded for it
+        // here, so it is caught up: both clinics existed in October).
+        assert_eq!(schedule.round().await.expect("round"), 1);
+        assert_eq!(recorder.sent()[0].file_name, "Cabinet-Dr-Payet-2026-10.pdf");
+
+        clock.set(at("2026-12-01 07:00"));
+        assert_eq!(schedule.round().await.expect("round"), 1);
+        let sent = recorder.sent();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(
+            sent[1],
+            Sent {
+                to: "secretariat@payet.re".into(),
+                file_name: "Cabinet-Dr-Payet-2026-11.pdf".into(),
+                message_id: message_id(&payet.id, "2026-11".parse().expect("month")),
+                is_pdf: true,
+            }
+        );
+        // Written for the clinic without an address; CMP0 never.
+        let reports = dir.path().join("reports");
+        assert!(reports.join("Radiologie-de-l-Ouest-2026-11.pdf").is_file());
+        assert!(reports.join("Radiologie-de-l-Ouest-2026-11.json").is_file());
+        assert!(!reports.join("Cabinet-du-Barachois-2026-11.pdf").exists());
+        // Again, and again later in the month: nothing more.
+        assert_eq!(schedule.round().await.expect("round"), 0);
+        clock.set(at("2026-12-20 10:00"));
+        assert_eq!(schedule.round().await.expect("round"), 0);
+
+        // An address given later: that month's report goes then.
+        storage
+            .update_clinic(&ouest.id, |c| {
+                c.contact_email = Some("direction@ouest.re".into())
+            })
+            .expect("contact");
+        assert_eq!(schedule.round().await.expect("round"), 1, "the due month: November");
+        assert_eq!(schedule.round().await.expect("round"), 0);
+
+        // The crash window: "sending" was made durable, then the process died. The next
+        // round sends again, with the same Message-ID for the receiver to drop a duplicate.
+        let december: Month = "2026-12".parse().expect("month");
+        let id = message_id(&payet.id, december);
+        let before = recorder.sent().len();
+        storage
+            .put_report_delivery(
+                &payet.id,
+                "2026-12",
+                &ReportDelivery {
+                    month: "2026-12".into(),
+                    state: DeliveryState::Sending,
+                    generated_at: at("2027-01-01 07:00"),
+                    pdf_file: "Cabinet-Dr-Payet-2026-12.pdf".into(),
+                    to: "secretariat@payet.re".into(),
+                    message_id: id.clone(),
+                    attempts: 1,
+                    last_error: None,
+                    next_attempt_at: None,
+                    sent_at: None,
+                },
+            )
+            .expect("marker");
+        clock.set(at("2027-01-01 07:01"));
+        // A mail server that is down: retried later, same message.
+        *recorder.fail.lock().expect("lock") = Some(SinkError::Transient("refused".into()));
+        assert_eq!(schedule.round().await.expect("round"), 0);
+        let marker = storage
+            .report_delivery(&payet.id, "2026-12")
+            .expect("read")
+            .expect("marker");
+        assert_eq!((marker.state, marker.attempts), (DeliveryState::Sending, 2));
+        *recorder.fail.lock().expect("lock") = None;
+        assert_eq!(schedule.round().await.expect("round"), 0, "not before the backoff");
+        clock.set(at("2027-01-01 07:30"));
+        assert_eq!(schedule.round().await.expect("round"), 2);
+        let resent: Vec<Sent> = recorder.sent().split_off(before);
+        assert!(resent.iter().any(|s| s.message_id == id), "{resent:?}");
+        assert_eq!(schedule.round().await.expect("round"), 0);
+    }
 
     fn at(text: &str) -> Timestamp {
         jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M", text)

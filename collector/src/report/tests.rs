@@ -419,8 +419,9 @@ fn figures_round_trip_through_json_with_english_keys() {
     let _ = SignedDuration::ZERO;
 }
 
+/// A full CMP3 month laid out: every section, the figures' words, and a PDF that starts as one.
 #[test]
-fn zz_preview() {
+fn a_full_cmp3_month_lays_out_every_section() {
     let mut m = machine(
         nightly_runs(),
         vec![declared("nas", 86_400, &[], "2026-10-20 12:00"), declared("hebdo", 0, &[1, 3, 5], "2026-10-01 00:00")],
@@ -438,5 +439,37 @@ fn zz_preview() {
     let mut ctx = ReportContext::default();
     ctx.software_references = vec![crate::alerts::thresholds::SoftwareReference { pattern: "weda*".into(), min_version: "4.2".into() }];
     let f = monthly_figures(&inp, november(), at("2026-12-01 07:00"), &ctx);
-    std::fs::write("/tmp/preview.pdf", super::pdf::render(&f, &ctx).expect("pdf")).expect("write");
+    let pdf = super::pdf::render(&f, &ctx).expect("pdf");
+    assert!(pdf.starts_with(b"%PDF-"));
+    let layout = super::pdf::layout(&f, &ctx);
+    let text: String = layout
+        .pages
+        .iter()
+        .flatten()
+        .filter_map(|op| match op {
+            super::pdf::Op::Text { text, .. } => Some(format!("{text}\n")),
+            _ => None,
+        })
+        .collect();
+    for want in [
+        "Cabinet : Cabinet des Lataniers",
+        "Infogérance Prisme (CMP3)",
+        "Réussite sur le mois : 27/43 (63 %)",
+        "réussite 27/30 (90 %)",
+        "Plus longue période sans sauvegarde réussie : 48 h",
+        "Maintenance préventive",
+        "Weda Connect",
+        "en retard",
+        "Microsoft Defender actif, signatures de 2 j",
+        "99,2 % — 6 h 00 min hors service, 1 coupure",
+        "Tickets : 2 — délai respecté : 1 — délai dépassé : 1 — en cours : 0",
+        "2 h 30 min",
+        "État du parc",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    // The strip marks every day, failure and warning included.
+    let marks = text.matches('✓').count();
+    assert!(marks >= 27, "{marks} success marks");
+    assert!(text.contains('✗') && text.contains('!'));
 }
