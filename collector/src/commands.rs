@@ -15,11 +15,11 @@ use vigie_proto::v1::{
 use crate::alert_output::{
     AlertView, PolicyView, SilenceView, alerts_table, policy_table, silences_table,
 };
-use crate::cli::{EscalationCommand, ReportCommand};
 use crate::cli::{
     AgentCommand, AgentsArgs, AlertAction, AlertsArgs, ClinicCommand, Command, InitArgs,
     SilenceCommand, TokenCommand,
 };
+use crate::cli::{EscalationCommand, ReportCommand};
 use crate::config::{Build, DataDir};
 use crate::output::{AgentView, ClinicView, agents_table, clinics_table};
 use crate::ticket_output::{TicketView, tickets_table};

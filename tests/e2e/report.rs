@@ -167,7 +167,11 @@ fn mails(maildir: &Path) -> Vec<Value> {
         .arg(maildir)
         .output()
         .expect("read_maildir.py");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
@@ -324,16 +328,36 @@ fn monthly_reports_per_tier_through_faked_days_and_sent_once() {
         // Only backup alerts: the tickets of this test are the backups'.
         collector
             .admin(&[
-                "clinic", "rules", clinic, "--disable", "os-updates", "--disable", "antivirus",
-                "--disable", "software", "--disable", "disk", "--disable", "lan", "--disable",
-                "agent-silent", "--disable", "clock", "--disable", "backup-check",
+                "clinic",
+                "rules",
+                clinic,
+                "--disable",
+                "os-updates",
+                "--disable",
+                "antivirus",
+                "--disable",
+                "software",
+                "--disable",
+                "disk",
+                "--disable",
+                "lan",
+                "--disable",
+                "agent-silent",
+                "--disable",
+                "clock",
+                "--disable",
+                "backup-check",
             ])
             .ok();
     }
     let enroll = |clinic: &str, env: &[(String, String)]| {
         let agent = Agent::new();
         let token = collector.token(clinic, None);
-        agent_cmd(&agent, env, &["enroll", "--token", &token, "--role", "server"]);
+        agent_cmd(
+            &agent,
+            env,
+            &["enroll", "--token", &token, "--role", "server"],
+        );
         agent
     };
     let a0 = enroll(&cmp0, &env0);
@@ -384,7 +408,9 @@ fn monthly_reports_per_tier_through_faked_days_and_sent_once() {
         (sent == 2).then_some(())
     });
     // CMP3 answered at once, within its 2 support hours.
-    collector.admin(&["alerts", "ack", &alert3.to_string()]).ok();
+    collector
+        .admin(&["alerts", "ack", &alert3.to_string()])
+        .ok();
     collector.stop();
 
     // ---- day D, 16:00: the PACS is back; CMP1's ticket answered 6 h later (SLA 4 h) ----
@@ -393,7 +419,9 @@ fn monthly_reports_per_tier_through_faked_days_and_sent_once() {
     collector.serve_env = env2.clone();
     collector.serve();
     run_once(&a3, &c3, &env2);
-    collector.admin(&["alerts", "ack", &alert1.to_string()]).ok();
+    collector
+        .admin(&["alerts", "ack", &alert1.to_string()])
+        .ok();
     collector.stop();
 
     // ---- today: the rest of the month's results, with their past times ----
@@ -404,7 +432,11 @@ fn monthly_reports_per_tier_through_faked_days_and_sent_once() {
     let mut day = day_d.checked_add(1.day()).expect("next day");
     while day <= last {
         if day != missing_day {
-            let status = if day == warning_day { "warning" } else { "success" };
+            let status = if day == warning_day {
+                "warning"
+            } else {
+                "success"
+            };
             result(&a1, &[], day, status);
             result(&a3, &[], day, status);
         }
@@ -426,7 +458,10 @@ fn monthly_reports_per_tier_through_faked_days_and_sent_once() {
     });
     let mut to: Vec<&str> = sent.iter().filter_map(|m| m["to"].as_str()).collect();
     to.sort_unstable();
-    assert_eq!(to, ["direction@radiologie-ouest.re", "secretariat@payet.re"]);
+    assert_eq!(
+        to,
+        ["direction@radiologie-ouest.re", "secretariat@payet.re"]
+    );
     for mail in &sent {
         let attachment = &mail["attachments"][0];
         assert_eq!(attachment["content_type"], "application/pdf", "{mail}");
@@ -445,8 +480,14 @@ fn monthly_reports_per_tier_through_faked_days_and_sent_once() {
     let out = tmp.path().join("reports");
     let written = collector
         .admin(&[
-            "report", "monthly", "--all", "--month", &month, "--out",
-            &out.to_string_lossy(), "--json",
+            "report",
+            "monthly",
+            "--all",
+            "--month",
+            &month,
+            "--out",
+            &out.to_string_lossy(),
+            "--json",
         ])
         .ok();
     assert_eq!(written.stdout.lines().count(), 6, "{}", written.stdout);
@@ -473,7 +514,11 @@ fn monthly_reports_per_tier_through_faked_days_and_sent_once() {
         assert_eq!(b["runs_expected"], expected_days, "{b}");
         assert_eq!(b["runs_seen"], expected_days - 1);
         assert_eq!(
-            (b["successes"].as_u64(), b["warnings"].as_u64(), b["failures"].as_u64()),
+            (
+                b["successes"].as_u64(),
+                b["warnings"].as_u64(),
+                b["failures"].as_u64()
+            ),
             (Some(expected_days - 3), Some(1), Some(1))
         );
         let percent = ((expected_days - 3) * 100 + expected_days / 2) / expected_days;
@@ -493,7 +538,10 @@ fn monthly_reports_per_tier_through_faked_days_and_sent_once() {
         // Tickets against the SLA: the line, and its numbers equal to the JSON's.
         let i = &json["incidents"];
         assert_eq!(i["tickets"].as_array().map(Vec::len), Some(1), "{i}");
-        assert_eq!((i["sla_met"].as_u64(), i["sla_missed"].as_u64()), (Some(sla_met), Some(sla_missed)));
+        assert_eq!(
+            (i["sla_met"].as_u64(), i["sla_missed"].as_u64()),
+            (Some(sla_met), Some(sla_missed))
+        );
         assert_eq!(number_after(&text, "délai respecté :"), sla_met);
         assert_eq!(number_after(&text, "délai dépassé :"), sla_missed);
         assert_eq!(number_after(&text, "Tickets :"), 1);
@@ -501,7 +549,11 @@ fn monthly_reports_per_tier_through_faked_days_and_sent_once() {
             number_after(&text, "Alertes ouvertes :"),
             i["alerts_opened"].as_u64().expect("opened")
         );
-        assert!(text.contains(if sla_met == 1 { "respecté" } else { "dépassé" }));
+        assert!(text.contains(if sla_met == 1 {
+            "respecté"
+        } else {
+            "dépassé"
+        }));
     }
     let (text3, json3) = read("Radiologie-de-l-Ouest");
     // CMP3: the devices over the month, imaging first, the PACS down 6 h on day D.
@@ -510,7 +562,10 @@ fn monthly_reports_per_tier_through_faked_days_and_sent_once() {
     assert_eq!(names, ["scanner", "pacs"]);
     let pacs = &devices[1];
     let down = pacs["down_seconds"].as_i64().expect("down");
-    assert!((6 * 3600 - 120..6 * 3600 + 120).contains(&down), "PACS down {down} s");
+    assert!(
+        (6 * 3600 - 120..6 * 3600 + 120).contains(&down),
+        "PACS down {down} s"
+    );
     assert_eq!(pacs["outages"], 1);
     let availability = pacs["availability_percent"].as_f64().expect("percent");
     let shown = format!("{availability:.1} %").replace('.', ",");
@@ -530,7 +585,13 @@ fn monthly_reports_per_tier_through_faked_days_and_sent_once() {
     let empty = empty.strftime("%Y-%m").to_string();
     collector
         .admin(&[
-            "report", "monthly", "--clinic", &cmp1, "--month", &empty, "--out",
+            "report",
+            "monthly",
+            "--clinic",
+            &cmp1,
+            "--month",
+            &empty,
+            "--out",
             &out.to_string_lossy(),
         ])
         .ok();
@@ -541,7 +602,11 @@ fn monthly_reports_per_tier_through_faked_days_and_sent_once() {
     collector.stop();
     collector.serve();
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(report_mails(&maildir).len(), 2, "no report e-mail sent twice");
+    assert_eq!(
+        report_mails(&maildir).len(),
+        2,
+        "no report e-mail sent twice"
+    );
     assert!(
         collector.log().contains("monthly report sent"),
         "the schedule logged its sends"
@@ -549,7 +614,14 @@ fn monthly_reports_per_tier_through_faked_days_and_sent_once() {
     // The schedule kept its copies in the data directory, CMP0's not among them.
     let kept = data_dir.join("reports");
     assert!(kept.join(format!("Cabinet-Dr-Payet-{month}.pdf")).is_file());
-    assert!(kept.join(format!("Radiologie-de-l-Ouest-{month}.pdf")).is_file());
-    assert!(!kept.join(format!("Cabinet-du-Barachois-{month}.pdf")).exists());
+    assert!(
+        kept.join(format!("Radiologie-de-l-Ouest-{month}.pdf"))
+            .is_file()
+    );
+    assert!(
+        !kept
+            .join(format!("Cabinet-du-Barachois-{month}.pdf"))
+            .exists()
+    );
     drop(scanner);
 }

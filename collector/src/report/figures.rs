@@ -395,7 +395,8 @@ fn inventory(machines: &[&MachineInput]) -> Inventory {
             }
         }
     }
-    out.devices.sort_by_key(|d| (kind_rank(&d.kind), d.name.clone()));
+    out.devices
+        .sort_by_key(|d| (kind_rank(&d.kind), d.name.clone()));
     out
 }
 
@@ -693,30 +694,29 @@ fn preventive_figures(
                 .collect(),
             as_of: av.collected_at,
         });
-        let software = m
-            .software
-            .iter()
-            .flat_map(|s| &s.value.items)
-            .map(|item| {
-                let reference = context
-                    .software_references
-                    .iter()
-                    .find(|r| glob(&r.pattern, &item.watch_name) || glob(&r.pattern, &item.name));
-                let status = match reference {
-                    None => SoftwareStatus::NoReference,
-                    Some(r) if compare_versions(&item.version, &r.min_version).is_lt() => {
-                        SoftwareStatus::Behind
+        let software =
+            m.software
+                .iter()
+                .flat_map(|s| &s.value.items)
+                .map(|item| {
+                    let reference = context.software_references.iter().find(|r| {
+                        glob(&r.pattern, &item.watch_name) || glob(&r.pattern, &item.name)
+                    });
+                    let status = match reference {
+                        None => SoftwareStatus::NoReference,
+                        Some(r) if compare_versions(&item.version, &r.min_version).is_lt() => {
+                            SoftwareStatus::Behind
+                        }
+                        Some(_) => SoftwareStatus::UpToDate,
+                    };
+                    SoftwareFigures {
+                        name: item.name.clone(),
+                        version: item.version.clone(),
+                        reference_version: reference.map(|r| r.min_version.clone()),
+                        status,
                     }
-                    Some(_) => SoftwareStatus::UpToDate,
-                };
-                SoftwareFigures {
-                    name: item.name.clone(),
-                    version: item.version.clone(),
-                    reference_version: reference.map(|r| r.min_version.clone()),
-                    status,
-                }
-            })
-            .collect();
+                })
+                .collect();
         out.machines.push(MachinePreventive {
             machine: m.agent.hostname.clone(),
             updates,
@@ -754,7 +754,11 @@ fn availability(
     }
     let mut cursor = start;
     let mut state = state_before;
-    for (at, next) in segments.iter().copied().chain([(upto, DeviceState::Unknown)]) {
+    for (at, next) in segments
+        .iter()
+        .copied()
+        .chain([(upto, DeviceState::Unknown)])
+    {
         let span = at.duration_since(cursor).as_secs().max(0);
         match state {
             Some(DeviceState::Up | DeviceState::Degraded) => observed += span,

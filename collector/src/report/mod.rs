@@ -50,7 +50,9 @@ pub fn monthly_figures(
         .ok_or_else(|| ReportError::NoClinic(clinic_id.to_owned()))?;
     let at = month.end(&context.zone).min(now);
     // Facts in force just before the month's end, not the first second of the next month.
-    let at = at.checked_sub(jiff::SignedDuration::from_secs(1)).unwrap_or(at);
+    let at = at
+        .checked_sub(jiff::SignedDuration::from_secs(1))
+        .unwrap_or(at);
     let input = gather::month_input(storage, &clinic, at)?;
     Ok(figures::monthly_figures(&input, month, now, context))
 }
@@ -132,7 +134,10 @@ mod file_name_tests {
         let m: Month = "2026-11".parse().expect("month");
         let check = |name: &str, want: &str| assert_eq!(file_name(name, m, "pdf"), want, "{name}");
         check("Cabinet Dr Hoarau", "Cabinet-Dr-Hoarau-2026-11.pdf");
-        check("Radiologie de l'Ouest / Saint-Paul", "Radiologie-de-l-Ouest-Saint-Paul-2026-11.pdf");
+        check(
+            "Radiologie de l'Ouest / Saint-Paul",
+            "Radiologie-de-l-Ouest-Saint-Paul-2026-11.pdf",
+        );
         check("Cœur & Santé", "Coeur-Sante-2026-11.pdf");
         check("../../etc", "etc-2026-11.pdf");
         check("   ", "cabinet-2026-11.pdf");

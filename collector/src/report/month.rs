@@ -159,7 +159,10 @@ mod tests {
         assert_eq!(m.end(&zone).to_string(), "2026-11-30T20:00:00Z");
         assert_eq!(m.days().len(), 30);
         assert_eq!(m.label(), "novembre 2026");
-        assert_eq!("2026-12".parse::<Month>().map(Month::next), "2027-01".parse());
+        assert_eq!(
+            "2026-12".parse::<Month>().map(Month::next),
+            "2027-01".parse()
+        );
         for bad in ["2026-13", "2026-1", "26-11", "novembre", ""] {
             assert!(bad.parse::<Month>().is_err(), "{bad}");
         }

@@ -18,12 +18,12 @@ use krilla::text::{Font, TextDirection};
 use skrifa::MetadataProvider as _;
 use skrifa::instance::{LocationRef, Size};
 
+use super::ReportContext;
 use super::figures::{
     BackupFigures, BackupJobFigures, DayMark, IncidentFigures, Inventory, MonthlyFigures,
     PreventiveFigures, SlaOutcome, SoftwareStatus,
 };
 use super::text::{self, local, local_date};
-use super::ReportContext;
 use vigie_domain::Tier;
 
 static REGULAR: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -70,7 +70,10 @@ impl FontMetrics {
         let Some(font) = self.font() else {
             return text.chars().count() as f32 * size * 0.6;
         };
-        let upem = f32::from(font.metrics(Size::unscaled(), LocationRef::default()).units_per_em);
+        let upem = f32::from(
+            font.metrics(Size::unscaled(), LocationRef::default())
+                .units_per_em,
+        );
         let charmap = font.charmap();
         let metrics = font.glyph_metrics(Size::unscaled(), LocationRef::default());
         let units: f32 = text
@@ -301,7 +304,14 @@ impl Layout {
             self.day_box(x, y, size, *mark);
             let label = (i + 1).to_string();
             let lw = measure(&label, 5.5, false);
-            self.text_at(x + (size - lw) / 2.0, y + size + 7.0, 5.5, false, GREY, &label);
+            self.text_at(
+                x + (size - lw) / 2.0,
+                y + size + 7.0,
+                5.5,
+                false,
+                GREY,
+                &label,
+            );
         }
         self.y += size + 11.0;
     }
@@ -453,7 +463,13 @@ impl Layout {
             }
         }
         let legend: Vec<String> = parts.iter().map(|p| p.2.clone()).collect();
-        self.paragraph_at(MARGIN + w + 8.0, WIDTH - w - 8.0, &legend.join(" · "), SMALL, false);
+        self.paragraph_at(
+            MARGIN + w + 8.0,
+            WIDTH - w - 8.0,
+            &legend.join(" · "),
+            SMALL,
+            false,
+        );
         self.y = self.y.max(y + 16.0);
     }
 }
@@ -538,8 +554,17 @@ fn header(l: &mut Layout, f: &MonthlyFigures, context: &ReportContext) {
     let w = measure(&right, 11.0, true);
     l.text_at(MARGIN + WIDTH - w, l.y + 18.0, 11.0, true, BLACK, &right);
     l.y += 28.0;
-    l.paragraph_at(MARGIN, WIDTH, &format!("Cabinet : {}", f.clinic_name), 12.0, true);
-    l.paragraph(&format!("Contrat : {}", text::tier_name(f.tier)), BODY + 1.0);
+    l.paragraph_at(
+        MARGIN,
+        WIDTH,
+        &format!("Cabinet : {}", f.clinic_name),
+        12.0,
+        true,
+    );
+    l.paragraph(
+        &format!("Contrat : {}", text::tier_name(f.tier)),
+        BODY + 1.0,
+    );
     l.paragraph(text::tier_coverage(f.tier), BODY);
     l.paragraph(
         &format!(
@@ -583,21 +608,34 @@ fn backups(l: &mut Layout, b: &BackupFigures, zone: &TimeZone) {
             "Réussite sur le mois : {}/{} ({})",
             b.successes,
             denominator,
-            b.success_percent.map_or("–".to_owned(), |p| format!("{p} %"))
+            b.success_percent
+                .map_or("–".to_owned(), |p| format!("{p} %"))
         ),
         10.0,
         true,
     );
     let missing = denominator.saturating_sub(b.successes + b.warnings + b.failures);
     l.stacked(&[
-        (b.successes, DayMark::Success, text::count(b.successes, "réussie", "réussies")),
+        (
+            b.successes,
+            DayMark::Success,
+            text::count(b.successes, "réussie", "réussies"),
+        ),
         (
             b.warnings,
             DayMark::Warning,
             text::count(b.warnings, "avertissement", "avertissements"),
         ),
-        (b.failures, DayMark::Failed, text::count(b.failures, "échec", "échecs")),
-        (missing, DayMark::Missing, text::count(missing, "manquante", "manquantes")),
+        (
+            b.failures,
+            DayMark::Failed,
+            text::count(b.failures, "échec", "échecs"),
+        ),
+        (
+            missing,
+            DayMark::Missing,
+            text::count(missing, "manquante", "manquantes"),
+        ),
     ]);
     l.paragraph(
         &format!(
@@ -617,7 +655,10 @@ fn backups(l: &mut Layout, b: &BackupFigures, zone: &TimeZone) {
 
 fn backup_job(l: &mut Layout, j: &BackupJobFigures, zone: &TimeZone) {
     l.need(80.0);
-    l.subheading(&format!("Tâche « {} » sur {} ({})", j.job, j.machine, j.cadence));
+    l.subheading(&format!(
+        "Tâche « {} » sur {} ({})",
+        j.job, j.machine, j.cadence
+    ));
     let denominator = j.runs_expected.unwrap_or(0).max(j.runs_seen);
     l.paragraph(
         &format!(
@@ -629,7 +670,8 @@ fn backup_job(l: &mut Layout, j: &BackupJobFigures, zone: &TimeZone) {
             text::count(j.failures, "échec", "échecs"),
             j.successes,
             denominator,
-            j.success_percent.map_or("–".to_owned(), |p| format!("{p} %")),
+            j.success_percent
+                .map_or("–".to_owned(), |p| format!("{p} %")),
         ),
         BODY,
     );
@@ -643,7 +685,8 @@ fn backup_job(l: &mut Layout, j: &BackupJobFigures, zone: &TimeZone) {
             "Plus longue période sans sauvegarde réussie : {} — dernière réussite : {} — \
              dernière vérification d'intégrité réussie : {}",
             text::hours(j.longest_without_success_seconds),
-            j.last_success_at.map_or("aucune".to_owned(), |at| local(at, zone)),
+            j.last_success_at
+                .map_or("aucune".to_owned(), |at| local(at, zone)),
             check
         ),
         BODY,
@@ -717,7 +760,9 @@ fn preventive(l: &mut Layout, p: &PreventiveFigures, zone: &TimeZone) {
                     m.machine.clone(),
                     s.name.clone(),
                     s.version.clone(),
-                    s.reference_version.clone().unwrap_or_else(|| "–".to_owned()),
+                    s.reference_version
+                        .clone()
+                        .unwrap_or_else(|| "–".to_owned()),
                     match s.status {
                         SoftwareStatus::UpToDate => "à jour",
                         SoftwareStatus::Behind => "en retard",
@@ -782,8 +827,10 @@ fn incidents(l: &mut Layout, i: &IncidentFigures, tier: Tier, zone: &TimeZone) {
              long : {}",
             i.alerts_opened,
             i.alerts_resolved,
-            i.median_resolve_seconds.map_or("–".to_owned(), text::duration),
-            i.longest_resolve_seconds.map_or("–".to_owned(), text::duration),
+            i.median_resolve_seconds
+                .map_or("–".to_owned(), text::duration),
+            i.longest_resolve_seconds
+                .map_or("–".to_owned(), text::duration),
         ),
         BODY,
     );
@@ -864,7 +911,8 @@ fn inventory(l: &mut Layout, inv: &Inventory, at: jiff::Timestamp, zone: &TimeZo
                     m.hostname.clone(),
                     text::role(&m.role).to_owned(),
                     m.os.clone(),
-                    m.last_seen.map_or("jamais".to_owned(), |at| local(at, zone)),
+                    m.last_seen
+                        .map_or("jamais".to_owned(), |at| local(at, zone)),
                     m.disks
                         .iter()
                         .map(|d| {
@@ -979,7 +1027,11 @@ pub fn render(f: &MonthlyFigures, context: &ReportContext) -> Result<Vec<u8>, St
                         paint: paint(*colour),
                         ..Fill::default()
                     }));
-                    let font = if *is_bold { bold.clone() } else { regular.clone() };
+                    let font = if *is_bold {
+                        bold.clone()
+                    } else {
+                        regular.clone()
+                    };
                     surface.draw_text(
                         Point::from_xy(*x, *y),
                         font,
@@ -1033,7 +1085,9 @@ pub fn render(f: &MonthlyFigures, context: &ReportContext) -> Result<Vec<u8>, St
                         lines.line_to(x + offset + h, *y);
                         offset += 3.0;
                     }
-                    let Some(lines) = lines.finish() else { continue };
+                    let Some(lines) = lines.finish() else {
+                        continue;
+                    };
                     surface.push_clip_path(&clip, &krilla::paint::FillRule::NonZero);
                     surface.set_fill(None);
                     surface.set_stroke(Some(Stroke {

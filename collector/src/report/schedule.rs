@@ -262,7 +262,9 @@ impl Schedule {
             }
             None => None,
         };
-        Ok(Self::with_mailer(storage, commit, config, data_dir, clock, mailer))
+        Ok(Self::with_mailer(
+            storage, commit, config, data_dir, clock, mailer,
+        ))
     }
 
     pub fn with_mailer(
@@ -365,7 +367,10 @@ impl Schedule {
         let pdf_name = file_name(&clinic.name, month, "pdf");
         write_atomic(&self.out_dir.join(&pdf_name), &pdf)?;
         let json = serde_json::to_vec_pretty(&figures).unwrap_or_default();
-        write_atomic(&self.out_dir.join(file_name(&clinic.name, month, "json")), &json)?;
+        write_atomic(
+            &self.out_dir.join(file_name(&clinic.name, month, "json")),
+            &json,
+        )?;
         let mut delivery = previous.unwrap_or(ReportDelivery {
             month: month.to_string(),
             state: DeliveryState::NoContact,
@@ -395,11 +400,7 @@ impl Schedule {
         delivery.to = contact.clone();
         delivery.attempts += 1;
         self.put(&key, delivery.clone()).await?;
-        let subject = format!(
-            "Rapport mensuel {} — {}",
-            month.label(),
-            clinic.name
-        );
+        let subject = format!("Rapport mensuel {} — {}", month.label(), clinic.name);
         let body = format!(
             "Bonjour,\n\nVeuillez trouver ci-joint le rapport mensuel de {} pour le cabinet {} : \
              sauvegardes, maintenance et suivi des incidents.\n\n{}\n{}\n",
@@ -619,7 +620,11 @@ pub(crate) mod tests {
                 c.contact_email = Some("direction@ouest.re".into())
             })
             .expect("contact");
-        assert_eq!(schedule.round().await.expect("round"), 1, "the due month: November");
+        assert_eq!(
+            schedule.round().await.expect("round"),
+            1,
+            "the due month: November"
+        );
         assert_eq!(schedule.round().await.expect("round"), 0);
 
         // The crash window: "sending" was made durable, then the process died. The next
@@ -655,7 +660,11 @@ pub(crate) mod tests {
             .expect("marker");
         assert_eq!((marker.state, marker.attempts), (DeliveryState::Sending, 2));
         *recorder.fail.lock().expect("lock") = None;
-        assert_eq!(schedule.round().await.expect("round"), 0, "not before the backoff");
+        assert_eq!(
+            schedule.round().await.expect("round"),
+            0,
+            "not before the backoff"
+        );
         clock.set(at("2027-01-01 07:30"));
         assert_eq!(schedule.round().await.expect("round"), 2);
         let resent: Vec<Sent> = recorder.sent().split_off(before);
@@ -683,6 +692,20 @@ pub(crate) mod tests {
         assert_eq!(
             message_id("c1", "2026-11".parse().expect("month")),
             "<report-2026-11-c1@vigie>"
+        );
+    }
+
+    #[test]
+    fn the_documented_example_parses_and_validates() {
+        let text = include_str!("../../../deploy/collector-reports.toml");
+        let config: CollectorConfig = toml::from_str(text).expect("deploy/collector-reports.toml");
+        assert!(config.reports.monthly);
+        assert_eq!((config.reports.day, config.reports.hour), (1, 7));
+        assert_eq!(config.reports.problems(&config), Vec::<String>::new());
+        assert!(email_settings(&config).is_some());
+        assert!(
+            !CollectorConfig::default().reports.monthly,
+            "off unless asked"
         );
     }
 

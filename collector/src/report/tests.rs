@@ -162,10 +162,7 @@ fn backups_expected_seen_ratio_gap_and_strip() {
     assert_eq!(job.days[14], DayMark::Warning);
     assert_eq!(job.days[19], DayMark::Missing);
     assert_eq!(
-        job.days
-            .iter()
-            .filter(|d| **d == DayMark::Success)
-            .count(),
+        job.days.iter().filter(|d| **d == DayMark::Success).count(),
         27
     );
     assert!(f.has_data);
@@ -214,7 +211,10 @@ fn a_job_declared_mid_month_is_expected_from_then_and_undeclared_ones_are_listed
     assert_eq!(nas.runs_expected, Some(10));
     assert_eq!(nas.days[18], DayMark::NotExpected, "before it was declared");
     let usb = &b.jobs[1];
-    assert_eq!((usb.declared, usb.runs_expected, usb.failures), (false, None, 1));
+    assert_eq!(
+        (usb.declared, usb.runs_expected, usb.failures),
+        (false, None, 1)
+    );
     assert_eq!(usb.cadence, "non déclarée");
 }
 
@@ -272,7 +272,11 @@ fn lan_availability_over_the_month_imaging_first() {
     assert_eq!(p.devices[2].availability_percent, Some(100.0));
 }
 
-fn escalation(id: u64, opened: &str, responded: Option<(&str, &str)>) -> (Escalation, crate::alerts::alert::Alert) {
+fn escalation(
+    id: u64,
+    opened: &str,
+    responded: Option<(&str, &str)>,
+) -> (Escalation, crate::alerts::alert::Alert) {
     let mut a = alert(Rule::BackupFailed, Severity::Critical);
     a.id = id;
     a.first_seen = at(opened);
@@ -320,9 +324,17 @@ fn escalation(id: u64, opened: &str, responded: Option<(&str, &str)>) -> (Escala
 fn tickets_against_the_sla_in_support_hours() {
     let mut inp = input(Tier::Cmp3, vec![machine(vec![], vec![])]);
     // Tuesday 10:00, acknowledged at 10:45: within 2 support hours.
-    let (e1, a1) = escalation(1, "2026-11-10 10:00", Some(("acknowledged", "2026-11-10 10:45")));
+    let (e1, a1) = escalation(
+        1,
+        "2026-11-10 10:00",
+        Some(("acknowledged", "2026-11-10 10:45")),
+    );
     // Saturday 15:00: 1 h until 16:00, then Sunday from 09:00: due 10:00; answered 10:30.
-    let (e2, a2) = escalation(2, "2026-11-14 15:00", Some(("resolved", "2026-11-15 10:30")));
+    let (e2, a2) = escalation(
+        2,
+        "2026-11-14 15:00",
+        Some(("resolved", "2026-11-15 10:30")),
+    );
     // Monday 30th 19:00, no answer yet at 19:30: due Tuesday 08:00, still in time.
     let (e3, a3) = escalation(3, "2026-11-30 19:00", None);
     // Cancelled before it was sent: no ticket.
@@ -377,7 +389,10 @@ fn support_time_skips_closed_hours_and_holidays() {
 
 #[test]
 fn cmp0_is_inventory_only_and_an_empty_month_says_so() {
-    let f = figures(&input(Tier::Cmp0, vec![machine(nightly_runs(), vec![])]), "2026-12-01 07:00");
+    let f = figures(
+        &input(Tier::Cmp0, vec![machine(nightly_runs(), vec![])]),
+        "2026-12-01 07:00",
+    );
     assert!(f.backups.is_none() && f.preventive.is_none() && f.incidents.is_none());
     assert_eq!(f.inventory.machines.len(), 1);
     assert!(f.has_data);
@@ -399,7 +414,11 @@ fn cmp0_is_inventory_only_and_an_empty_month_says_so() {
             _ => None,
         })
         .collect();
-    assert!(text.iter().any(|t| t.contains("Aucune donnée pour ce mois")), "{text:?}");
+    assert!(
+        text.iter()
+            .any(|t| t.contains("Aucune donnée pour ce mois")),
+        "{text:?}"
+    );
 }
 
 #[test]
@@ -424,20 +443,89 @@ fn figures_round_trip_through_json_with_english_keys() {
 fn a_full_cmp3_month_lays_out_every_section() {
     let mut m = machine(
         nightly_runs(),
-        vec![declared("nas", 86_400, &[], "2026-10-20 12:00"), declared("hebdo", 0, &[1, 3, 5], "2026-10-01 00:00")],
+        vec![
+            declared("nas", 86_400, &[], "2026-10-20 12:00"),
+            declared("hebdo", 0, &[1, 3, 5], "2026-10-01 00:00"),
+        ],
     );
-    m.os_updates = Some(crate::facts::Stamped { collected_at: at("2026-11-30 22:00"), value: crate::facts::OsUpdates { manager: "apt".into(), pending_count: 4, security_count: 1, reboot_required: true, ..Default::default() } });
-    m.antivirus = Some(crate::facts::Stamped { collected_at: at("2026-11-30 22:00"), value: crate::facts::Antivirus { products: vec![crate::facts::AntivirusProduct { name: "Microsoft Defender".into(), enabled: true, realtime_protection: Some(true), signatures_up_to_date: Some(true), signatures_updated_at: Some(at("2026-11-28 10:00")) }], none_found: false, cut: Default::default() } });
-    m.software = Some(crate::facts::Stamped { collected_at: at("2026-11-30 22:00"), value: crate::facts::Software { items: vec![crate::facts::InstalledSoftware { watch_name: "weda".into(), name: "Weda Connect".into(), version: "4.1.2".into() }], cut: Default::default() } });
-    let t = |when: &str, state| DeviceTransition { at: at(when), state };
-    m.devices = vec![DeviceInput { name: "scanner".into(), current: Some(DeviceRecord { device: Device { name: "scanner".into(), kind: "imaging-modality".into(), address: "10.0.0.9".into(), state: DeviceState::Up, error: String::new(), supplies: vec![], ups: None }, reported_at: at("2026-11-30 23:00"), down_since: None }), transitions: vec![t("2026-10-01 08:00", DeviceState::Up), t("2026-11-10 10:00", DeviceState::Down), t("2026-11-10 16:00", DeviceState::Up)] }];
+    m.os_updates = Some(crate::facts::Stamped {
+        collected_at: at("2026-11-30 22:00"),
+        value: crate::facts::OsUpdates {
+            manager: "apt".into(),
+            pending_count: 4,
+            security_count: 1,
+            reboot_required: true,
+            ..Default::default()
+        },
+    });
+    m.antivirus = Some(crate::facts::Stamped {
+        collected_at: at("2026-11-30 22:00"),
+        value: crate::facts::Antivirus {
+            products: vec![crate::facts::AntivirusProduct {
+                name: "Microsoft Defender".into(),
+                enabled: true,
+                realtime_protection: Some(true),
+                signatures_up_to_date: Some(true),
+                signatures_updated_at: Some(at("2026-11-28 10:00")),
+            }],
+            none_found: false,
+            cut: Default::default(),
+        },
+    });
+    m.software = Some(crate::facts::Stamped {
+        collected_at: at("2026-11-30 22:00"),
+        value: crate::facts::Software {
+            items: vec![crate::facts::InstalledSoftware {
+                watch_name: "weda".into(),
+                name: "Weda Connect".into(),
+                version: "4.1.2".into(),
+            }],
+            cut: Default::default(),
+        },
+    });
+    let t = |when: &str, state| DeviceTransition {
+        at: at(when),
+        state,
+    };
+    m.devices = vec![DeviceInput {
+        name: "scanner".into(),
+        current: Some(DeviceRecord {
+            device: Device {
+                name: "scanner".into(),
+                kind: "imaging-modality".into(),
+                address: "10.0.0.9".into(),
+                state: DeviceState::Up,
+                error: String::new(),
+                supplies: vec![],
+                ups: None,
+            },
+            reported_at: at("2026-11-30 23:00"),
+            down_since: None,
+        }),
+        transitions: vec![
+            t("2026-10-01 08:00", DeviceState::Up),
+            t("2026-11-10 10:00", DeviceState::Down),
+            t("2026-11-10 16:00", DeviceState::Up),
+        ],
+    }];
     let mut inp = input(Tier::Cmp3, vec![m]);
-    let (e1, a1) = escalation(1, "2026-11-10 10:00", Some(("acknowledged", "2026-11-10 10:45")));
-    let (e2, a2) = escalation(2, "2026-11-14 15:00", Some(("resolved", "2026-11-15 10:30")));
+    let (e1, a1) = escalation(
+        1,
+        "2026-11-10 10:00",
+        Some(("acknowledged", "2026-11-10 10:45")),
+    );
+    let (e2, a2) = escalation(
+        2,
+        "2026-11-14 15:00",
+        Some(("resolved", "2026-11-15 10:30")),
+    );
     inp.escalations = vec![e1, e2];
     inp.alerts = vec![a1, a2];
     let mut ctx = ReportContext::default();
-    ctx.software_references = vec![crate::alerts::thresholds::SoftwareReference { pattern: "weda*".into(), min_version: "4.2".into() }];
+    ctx.software_references = vec![crate::alerts::thresholds::SoftwareReference {
+        pattern: "weda*".into(),
+        min_version: "4.2".into(),
+    }];
     let f = monthly_figures(&inp, november(), at("2026-12-01 07:00"), &ctx);
     let pdf = super::pdf::render(&f, &ctx).expect("pdf");
     assert!(pdf.starts_with(b"%PDF-"));

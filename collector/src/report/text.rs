@@ -53,7 +53,9 @@ pub fn local(at: Timestamp, zone: &TimeZone) -> String {
 
 /// "30/11/2026", in `zone`.
 pub fn local_date(at: Timestamp, zone: &TimeZone) -> String {
-    at.to_zoned_datetime(zone.clone()).strftime("%d/%m/%Y").to_string()
+    at.to_zoned_datetime(zone.clone())
+        .strftime("%d/%m/%Y")
+        .to_string()
 }
 
 /// "3 h 05 min", "45 min", "2 j 4 h".

@@ -311,8 +311,12 @@ mod tests {
             })
         };
         storage.record_fact(agent, t(0), &updates(3)).expect("fact");
-        storage.record_fact(agent, t(100), &updates(3)).expect("fact");
-        storage.record_fact(agent, t(200), &updates(0)).expect("fact");
+        storage
+            .record_fact(agent, t(100), &updates(3))
+            .expect("fact");
+        storage
+            .record_fact(agent, t(200), &updates(0))
+            .expect("fact");
         let at: Option<Stamped<OsUpdates>> = storage
             .fact_at(agent, HistoryTopic::OsUpdates, t(150))
             .expect("read");

@@ -108,8 +108,8 @@ impl EmailSink {
         message_id: &str,
     ) -> Result<(), SinkError> {
         use lettre::message::{Attachment, MultiPart, SinglePart};
-        let pdf_type = ContentType::parse("application/pdf")
-            .map_err(|e| SinkError::Config(e.to_string()))?;
+        let pdf_type =
+            ContentType::parse("application/pdf").map_err(|e| SinkError::Config(e.to_string()))?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(mailbox(to)?)
