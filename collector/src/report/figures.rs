@@ -318,7 +318,7 @@ pub fn monthly_figures(
         .machines
         .iter()
         .filter(|m| m.agent.enrolled_at < end)
-        .filter(|m| !m.agent.revoked_at.is_some_and(|at| at < start))
+        .filter(|m| m.agent.revoked_at.is_none_or(|at| at >= start))
         .collect();
     let has_data = machines.iter().any(|m| {
         m.agent.last_seen.is_some_and(|at| at >= start)

@@ -202,7 +202,7 @@ pub enum ScheduleError {
 
 /// What sends the e-mail: the SMTP transport of an e-mail sink (tests record instead).
 pub enum Mailer {
-    Smtp(EmailSink),
+    Smtp(Box<EmailSink>),
     #[cfg(test)]
     Recorder(tests::Recorder),
 }
@@ -258,7 +258,7 @@ impl Schedule {
         let mailer = match email_settings(config) {
             Some(email) => {
                 crate::install_crypto_provider();
-                Some(Mailer::Smtp(EmailSink::new(email)?))
+                Some(Mailer::Smtp(Box::new(EmailSink::new(email)?)))
             }
             None => None,
         };

@@ -521,11 +521,13 @@ fn a_full_cmp3_month_lays_out_every_section() {
     );
     inp.escalations = vec![e1, e2];
     inp.alerts = vec![a1, a2];
-    let mut ctx = ReportContext::default();
-    ctx.software_references = vec![crate::alerts::thresholds::SoftwareReference {
-        pattern: "weda*".into(),
-        min_version: "4.2".into(),
-    }];
+    let ctx = ReportContext {
+        software_references: vec![crate::alerts::thresholds::SoftwareReference {
+            pattern: "weda*".into(),
+            min_version: "4.2".into(),
+        }],
+        ..ReportContext::default()
+    };
     let f = monthly_figures(&inp, november(), at("2026-12-01 07:00"), &ctx);
     let pdf = super::pdf::render(&f, &ctx).expect("pdf");
     assert!(pdf.starts_with(b"%PDF-"));

@@ -28,7 +28,7 @@ impl AdminService {
             .parse()
             .map_err(|e: crate::report::month::BadMonth| Status::invalid_argument(e.to_string()))?;
         let clinic_id = req.clinic_id.trim().to_owned();
-        if req.all == !clinic_id.is_empty() {
+        if req.all != clinic_id.is_empty() {
             return Err(Status::invalid_argument(
                 "give either a clinic id or --all, not both",
             ));
