@@ -187,6 +187,10 @@ pub struct BackupJobFigures {
     pub check_expected: bool,
     pub last_good_check_at: Option<Timestamp>,
     pub days: Vec<DayMark>,
+    /// The storage keeps the newest runs of a job only (`storage::RUNS_KEPT`): true when
+    /// older runs of the month are no longer there, so the counts are lower bounds.
+    #[serde(default)]
+    pub runs_truncated: bool,
 }
 
 // ---- preventive ----
@@ -255,6 +259,8 @@ pub struct DeviceAvailability {
     /// Time up (or degraded) over the time its state was known, one decimal.
     pub availability_percent: Option<f64>,
     pub observed_seconds: i64,
+    /// The month so far: what `observed_seconds` is out of.
+    pub window_seconds: i64,
     pub down_seconds: i64,
     pub outages: u32,
 }
@@ -573,6 +579,12 @@ fn job_figures(
         }
     });
     let denominator = runs_expected.unwrap_or(0).max(runs_seen);
+    let runs_truncated = backups.len() >= crate::storage::RUNS_KEPT
+        && backups
+            .iter()
+            .map(|r| r.finished_at)
+            .min()
+            .is_some_and(|t| t > from);
 
     // Longest stretch without a success: from the last success before the month (or the
     // window's start) through each success to the window's end.
@@ -658,6 +670,7 @@ fn job_figures(
         check_expected: declared.is_some_and(|d| d.job.check_every_seconds > 0),
         last_good_check_at,
         days,
+        runs_truncated,
     }
 }
 
@@ -787,6 +800,7 @@ fn availability(
         availability_percent: (observed > 0)
             .then(|| ((observed - down) as f64 * 1000.0 / observed as f64).round() / 10.0),
         observed_seconds: observed,
+        window_seconds: upto.duration_since(start).as_secs().max(0),
         down_seconds: down,
         outages,
     }

@@ -691,6 +691,16 @@ fn backup_job(l: &mut Layout, j: &BackupJobFigures, zone: &TimeZone) {
         ),
         BODY,
     );
+    if j.runs_truncated {
+        l.paragraph(
+            &format!(
+                "Attention : seules les {} dernières exécutions de cette tâche sont conservées ; \
+                 les chiffres ci-dessus en sont un minimum.",
+                crate::storage::RUNS_KEPT
+            ),
+            BODY,
+        );
+    }
     l.gap(2.0);
     l.strip(&j.days);
 }
@@ -804,12 +814,19 @@ fn preventive(l: &mut Layout, p: &PreventiveFigures, zone: &TimeZone) {
         );
         l.text_at(MARGIN, y + 8.5, SMALL + 0.5, false, BLACK, &name);
         let label = match d.availability_percent {
-            Some(p) => format!(
-                "{} — {} hors service, {}",
-                text::percent_1(p),
-                text::duration(d.down_seconds),
-                text::count(d.outages, "coupure", "coupures")
-            ),
+            Some(p) => {
+                let mut label = format!(
+                    "{} — {} hors service, {}",
+                    text::percent_1(p),
+                    text::duration(d.down_seconds),
+                    text::count(d.outages, "coupure", "coupures")
+                );
+                // Known for part of the month only (a device added since): say over how long.
+                if d.observed_seconds + 86_400 < d.window_seconds {
+                    label.push_str(&format!(" (sur {} j suivis)", d.observed_seconds / 86_400));
+                }
+                label
+            }
             None => "historique indisponible".to_owned(),
         };
         let fraction = d.availability_percent.unwrap_or(0.0) / 100.0;

@@ -563,3 +563,49 @@ fn a_full_cmp3_month_lays_out_every_section() {
     assert!(marks >= 27, "{marks} success marks");
     assert!(text.contains('✗') && text.contains('!'));
 }
+
+#[test]
+fn an_hourly_job_beyond_what_storage_keeps_is_flagged() {
+    // The newest 60 runs kept: the last two and a half days of an hourly job.
+    let runs: Vec<BackupRun> = (0..crate::storage::RUNS_KEPT)
+        .map(|h| {
+            let mut r = run("horaire", "2026-11-28 00:00", BackupStatus::Success);
+            r.finished_at += SignedDuration::from_hours(h as i64);
+            r
+        })
+        .collect();
+    let m = machine(
+        runs,
+        vec![declared("horaire", 3600, &[], "2026-10-01 00:00")],
+    );
+    let f = figures(&input(Tier::Cmp1, vec![m]), "2026-12-01 07:00");
+    let job = &f.backups.expect("backups").jobs[0];
+    assert!(job.runs_truncated);
+    assert_eq!(job.runs_expected, Some(30 * 24));
+    let text: String = super::pdf::layout(
+        &figures(
+            &input(
+                Tier::Cmp1,
+                vec![machine(
+                    vec![run("horaire", "2026-11-28 00:00", BackupStatus::Success); 60],
+                    vec![declared("horaire", 3600, &[], "2026-10-01 00:00")],
+                )],
+            ),
+            "2026-12-01 07:00",
+        ),
+        &ReportContext::default(),
+    )
+    .pages
+    .iter()
+    .flatten()
+    .filter_map(|op| match op {
+        super::pdf::Op::Text { text, .. } => Some(text.clone()),
+        _ => None,
+    })
+    .collect::<Vec<_>>()
+    .join(" ");
+    assert!(
+        text.contains("seules les 60 dernières exécutions"),
+        "{text}"
+    );
+}
