@@ -79,7 +79,7 @@ fn revoked_agent_is_refused_and_keeps_its_outbox() {
         .admin(&["agent", "revoke", "0190aaaa-0000-7000-8000-000000000000"])
         .failed();
     assert!(
-        err.contains("not found") || err.contains("unknown"),
+        err.contains("agent 0190aaaa-0000-7000-8000-000000000000 introuvable"),
         "{err}"
     );
 }
@@ -115,10 +115,7 @@ fn reused_expired_and_unknown_tokens_are_refused() {
     let err = collector
         .admin(&["token", "create", "--clinic", "no-such-clinic"])
         .failed();
-    assert!(
-        err.contains("not found") || err.contains("unknown"),
-        "{err}"
-    );
+    assert!(err.contains("cabinet no-such-clinic introuvable"), "{err}");
 }
 
 #[test]
