@@ -6,7 +6,7 @@ use vigie_proto::v1;
 
 use crate::alerts::alert::{AlertState, Severity};
 use crate::alerts::summary;
-use crate::output::table;
+use crate::output::{fit, table};
 use crate::time_text::{local_proto, rfc3339_proto};
 
 /// Width a technician's terminal has.
@@ -86,16 +86,6 @@ impl From<&v1::Alert> for AlertView {
                 .collect(),
         }
     }
-}
-
-/// Cuts `text` to `width` characters, marking the cut.
-fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 /// Alerts as the collector sorted them (severity, then age), two lines each:
@@ -304,6 +294,34 @@ mod tests {
         assert!(out.starts_with("#12   critique  ouverte    Cabinet médical des Lataniers"));
         assert!(out.contains("Sauvegarde nightly-nas en échec depuis 2 jours"));
         assert_eq!(alerts_table(&[]), "Aucune alerte.\n");
+    }
+
+    #[test]
+    fn maintenance_windows_read_in_french_and_local_time() {
+        assert_eq!(
+            maintenance_windows_table(&[]),
+            "Aucune fenêtre de maintenance en cours.\n"
+        );
+        let window = MaintenanceWindowView::from(&v1::MaintenanceWindow {
+            id: 3,
+            clinic_id: "c1".into(),
+            ends_at: Some(prost_types::Timestamp {
+                seconds: 1_796_374_800, // 2026-12-04T09:00:00Z
+                nanos: 0,
+            }),
+            reason: "migration NAS".into(),
+            created_by: "marie".into(),
+            active: true,
+            ..v1::MaintenanceWindow::default()
+        });
+        let out = maintenance_windows_table(&[window]);
+        assert_eq!(
+            out,
+            "N°  PORTÉE      FIN          PAR    MOTIF\n3   cabinet c1  04/12 13:00  marie  migration NAS\n"
+        );
+        let mut muted = alert("x");
+        muted.silenced = true;
+        assert!(alerts_table(&[muted]).contains("[en maintenance, répétée]"));
     }
 
     #[test]

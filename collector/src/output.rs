@@ -238,11 +238,15 @@ fn outbox_text(a: &AgentView) -> String {
 
 /// A reason cut for a table cell (`--json` has it whole).
 fn short(reason: &str) -> String {
-    const MAX: usize = 60;
-    if reason.chars().count() <= MAX {
-        return reason.to_owned();
+    fit(reason, 60)
+}
+
+/// Cuts `text` to `width` characters, marking the cut: a table cell or an 80-column line.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
     }
-    let mut cut: String = reason.chars().take(MAX - 1).collect();
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
     cut.push('…');
     cut
 }
@@ -257,6 +261,13 @@ mod tests {
         assert_eq!(clock_label(Some(3)), "ok");
         assert_eq!(clock_label(Some(365 * 86_400)), "avance 365 j");
         assert_eq!(clock_label(Some(-7_200)), "retard 2 h");
+    }
+
+    #[test]
+    fn fit_marks_the_cut() {
+        assert_eq!(fit("Cabinet", 7), "Cabinet");
+        assert_eq!(fit("Cabinet", 4), "Cab…");
+        assert_eq!(fit("éèàç", 3), "éè…");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use vigie_proto::v1;
 
-use crate::output::table;
+use crate::output::{fit, table};
 use crate::time_text::{local_proto, rfc3339_proto};
 
 #[derive(Debug, Serialize)]
@@ -75,15 +75,6 @@ fn state(s: &str) -> &str {
         "cancelled" => "annulé",
         other => other,
     }
-}
-
-fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 /// One row per escalation; the error of a failing sink on the line below.
