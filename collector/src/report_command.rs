@@ -25,7 +25,7 @@ pub async fn run_monthly(data_dir: &DataDir, args: MonthlyReportArgs) -> anyhow:
         .map_err(status_error)?
         .into_inner();
     std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+        .with_context(|| format!("impossible de créer {}", args.out.display()))?;
     if answer.reports.is_empty() {
         eprintln!("aucun cabinet");
     }
@@ -73,7 +73,9 @@ pub async fn run_set_contact(
 /// The collector names the files; a name with a folder in it is refused, not followed.
 fn safe(name: &str) -> anyhow::Result<&str> {
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-        return Err(anyhow!("the collector sent an unsafe file name {name:?}"));
+        return Err(anyhow!(
+            "le collecteur a envoyé un nom de fichier dangereux : {name:?}"
+        ));
     }
     Ok(name)
 }
@@ -81,6 +83,7 @@ fn safe(name: &str) -> anyhow::Result<&str> {
 /// Written beside, then renamed: a report is either whole or absent.
 fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("part");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(&tmp, bytes)
+        .with_context(|| format!("impossible d'écrire {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("impossible d'écrire {}", path.display()))
 }

@@ -29,11 +29,11 @@ pub const DEFAULT_MSP_PHONE: &str = "02 62 79 00 11";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("clinic {0} not found")]
+    #[error("cabinet {0} introuvable")]
     NoClinic(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("cannot render the PDF: {0}")]
+    #[error("impossible de produire le PDF : {0}")]
     Pdf(String),
 }
 

@@ -15,7 +15,7 @@ pub struct Month {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("month {0:?} is not YYYY-MM (e.g. 2026-11)")]
+#[error("le mois « {0} » n'est pas au format AAAA-MM (par exemple 2026-11)")]
 pub struct BadMonth(pub String);
 
 impl FromStr for Month {

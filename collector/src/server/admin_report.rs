@@ -30,7 +30,7 @@ impl AdminService {
         let clinic_id = req.clinic_id.trim().to_owned();
         if req.all != clinic_id.is_empty() {
             return Err(Status::invalid_argument(
-                "give either a clinic id or --all, not both",
+                "indiquez soit un cabinet (--clinic), soit --all",
             ));
         }
         let storage = self.state.storage.clone();
@@ -46,7 +46,7 @@ impl AdminService {
             for id in ids {
                 let (pdf, figures) = monthly_pdf_with(&storage, &id, month, now, &context)?;
                 let json = serde_json::to_string_pretty(&figures)
-                    .map_err(|e| ReportError::Pdf(format!("figures to JSON: {e}")))?;
+                    .map_err(|e| ReportError::Pdf(format!("chiffres en JSON : {e}")))?;
                 out.push(v1::MonthlyReport {
                     clinic_id: figures.clinic_id.clone(),
                     clinic_name: figures.clinic_name.clone(),
@@ -61,7 +61,7 @@ impl AdminService {
         })
         .await?
         .map_err(|e| match e {
-            ReportError::NoClinic(id) => Status::not_found(format!("clinic {id} not found")),
+            ReportError::NoClinic(id) => Status::not_found(format!("cabinet {id} introuvable")),
             ReportError::Storage(e) => internal(e),
             ReportError::Pdf(e) => Status::internal(e),
         })?;
@@ -77,12 +77,12 @@ impl AdminService {
         let email = req.email.trim().to_owned();
         if email.len() > MAX_EMAIL {
             return Err(Status::invalid_argument(format!(
-                "the address is longer than {MAX_EMAIL} characters"
+                "l'adresse dépasse {MAX_EMAIL} caractères"
             )));
         }
         if !email.is_empty() {
             email.parse::<lettre::Address>().map_err(|e| {
-                Status::invalid_argument(format!("{email:?} is not an e-mail address: {e}"))
+                Status::invalid_argument(format!("« {email} » n'est pas une adresse e-mail : {e}"))
             })?;
         }
         let clinic_id = req.clinic_id.trim().to_owned();
@@ -96,7 +96,9 @@ impl AdminService {
         .await?
         .map_err(internal)?;
         let Some(clinic) = updated else {
-            return Err(Status::not_found(format!("clinic {clinic_id} not found")));
+            return Err(Status::not_found(format!(
+                "cabinet {clinic_id} introuvable"
+            )));
         };
         self.durable().await?;
         tracing::info!(clinic_id = %clinic.id, contact = ?clinic.contact_email, "clinic contact set");
