@@ -38,6 +38,28 @@ pub async fn run_monthly(data_dir: &DataDir, args: MonthlyReportArgs) -> anyhow:
             write(&json, report.figures_json.as_bytes())?;
             println!("{}", json.display());
         }
+        // What the schedule did with it: a refusal must not go unseen.
+        match report.delivery.as_str() {
+            "sent" => eprintln!(
+                "{} : envoyé à {} le {}",
+                report.clinic_name,
+                report.delivery_to,
+                crate::time_text::local_proto(report.delivery_sent_at.as_ref())
+            ),
+            "sending" => eprintln!(
+                "{} : envoi à {} en cours, nouvel essai à venir ({})",
+                report.clinic_name, report.delivery_to, report.delivery_error
+            ),
+            "refused" => eprintln!(
+                "{} : envoi à {} refusé par le serveur de courrier : {}",
+                report.clinic_name, report.delivery_to, report.delivery_error
+            ),
+            "no_contact" => eprintln!(
+                "{} : non envoyé, le cabinet n'a pas d'adresse de contact",
+                report.clinic_name
+            ),
+            _ => {}
+        }
         if !report.has_data {
             eprintln!(
                 "{} : aucune donnée pour {month}, le rapport le dit",

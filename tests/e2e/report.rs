@@ -491,6 +491,22 @@ fn monthly_reports_per_tier_through_faked_days_and_sent_once() {
         ])
         .ok();
     assert_eq!(written.stdout.lines().count(), 6, "{}", written.stdout);
+    // What the schedule did, said to the technician.
+    for line in [
+        "Cabinet Dr Payet : envoyé à secretariat@payet.re",
+        "Radiologie de l'Ouest : envoyé à direction@radiologie-ouest.re",
+    ] {
+        assert!(
+            written.stderr.contains(line),
+            "{line:?} not in:\n{}",
+            written.stderr
+        );
+    }
+    assert!(
+        !written.stderr.contains("Cabinet du Barachois :"),
+        "{}",
+        written.stderr
+    );
 
     let read = |name: &str| -> (String, Value) {
         let pdf = out.join(format!("{name}-{month}.pdf"));

@@ -142,6 +142,17 @@ pub enum DeliveryState {
     Refused,
 }
 
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::NoContact => "no_contact",
+            DeliveryState::Sending => "sending",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Refused => "refused",
+        }
+    }
+}
+
 /// What the schedule did for one clinic and month.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportDelivery {

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use vigie_proto::v1;
 
 use super::admin::AdminService;
-use super::convert::clinic_to_proto;
+use super::convert::{clinic_to_proto, timestamp_to_proto};
 use super::identity::require_admin;
 use super::{blocking, internal};
 use crate::report::schedule::context_of;
@@ -45,6 +45,7 @@ impl AdminService {
             let mut out = Vec::new();
             for id in ids {
                 let (pdf, figures) = monthly_pdf_with(&storage, &id, month, now, &context)?;
+                let delivery = storage.report_delivery(&id, &month.to_string())?;
                 let json = serde_json::to_string_pretty(&figures)
                     .map_err(|e| ReportError::Pdf(format!("chiffres en JSON : {e}")))?;
                 out.push(v1::MonthlyReport {
@@ -55,6 +56,16 @@ impl AdminService {
                     pdf,
                     figures_json: json,
                     has_data: figures.has_data,
+                    delivery: delivery
+                        .as_ref()
+                        .map(|d| d.state.as_str().to_owned())
+                        .unwrap_or_default(),
+                    delivery_to: delivery.as_ref().map(|d| d.to.clone()).unwrap_or_default(),
+                    delivery_sent_at: delivery
+                        .as_ref()
+                        .and_then(|d| d.sent_at)
+                        .map(timestamp_to_proto),
+                    delivery_error: delivery.and_then(|d| d.last_error).unwrap_or_default(),
                 });
             }
             Ok::<_, ReportError>(out)
