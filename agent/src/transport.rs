@@ -11,6 +11,7 @@ use std::time::Duration;
 use rustls::AlertDescription;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use vigie_proto::v1::agent_config_client::AgentConfigClient;
 use vigie_proto::v1::enrollment_client::EnrollmentClient;
 use vigie_proto::v1::ingest_client::IngestClient;
 
@@ -48,6 +49,31 @@ pub fn ingest_client(
     Ok(IngestClient::new(channel)
         .max_decoding_message_size(vigie_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(vigie_proto::MAX_MESSAGE_BYTES))
+}
+
+/// Central configuration client over mutual TLS. No request timeout: `Watch` is a stream the
+/// agent keeps open; HTTP/2 keepalive notices a collector that went away without a word.
+pub fn config_client(
+    credentials: &Credentials,
+    connect_timeout: Duration,
+) -> Result<AgentConfigClient<Channel>, ChannelError> {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&credentials.ca_pem))
+        .identity(Identity::from_pem(
+            &credentials.cert_pem,
+            &credentials.key_pem,
+        ));
+    let addr = &credentials.enrollment.collector_addr;
+    let (host, _) = split_addr(addr).ok_or_else(|| ChannelError::BadAddress(addr.clone()))?;
+    let endpoint = Endpoint::from_shared(format!("https://{addr}"))
+        .map_err(|_| ChannelError::BadAddress(addr.clone()))?
+        .tls_config(tls.domain_name(host))
+        .map_err(ChannelError::Tls)?
+        .connect_timeout(connect_timeout)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true);
+    Ok(AgentConfigClient::new(endpoint.connect_lazy()))
 }
 
 /// Enrollment client: server-authenticated only, trusting only the CA just pinned.
