@@ -62,6 +62,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a backup into a new (or empty) data directory, ready for `serve`.
     Restore(RestoreArgs),
+    /// Central configuration of clinics and agents: show, set (validated whole), history.
+    #[command(subcommand)]
+    Config(crate::central_config::command::ConfigCommand),
     /// Run a throwaway collector with one clinic per tier and a local agent each, printing
     /// what they report until ctrl-c (uses `vigie-agent` from this binary's directory).
     Demo,
@@ -326,6 +329,7 @@ impl Command {
     pub fn data_dir(&self) -> Option<&std::path::Path> {
         Some(match self {
             Command::Demo => return None,
+            Command::Config(command) => command.data_dir(),
             Command::Init(args) => &args.dir.data_dir,
             Command::Serve(dir) | Command::Agents(AgentsArgs { dir, .. }) => &dir.data_dir,
             Command::Backup(BackupArgs { dir, .. }) | Command::Restore(RestoreArgs { dir, .. }) => {

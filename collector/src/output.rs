@@ -42,6 +42,9 @@ pub struct AgentView {
     pub snapshot: Option<SystemSnapshot>,
     /// What the collector left out of the latest reports (text cut, list items not kept).
     pub truncated: Vec<String>,
+    /// Central configuration: the version it runs, the one expected, what it refused.
+    #[serde(flatten)]
+    pub config: crate::central_config::command::AgentConfigView,
 }
 
 fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
@@ -85,6 +88,7 @@ impl From<&v1::Agent> for AgentView {
             outbox_last_quarantine_reason: outbox.last_quarantine_reason,
             snapshot: a.last_snapshot.as_ref().map(snapshot_from_proto),
             truncated: a.truncated.clone(),
+            config: a.into(),
         }
     }
 }
@@ -156,6 +160,7 @@ pub fn agents_table(
                 clock_label(a.clock_offset_seconds),
                 if a.revoked { "révoqué" } else { "actif" }.to_owned(),
                 outbox_text(a),
+                a.config.label(),
             ]
         })
         .collect();
@@ -171,6 +176,7 @@ pub fn agents_table(
             "HORLOGE",
             "ÉTAT",
             "BOÎTE D'ENVOI",
+            "CONFIG",
         ],
         &rows,
     );
@@ -183,6 +189,7 @@ pub fn agents_table(
             out.push_str(&format!("  - {note}\n"));
         }
     }
+    out.push_str(&crate::central_config::command::agents_notes(agents));
     for a in agents.iter().filter(|a| a.uninterpreted_reports > 0) {
         out.push_str(&format!(
             "{} : {} rapport(s) d'un type que ce collecteur ne connaît pas, conservés tels quels : mettez le collecteur à jour pour les lire.\n",

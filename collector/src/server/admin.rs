@@ -181,7 +181,10 @@ impl Admin for AdminService {
                     let reports = storage.report_count(&agent.id)?;
                     let uninterpreted = storage.uninterpreted_count(&agent.id)?;
                     let cuts = storage.fact_cuts(&agent.id)?;
-                    Ok(agent_to_proto(&agent, reports, uninterpreted, cuts))
+                    let mut proto = agent_to_proto(&agent, reports, uninterpreted, cuts);
+                    let expected = super::admin_config::delivery_of(&storage, &agent)?.version;
+                    crate::central_config::fill_agent(&mut proto, &agent, expected);
+                    Ok(proto)
                 })
                 .collect::<Result<Vec<_>, crate::storage::StorageError>>()
         })
@@ -286,6 +289,27 @@ impl Admin for AdminService {
         request: Request<v1::BackupRequest>,
     ) -> Result<Response<Self::BackupStream>, Status> {
         self.do_backup(request).await
+    }
+
+    async fn show_config(
+        &self,
+        request: Request<v1::ShowConfigRequest>,
+    ) -> Result<Response<v1::ShowConfigResponse>, Status> {
+        self.do_show_config(request).await
+    }
+
+    async fn set_config(
+        &self,
+        request: Request<v1::SetConfigRequest>,
+    ) -> Result<Response<v1::SetConfigResponse>, Status> {
+        self.do_set_config(request).await
+    }
+
+    async fn config_history(
+        &self,
+        request: Request<v1::ConfigHistoryRequest>,
+    ) -> Result<Response<v1::ConfigHistoryResponse>, Status> {
+        self.do_config_history(request).await
     }
 }
 

@@ -423,6 +423,8 @@ pub fn clinic_to_proto(c: &Clinic) -> v1::Clinic {
         name: c.name.clone(),
         tier: c.tier.as_str().to_owned(),
         created_at: Some(timestamp_to_proto(c.created_at)),
+        // Central configuration fields: `central_config` fills them where they are shown.
+        ..Default::default()
     }
 }
 
@@ -476,6 +478,8 @@ pub fn agent_to_proto(
             last_quarantine_reason: a.outbox_health.last_quarantine_reason.clone(),
         }),
         truncated,
+        // Fields 30-34: `central_config::fill_agent`, which knows the expected version.
+        ..Default::default()
     }
 }
 

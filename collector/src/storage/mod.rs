@@ -11,6 +11,7 @@
 //! - `durability.rs`: flush + `fsync` (sled's own flush does not survive a power cut).
 //! - `backup.rs`: the write gate every write method holds ([`Storage::writing`]), and the
 //!   export of every tree at one point in time (the collector's own backup) and its import.
+//! - `config.rs`: central configuration versions per clinic and per agent, all kept.
 //! - `retention.rs`: pruning what is older than `[retention]` says (no tree of its own).
 //!
 //! Records are JSON (serde) so they can gain fields; reports are protobuf. Text keys join their
@@ -18,6 +19,7 @@
 
 mod alerts;
 mod backup;
+mod config;
 mod durability;
 mod enrollment;
 mod escalation;
@@ -108,6 +110,7 @@ pub struct Storage {
     escalations: sled::Tree,
     escalation_meta: sled::Tree,
     escalation_todo: sled::Tree,
+    config_versions: sled::Tree,
     durability: Arc<Durability>,
     gate: WriteGate,
 }
@@ -147,6 +150,7 @@ impl Storage {
             escalations: db.open_tree("escalations")?,
             escalation_meta: db.open_tree("escalation_meta")?,
             escalation_todo: db.open_tree("escalation_todo")?,
+            config_versions: db.open_tree("config_versions")?,
             db,
             durability: Arc::new(durability),
             gate: WriteGate::default(),
