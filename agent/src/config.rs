@@ -192,175 +192,11 @@ impl Default for SenderConfig {
 // `[backup]` lives with the backup check (`facts::backup::config`).
 pub use crate::facts::backup::config::{BackupConfig, DEFAULT_BACKUP_SCAN_INTERVAL};
 
-/// Default interval of the OS update check (`[updates]`).
-pub const DEFAULT_UPDATES_INTERVAL: Duration = Duration::from_secs(6 * 3600);
-/// Default interval of the antivirus check (`[antivirus]`).
-pub const DEFAULT_ANTIVIRUS_INTERVAL: Duration = Duration::from_secs(3600);
-/// Default interval of the business-software inventory (`[software]`).
-pub const DEFAULT_SOFTWARE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-/// Default deadline of one external command of these checks (`apt-get -s`, PowerShell...).
-pub const DEFAULT_CHECK_COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
-/// These checks start programs; more often than this would cost the clinic PC for nothing.
-const MIN_SLOW_CHECK_INTERVAL: Duration = Duration::from_secs(60);
-/// A command must end before the check's own deadline (120 s) to report its own failure.
-const MAX_CHECK_COMMAND_TIMEOUT: Duration = Duration::from_secs(110);
-
-/// `[updates]`: pending OS updates, last install, reboot pending (apt, dnf, Windows Update).
-///
-/// ```toml
-/// [updates]
-/// enabled = true
-/// interval = "6h"
-/// command_timeout = "90s"
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct UpdatesConfig {
-    pub enabled: bool,
-    #[serde(with = "crate::duration_text")]
-    pub interval: Duration,
-    /// Deadline of each command the check runs.
-    #[serde(with = "crate::duration_text")]
-    pub command_timeout: Duration,
-}
-
-impl Default for UpdatesConfig {
-    fn default() -> Self {
-        UpdatesConfig {
-            enabled: true,
-            interval: DEFAULT_UPDATES_INTERVAL,
-            command_timeout: DEFAULT_CHECK_COMMAND_TIMEOUT,
-        }
-    }
-}
-
-/// `[antivirus]`: Defender, Security Center products, ClamAV.
-///
-/// ```toml
-/// [antivirus]
-/// enabled = true
-/// interval = "1h"
-/// command_timeout = "90s"
-/// clamav_db_dir = "/var/lib/clamav"
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AntivirusConfig {
-    pub enabled: bool,
-    #[serde(with = "crate::duration_text")]
-    pub interval: Duration,
-    #[serde(with = "crate::duration_text")]
-    pub command_timeout: Duration,
-    /// Where freshclam keeps the ClamAV databases (Linux).
-    pub clamav_db_dir: std::path::PathBuf,
-}
-
-impl Default for AntivirusConfig {
-    fn default() -> Self {
-        AntivirusConfig {
-            enabled: true,
-            interval: DEFAULT_ANTIVIRUS_INTERVAL,
-            command_timeout: DEFAULT_CHECK_COMMAND_TIMEOUT,
-            clamav_db_dir: std::path::PathBuf::from("/var/lib/clamav"),
-        }
-    }
-}
-
-/// `[software]`: versions of the watched business software (practice management, imaging
-/// viewers, Sesam-Vitale / CPS card software). Only installed-program names and versions are
-/// read, never anything from those programs' data folders.
-///
-/// ```toml
-/// [software]
-/// interval = "24h"
-/// [[software.watch]]
-/// name = "Weda"            # reported name
-/// pattern = "weda*"        # glob on the installed program's name, case-insensitive
-/// [[software.watch]]
-/// name = "Sesam-Vitale"
-/// pattern = "*sesam*vitale*"
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SoftwareConfig {
-    pub enabled: bool,
-    #[serde(with = "crate::duration_text")]
-    pub interval: Duration,
-    #[serde(with = "crate::duration_text")]
-    pub command_timeout: Duration,
-    pub watch: Vec<WatchEntry>,
-}
-
-/// One watched program: `pattern` is a case-insensitive glob (`*`, `?`) on the installed name.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WatchEntry {
-    pub name: String,
-    pub pattern: String,
-}
-
-impl Default for SoftwareConfig {
-    fn default() -> Self {
-        SoftwareConfig {
-            enabled: true,
-            interval: DEFAULT_SOFTWARE_INTERVAL,
-            command_timeout: DEFAULT_CHECK_COMMAND_TIMEOUT,
-            watch: Vec::new(),
-        }
-    }
-}
-
-/// Problems of `[updates]`, `[antivirus]` and `[software]`.
-fn slow_check_problems(config: &Config) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (section, interval, timeout) in [
-        (
-            "updates",
-            config.updates.interval,
-            config.updates.command_timeout,
-        ),
-        (
-            "antivirus",
-            config.antivirus.interval,
-            config.antivirus.command_timeout,
-        ),
-        (
-            "software",
-            config.software.interval,
-            config.software.command_timeout,
-        ),
-    ] {
-        if interval < MIN_SLOW_CHECK_INTERVAL {
-            problems.push(format!(
-                "{section}.interval = {} is below the minimum of {}",
-                humantime::format_duration(interval),
-                humantime::format_duration(MIN_SLOW_CHECK_INTERVAL),
-            ));
-        }
-        if timeout.is_zero() || timeout > MAX_CHECK_COMMAND_TIMEOUT {
-            problems.push(format!(
-                "{section}.command_timeout = {} must be more than zero and at most {}",
-                humantime::format_duration(timeout),
-                humantime::format_duration(MAX_CHECK_COMMAND_TIMEOUT),
-            ));
-        }
-    }
-    let mut names = std::collections::HashSet::new();
-    for (i, entry) in config.software.watch.iter().enumerate() {
-        if entry.name.trim().is_empty() {
-            problems.push(format!("software.watch[{i}]: name is empty"));
-        } else if !names.insert(entry.name.to_lowercase()) {
-            problems.push(format!(
-                "software.watch[{i}]: name {:?} is listed twice",
-                entry.name
-            ));
-        }
-        if entry.pattern.trim().is_empty() {
-            problems.push(format!("software.watch[{i}]: pattern is empty"));
-        }
-    }
-    problems
-}
+// The sections of the checks live with their checks; `config` only composes them.
+pub use crate::facts::antivirus::config::{AntivirusConfig, DEFAULT_ANTIVIRUS_INTERVAL};
+pub use crate::facts::slow_check::DEFAULT_CHECK_COMMAND_TIMEOUT;
+pub use crate::facts::software::config::{DEFAULT_SOFTWARE_INTERVAL, SoftwareConfig, WatchEntry};
+pub use crate::facts::updates::config::{DEFAULT_UPDATES_INTERVAL, UpdatesConfig};
 
 /// One problem of a configuration text, with its line (1-based) when it concerns one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -648,7 +484,9 @@ pub fn validate(config: &Config) -> Vec<String> {
         ));
     }
     problems.extend(config.lan.validate());
-    problems.extend(slow_check_problems(config));
+    problems.extend(config.updates.problems());
+    problems.extend(config.antivirus.problems());
+    problems.extend(config.software.problems());
     let s = &config.sender;
     if s.backoff_initial.is_zero() {
         problems.push("sender.backoff_initial must be more than zero".to_owned());

@@ -2,6 +2,7 @@
 //! and collection time. These are the agent's own types; the protobuf types appear only in
 //! [`Report::to_proto`], at the send edge.
 
+pub mod slow_check;
 pub mod antivirus;
 pub mod backup;
 pub mod lan;

@@ -265,6 +265,14 @@ pub fn fill_agent(proto: &mut v1::Agent, agent: &AgentRecord, expected: u64) {
         .map(crate::server::convert::timestamp_to_proto);
 }
 
+/// Fields 10-12 of an admin `Clinic`: its latest version, time zone and opening hours.
+pub fn fill_clinic(proto: &mut v1::Clinic, latest: Option<&ConfigVersionRecord>) {
+    let section = latest.and_then(|v| v.clinic.clone()).unwrap_or_default();
+    proto.config_version = latest.map_or(0, |v| v.version);
+    proto.time_zone = section.time_zone.clone();
+    proto.opening_hours = section.label();
+}
+
 /// An agent's status as it reported it.
 pub fn note_status(agent: &mut AgentRecord, status: &v1::ConfigStatus, now: Timestamp) {
     let state = &mut agent.config;

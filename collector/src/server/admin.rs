@@ -93,12 +93,23 @@ impl Admin for AdminService {
     ) -> Result<Response<ListClinicsResponse>, Status> {
         require_admin(&request)?;
         let storage = self.state.storage.clone();
-        let clinics = blocking(move || storage.list_clinics())
-            .await?
-            .map_err(internal)?;
-        Ok(Response::new(ListClinicsResponse {
-            clinics: clinics.iter().map(clinic_to_proto).collect(),
-        }))
+        let clinics = blocking(move || {
+            storage
+                .list_clinics()?
+                .iter()
+                .map(|clinic| {
+                    let mut proto = clinic_to_proto(clinic);
+                    let latest = storage.latest_config(&crate::central_config::ConfigScope::Clinic(
+                        clinic.id.clone(),
+                    ))?;
+                    crate::central_config::fill_clinic(&mut proto, latest.as_ref());
+                    Ok(proto)
+                })
+                .collect::<Result<Vec<_>, crate::storage::StorageError>>()
+        })
+        .await?
+        .map_err(internal)?;
+        Ok(Response::new(ListClinicsResponse { clinics }))
     }
 
     async fn create_token(

@@ -3,6 +3,7 @@
 //! (`none_found`), but only when some source answered: when every source failed, the failures
 //! are the facts and nothing is claimed.
 
+pub mod config;
 pub mod clamav;
 pub mod defender;
 pub mod security_center;
@@ -11,7 +12,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use vigie_proto::v1;
 
-use crate::config::AntivirusConfig;
+use crate::facts::antivirus::config::AntivirusConfig;
 use crate::facts::{CheckFailure, Fact, proto_timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -6,13 +6,10 @@
 pub mod dicom;
 pub mod http;
 pub mod icmp;
-pub mod nas;
 pub mod neighbours;
-pub mod printer;
 pub mod snmp;
 pub mod target;
 pub mod tcp;
-pub mod ups;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

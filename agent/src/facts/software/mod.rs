@@ -4,6 +4,7 @@
 //! collector. Only program names, versions and publishers are read: never anything from those
 //! programs' data folders.
 
+pub mod config;
 pub mod dpkg;
 pub mod rpm;
 pub mod watch;
@@ -12,7 +13,7 @@ pub mod windows_registry;
 use serde::Serialize;
 use vigie_proto::v1;
 
-use crate::config::SoftwareConfig;
+use crate::facts::software::config::SoftwareConfig;
 use crate::facts::{CheckFailure, Fact};
 
 /// One installed program as the OS lists it.
@@ -90,7 +91,7 @@ pub fn parse_all(bytes: &[u8]) {
     installed.extend(windows_registry::parse(&text).unwrap_or_default());
     // The text as a pattern too: globs from a config must not blow up either.
     let pattern: String = text.chars().take(64).collect();
-    let watch = [crate::config::WatchEntry {
+    let watch = [crate::facts::software::config::WatchEntry {
         name: "fuzz".to_owned(),
         pattern,
     }];

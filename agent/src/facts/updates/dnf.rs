@@ -11,7 +11,7 @@ use jiff::tz::TimeZone;
 
 use super::{Classification, OsUpdateStatus, Pending, PendingUpdate, failure, reboot};
 use crate::command::ExternalCommand;
-use crate::config::UpdatesConfig;
+use crate::facts::updates::config::UpdatesConfig;
 use crate::facts::Fact;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

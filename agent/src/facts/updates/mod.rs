@@ -3,6 +3,7 @@
 //! Update Agent. Each source is a thin adapter over a pure parser in its own file; a source
 //! that is missing or fails becomes a [`CheckFailure`] and the others still report.
 
+pub mod config;
 pub mod apt;
 pub mod dnf;
 pub mod reboot;
@@ -12,7 +13,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use vigie_proto::v1;
 
-use crate::config::UpdatesConfig;
+use crate::facts::updates::config::UpdatesConfig;
 use crate::facts::{CheckFailure, Fact, proto_timestamp};
 
 /// At most this many pending updates are listed by name; the counts cover them all.

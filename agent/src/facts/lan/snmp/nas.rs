@@ -5,7 +5,7 @@
 use serde::Serialize;
 use vigie_proto::v1;
 
-use super::snmp::{Row, SnmpValue};
+use super::value::{Row, SnmpValue};
 
 /// hrStorageEntry columns: type (2), description (3), allocation units (4), size (5), used (6).
 pub const COLUMNS: [&[u64]; 5] = [

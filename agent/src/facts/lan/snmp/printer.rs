@@ -5,7 +5,7 @@
 use serde::Serialize;
 use vigie_proto::v1;
 
-use super::snmp::Row;
+use super::value::Row;
 
 /// prtMarkerSuppliesEntry columns: description (6), max capacity (8), level (9).
 pub const COLUMNS: [&[u64]; 3] = [
@@ -80,7 +80,7 @@ fn dotted(index: &[u64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::lan::snmp::SnmpValue;
+    use super::super::value::SnmpValue;
 
     fn row(index: u64, value: SnmpValue) -> Row {
         (vec![1, index], value)

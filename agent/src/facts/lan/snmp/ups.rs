@@ -3,7 +3,7 @@
 use serde::Serialize;
 use vigie_proto::v1;
 
-use super::snmp::SnmpValue;
+use super::value::SnmpValue;
 
 /// upsBatteryStatus, upsSecondsOnBattery, upsEstimatedMinutesRemaining,
 /// upsEstimatedChargeRemaining, upsOutputSource (all `.0` scalars).
