@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
-use vigie_proto::v1;
 
 pub use target::{DeviceKind, Probe, Target};
 
@@ -373,66 +372,6 @@ pub fn verdict(target: &Target, outcomes: Vec<ProbeOutcome>) -> DeviceHealth {
         health.probes.push(outcome.result);
     }
     health
-}
-
-impl LanReport {
-    pub fn to_proto(&self) -> v1::LanReport {
-        v1::LanReport {
-            devices: self.devices.iter().map(DeviceHealth::to_proto).collect(),
-            discovered: self
-                .discovered
-                .iter()
-                .map(|d| v1::DiscoveredDevice {
-                    ip: d.ip.clone(),
-                    mac: d.mac.clone(),
-                    state: d.state.clone(),
-                })
-                .collect(),
-            configured_targets: self.configured.clone(),
-        }
-    }
-}
-
-impl DeviceHealth {
-    fn to_proto(&self) -> v1::DeviceHealth {
-        let state = match self.state {
-            DeviceState::Up => v1::DeviceState::Up,
-            DeviceState::Degraded => v1::DeviceState::Degraded,
-            DeviceState::Down => v1::DeviceState::Down,
-        };
-        v1::DeviceHealth {
-            name: self.name.clone(),
-            kind: self.kind.as_str().to_owned(),
-            address: self.address.clone(),
-            state: state.into(),
-            latency_ms: self.latency_ms,
-            probes: self
-                .probes
-                .iter()
-                .map(|p| v1::ProbeResult {
-                    probe: p.probe.clone(),
-                    ok: p.ok,
-                    latency_ms: p.latency_ms,
-                    error: p.error.clone(),
-                    details: p.details.clone().into_iter().collect(),
-                })
-                .collect(),
-            supplies: self
-                .supplies
-                .iter()
-                .map(snmp::PrinterSupply::to_proto)
-                .collect(),
-            ups: self.ups.as_ref().map(snmp::UpsStatus::to_proto),
-            storage: self
-                .storage
-                .iter()
-                .map(snmp::StorageUse::to_proto)
-                .collect(),
-            sys_descr: self.sys_descr.clone().unwrap_or_default(),
-            uptime_seconds: self.uptime_seconds,
-            error: self.error.clone(),
-        }
-    }
 }
 
 #[cfg(test)]

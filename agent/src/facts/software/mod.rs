@@ -11,7 +11,6 @@ pub mod watch;
 pub mod windows_registry;
 
 use serde::Serialize;
-use vigie_proto::v1;
 
 use crate::facts::software::config::SoftwareConfig;
 use crate::facts::{CheckFailure, Fact};
@@ -38,24 +37,6 @@ pub struct InstalledSoftware {
     pub name: String,
     pub version: String,
     pub publisher: String,
-}
-
-impl SoftwareInventory {
-    pub fn to_proto(&self) -> v1::SoftwareInventory {
-        v1::SoftwareInventory {
-            items: self
-                .items
-                .iter()
-                .map(|i| v1::InstalledSoftware {
-                    watch_name: i.watch_name.clone(),
-                    name: i.name.clone(),
-                    version: i.version.clone(),
-                    publisher: i.publisher.clone(),
-                })
-                .collect(),
-            not_found: self.not_found.clone(),
-        }
-    }
 }
 
 /// The installed programs from this OS's inventory, or why they could not be listed, with the

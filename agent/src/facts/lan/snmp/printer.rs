@@ -3,7 +3,6 @@
 //! remaining") leave the percentage absent; the raw numbers travel as they are.
 
 use serde::Serialize;
-use vigie_proto::v1;
 
 use super::value::Row;
 
@@ -22,17 +21,6 @@ pub struct PrinterSupply {
     /// The MIB's raw level, including -2 (unknown) and -3 (some remaining).
     pub level: i64,
     pub max_capacity: i64,
-}
-
-impl PrinterSupply {
-    pub fn to_proto(&self) -> v1::PrinterSupply {
-        v1::PrinterSupply {
-            description: self.description.clone(),
-            percent: self.percent,
-            level: self.level,
-            max_capacity: self.max_capacity,
-        }
-    }
 }
 
 /// One supply per level row, in the printer's order.
