@@ -288,11 +288,9 @@ pub fn parse_config(text: &str) -> Result<Config, ConfigErrors> {
     Err(ConfigErrors(
         unknown
             .iter()
-            .map(|key| {
-                Problem {
-                    line: line_of(text, key),
-                    message: unknown_section(key),
-                }
+            .map(|key| Problem {
+                line: line_of(text, key),
+                message: unknown_section(key),
             })
             .collect(),
     ))
@@ -346,7 +344,10 @@ pub fn parse_text(
         local_text: LocalText::default(),
     };
     if source == Source::Central {
-        for key in keys.iter().filter(|k| LOCAL_ONLY_SECTIONS.contains(&k.as_str())) {
+        for key in keys
+            .iter()
+            .filter(|k| LOCAL_ONLY_SECTIONS.contains(&k.as_str()))
+        {
             problems.push(Problem {
                 line: line_of(text, key),
                 message: format!(

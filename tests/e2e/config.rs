@@ -67,7 +67,14 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// `config set` that must succeed: the version number it prints.
 fn set(collector: &Collector, scope: &str, id: &str, file: &Path) -> u64 {
     let run = collector
-        .admin(&["config", "set", scope, id, "--file", &file.to_string_lossy()])
+        .admin(&[
+            "config",
+            "set",
+            scope,
+            id,
+            "--file",
+            &file.to_string_lossy(),
+        ])
         .ok();
     run.stdout.trim().parse().expect("a version number")
 }
@@ -201,7 +208,10 @@ fn the_cached_version_runs_after_a_restart_without_the_collector() {
     let file = write(
         dir.path(),
         "clinic.toml",
-        &format!("{LAN_EVERY_10S}{}", target("nas", &nas, "role = \"server\"")),
+        &format!(
+            "{LAN_EVERY_10S}{}",
+            target("nas", &nas, "role = \"server\"")
+        ),
     );
     let version = set(&collector, "--clinic", &clinic, &file);
     let mut running = started(&agent);
@@ -222,7 +232,11 @@ fn the_cached_version_runs_after_a_restart_without_the_collector() {
         "{}",
         restarted.log()
     );
-    assert!(restarted.log().contains("running the cached central configuration"));
+    assert!(
+        restarted
+            .log()
+            .contains("running the cached central configuration")
+    );
 }
 
 #[test]
@@ -235,7 +249,10 @@ fn an_agents_own_version_beats_its_clinics() {
     let own = write(
         dir.path(),
         "agent.toml",
-        &format!("[antivirus]\ninterval = \"2h\"\n{}", target("pacs", &new, "")),
+        &format!(
+            "[antivirus]\ninterval = \"2h\"\n{}",
+            target("pacs", &new, "")
+        ),
     );
     let own_version = set(&collector, "--agent", &agent_id, &own);
     let clinic_file = write(
@@ -250,10 +267,21 @@ fn an_agents_own_version_beats_its_clinics() {
     let running = started(&agent);
     new.wait_probed(0, "the agent probes its own target");
     running.wait_until("two rounds", APPLY_WITHIN, || new.accepted() >= 2);
-    assert_eq!(old.accepted(), 0, "the clinic's version of the target is overridden");
+    assert_eq!(
+        old.accepted(),
+        0,
+        "the clinic's version of the target is overridden"
+    );
 
     let shown = collector
-        .admin(&["config", "show", "--agent", &agent_id, "--effective", "--json"])
+        .admin(&[
+            "config",
+            "show",
+            "--agent",
+            &agent_id,
+            "--effective",
+            "--json",
+        ])
         .ok();
     let shown: Value = serde_json::from_str(&shown.stdout).expect("json");
     let origin = |key: &str| {
@@ -287,7 +315,10 @@ fn a_version_the_agent_cannot_run_is_refused_and_the_previous_keeps_running() {
     let (agent, agent_id) = Agent::enrolled(&collector, &clinic, "server");
     let printer = Device::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let targets = format!("{LAN_EVERY_10S}{}", target("printer", &printer, "role = \"server\""));
+    let targets = format!(
+        "{LAN_EVERY_10S}{}",
+        target("printer", &printer, "role = \"server\"")
+    );
     let good = write(dir.path(), "good.toml", &targets);
     let first = set(&collector, "--clinic", &clinic, &good);
     let running = started(&agent);

@@ -188,7 +188,9 @@ mod tests {
             "clinic v1",
         );
         layered.push(
-            &table("[lan]\ninterval = \"1m\"\n[[lan.targets]]\nname = \"b\"\naddress = \"10.0.0.3\"\n"),
+            &table(
+                "[lan]\ninterval = \"1m\"\n[[lan.targets]]\nname = \"b\"\naddress = \"10.0.0.3\"\n",
+            ),
             "agent v2",
         );
         layered.push(&table("[updates]\nenabled = false\n"), "local");

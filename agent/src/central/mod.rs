@@ -270,7 +270,8 @@ mod tests {
         let local_text = "[updates]\ninterval = \"2h\"\n";
         let mut local = config::parse_config(local_text).expect("local");
         local.local_text = config::LocalText(Some(local_text.to_owned()));
-        let central = "[updates]\ninterval = \"12h\"\nenabled = false\n[antivirus]\ninterval = \"3h\"\n";
+        let central =
+            "[updates]\ninterval = \"12h\"\nenabled = false\n[antivirus]\ninterval = \"3h\"\n";
         let config = layered(central, &local).expect("applies");
         assert_eq!(config.updates.interval, Duration::from_secs(2 * 3600));
         assert!(!config.updates.enabled);

@@ -264,7 +264,11 @@ mod tests {
         let net = Network::parse("203.0.113.0/28").expect("valid");
         assert!(net.contains("203.0.113.15".parse().expect("ip")));
         assert!(!net.contains("203.0.113.16".parse().expect("ip")));
-        assert!(Network::parse("0.0.0.0/0").expect("valid").contains("8.8.8.8".parse().expect("ip")));
+        assert!(
+            Network::parse("0.0.0.0/0")
+                .expect("valid")
+                .contains("8.8.8.8".parse().expect("ip"))
+        );
         assert!(Network::parse("10.0.0.0").is_err());
         assert!(Network::parse("10.0.0.0/33").is_err());
         assert!(Network::parse("nas/24").is_err());
@@ -276,7 +280,10 @@ mod tests {
         let nothing = AllowedTargets::default();
         let reasons = refusals(&config, &nothing);
         assert_eq!(reasons.len(), 1, "{reasons:?}");
-        assert!(reasons[0].contains("outside the private ranges"), "{reasons:?}");
+        assert!(
+            reasons[0].contains("outside the private ranges"),
+            "{reasons:?}"
+        );
         let local = crate::config::parse_config("[central]\nallowed_networks = [\"8.8.8.0/24\"]\n")
             .expect("valid local");
         let allowed = AllowedTargets {
@@ -314,7 +321,10 @@ mod tests {
         if !cfg!(windows) {
             let text = "[[backup.jobs]]\nname = \"wsb\"\nevery = \"24h\"\nsource = \"windows_server_backup\"\n";
             let reasons = refusals(&central(text), &AllowedTargets::default());
-            assert!(reasons.iter().any(|r| r.contains("only on Windows")), "{reasons:?}");
+            assert!(
+                reasons.iter().any(|r| r.contains("only on Windows")),
+                "{reasons:?}"
+            );
         }
     }
 
@@ -333,7 +343,10 @@ mod tests {
                 "{section} at line {line}: {errors:?}"
             );
         }
-        assert!(messages.iter().any(|m| m.starts_with("backup.spool_dir")), "{messages:?}");
+        assert!(
+            messages.iter().any(|m| m.starts_with("backup.spool_dir")),
+            "{messages:?}"
+        );
         // The same text is fine locally.
         assert!(parse_text(text, Source::Local, &[]).is_ok());
     }

@@ -5,11 +5,11 @@
 mod wire;
 
 pub(crate) use wire::proto_timestamp;
-pub mod slow_check;
 pub mod antivirus;
 pub mod backup;
 pub mod lan;
 pub mod ps_json;
+pub mod slow_check;
 pub mod software;
 pub mod system;
 pub mod updates;
@@ -81,9 +81,7 @@ impl Fact {
             b.settle();
         }
     }
-
 }
-
 
 /// A fact ready to queue: the id is the idempotency key the collector deduplicates on.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,7 +102,6 @@ impl Report {
             fact,
         }
     }
-
 }
 
 /// `{"id", "collected_at", "kind": K, K: {...}}`: the payload sits under its kind's name so

@@ -140,7 +140,10 @@ mod tests {
         };
         assert!(section.problems().is_empty());
         assert_eq!(section.label(), "lun. 08:00-17:00");
-        days.insert("mon".to_owned(), vec!["18:00-08:00".to_owned(), "9h".to_owned()]);
+        days.insert(
+            "mon".to_owned(),
+            vec!["18:00-08:00".to_owned(), "9h".to_owned()],
+        );
         days.insert("lundi".to_owned(), vec![]);
         let bad = ClinicSection {
             time_zone: "Mars/Olympus".to_owned(),

@@ -181,7 +181,9 @@ pub async fn run(data_dir: &DataDir, command: ConfigCommand) -> anyhow::Result<(
                 if !json {
                     for p in &problems {
                         match p.line {
-                            Some(line) => eprintln!("{} ligne {line} : {}", file.display(), p.message),
+                            Some(line) => {
+                                eprintln!("{} ligne {line} : {}", file.display(), p.message)
+                            }
                             None => eprintln!("{} : {}", file.display(), p.message),
                         }
                     }
@@ -231,7 +233,9 @@ pub async fn run(data_dir: &DataDir, command: ConfigCommand) -> anyhow::Result<(
                 let values: Vec<_> = answer
                     .effective
                     .iter()
-                    .map(|v| serde_json::json!({"key": v.key, "value": v.value, "origin": v.origin}))
+                    .map(
+                        |v| serde_json::json!({"key": v.key, "value": v.value, "origin": v.origin}),
+                    )
                     .collect();
                 println!(
                     "{}",

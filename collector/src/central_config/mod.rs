@@ -113,30 +113,32 @@ pub fn validate(text: &str, target: &Target<'_>) -> Result<Option<ClinicSection>
                 message: "[clinic] belongs to a clinic's configuration (config set --clinic)"
                     .to_owned(),
             }),
-            Target::Clinic(_) => match value.clone().try_into::<ClinicSection>() {
-                Ok(parsed) => {
-                    problems.extend(parsed.problems().into_iter().map(|(path, message)| {
-                        Problem {
-                            line: agent_config::line_of(text, &path),
-                            message,
-                        }
-                    }));
-                    section = Some(parsed);
+            Target::Clinic(_) => {
+                match value.clone().try_into::<ClinicSection>() {
+                    Ok(parsed) => {
+                        problems.extend(parsed.problems().into_iter().map(|(path, message)| {
+                            Problem {
+                                line: agent_config::line_of(text, &path),
+                                message,
+                            }
+                        }));
+                        section = Some(parsed);
+                    }
+                    Err(e) => problems.push(Problem {
+                        line: agent_config::line_of(text, "clinic"),
+                        message: format!("[clinic]: {}", e.message()),
+                    }),
                 }
-                Err(e) => problems.push(Problem {
-                    line: agent_config::line_of(text, "clinic"),
-                    message: format!("[clinic]: {}", e.message()),
-                }),
-            },
+            }
         }
     }
     if let Target::Clinic(agents) = target {
         problems.extend(assignment_problems(text, &table, agents));
     }
     if problems.is_empty() {
-        return Ok(section.or_else(|| {
-            matches!(target, Target::Clinic(_)).then(ClinicSection::default)
-        }));
+        return Ok(
+            section.or_else(|| matches!(target, Target::Clinic(_)).then(ClinicSection::default))
+        );
     }
     problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
     Err(problems)
@@ -177,12 +179,7 @@ fn targets(table: &toml::Table) -> Vec<toml::Table> {
         .get("lan")
         .and_then(|lan| lan.get("targets"))
         .and_then(|t| t.as_array())
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|v| v.as_table().cloned())
-                .collect()
-        })
+        .map(|items| items.iter().filter_map(|v| v.as_table().cloned()).collect())
         .unwrap_or_default()
 }
 
@@ -218,7 +215,10 @@ pub fn layers(
 ) -> Layered {
     let mut layers = Layered::default();
     if let Some(c) = clinic {
-        layers.push(&narrowed(&c.toml, agent), &format!("cabinet v{}", c.version));
+        layers.push(
+            &narrowed(&c.toml, agent),
+            &format!("cabinet v{}", c.version),
+        );
     }
     if let Some(a) = own {
         layers.push(

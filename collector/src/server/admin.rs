@@ -99,9 +99,9 @@ impl Admin for AdminService {
                 .iter()
                 .map(|clinic| {
                     let mut proto = clinic_to_proto(clinic);
-                    let latest = storage.latest_config(&crate::central_config::ConfigScope::Clinic(
-                        clinic.id.clone(),
-                    ))?;
+                    let latest = storage.latest_config(
+                        &crate::central_config::ConfigScope::Clinic(clinic.id.clone()),
+                    )?;
                     crate::central_config::fill_clinic(&mut proto, latest.as_ref());
                     Ok(proto)
                 })

@@ -93,10 +93,7 @@ impl AdminService {
                     problems: problems
                         .into_iter()
                         .map(|p| v1::ConfigProblem {
-                            line: p
-                                .line
-                                .and_then(|l| u32::try_from(l).ok())
-                                .unwrap_or(0),
+                            line: p.line.and_then(|l| u32::try_from(l).ok()).unwrap_or(0),
                             message: p.message,
                         })
                         .collect(),
@@ -164,8 +161,7 @@ impl AdminService {
             if let Some(agent) = agent {
                 let clinic =
                     storage.latest_config(&ConfigScope::Clinic(agent.clinic_id.clone()))?;
-                let delivery =
-                    central_config::delivery(clinic.as_ref(), current.as_ref(), &agent);
+                let delivery = central_config::delivery(clinic.as_ref(), current.as_ref(), &agent);
                 let mut proto = agent_to_proto(
                     &agent,
                     storage.report_count(&agent.id)?,

@@ -57,7 +57,10 @@ async fn current(
 ) -> Result<AgentRecord, Status> {
     let storage = state.storage.clone();
     let id = agent_id.to_owned();
-    match blocking(move || storage.agent(&id)).await?.map_err(internal)? {
+    match blocking(move || storage.agent(&id))
+        .await?
+        .map_err(internal)?
+    {
         Some(agent) if !agent.revoked && agent.clinic_id == clinic_id => Ok(agent),
         _ => Err(Status::permission_denied(format!(
             "agent {agent_id} is unknown to this collector or revoked"

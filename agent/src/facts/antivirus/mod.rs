@@ -3,8 +3,8 @@
 //! (`none_found`), but only when some source answered: when every source failed, the failures
 //! are the facts and nothing is claimed.
 
-pub mod config;
 pub mod clamav;
+pub mod config;
 pub mod defender;
 pub mod security_center;
 

@@ -138,7 +138,6 @@ impl Weekday {
     }
 }
 
-
 /// `"HH:MM"` with a valid hour and minute.
 fn valid_time_of_day(text: &str) -> bool {
     let Some((h, m)) = text.split_once(':') else {

@@ -63,7 +63,6 @@ pub enum BackupStatus {
 }
 
 impl BackupStatus {
-
     pub fn as_str(self) -> &'static str {
         match self {
             BackupStatus::Success => "success",
@@ -163,7 +162,6 @@ impl BackupRun {
     pub fn time(&self) -> Option<Timestamp> {
         self.finished_at.or(self.started_at)
     }
-
 }
 
 /// A job the config says should exist, with the last result known for it.

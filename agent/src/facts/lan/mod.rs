@@ -533,7 +533,9 @@ mod tests {
               { type = "dicom", called_ae = "A_TITLE_FAR_TOO_LONG" },
             ]
         "#;
-        let errors = crate::config::parse_config(text).expect_err("invalid").messages();
+        let errors = crate::config::parse_config(text)
+            .expect_err("invalid")
+            .messages();
         let expect = [
             "lan.probe_timeout = 0s",
             "lan.targets[0] (a): address is empty",

@@ -275,4 +275,3 @@ fn snmp_problems(s: &SnmpProbe) -> Vec<String> {
     }
     problems
 }
-

@@ -3,8 +3,8 @@
 //! Update Agent. Each source is a thin adapter over a pure parser in its own file; a source
 //! that is missing or fails becomes a [`CheckFailure`] and the others still report.
 
-pub mod config;
 pub mod apt;
+pub mod config;
 pub mod dnf;
 pub mod reboot;
 pub mod windows_update;
@@ -118,7 +118,6 @@ impl OsUpdateStatus {
         self.reboot_required_since = reboot.since;
         self
     }
-
 }
 
 /// Every parser of this family on raw bytes as a command or file would give them; for the

@@ -42,7 +42,6 @@ pub struct SnmpFacts {
     pub storage: Vec<StorageUse>,
 }
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum SnmpError {
     #[error("no answer within {0:?}")]

@@ -67,8 +67,8 @@ fn dotted(index: &[u64]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::value::SnmpValue;
+    use super::*;
 
     fn row(index: u64, value: SnmpValue) -> Row {
         (vec![1, index], value)
