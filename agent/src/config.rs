@@ -323,12 +323,20 @@ pub fn parse_text(
         .collect();
     let mut problems = Vec::new();
     let mut section_problem = |name: &str, e: toml::de::Error| {
+        // The key the error is about, when its span says: `[collection] snapshot_interval: ...`.
+        let key = e
+            .span()
+            .and_then(|span| table.get(name).and_then(|v| key_at(v, &span, "")));
+        let at = match key {
+            Some(key) => format!("[{name}] {key}"),
+            None => format!("[{name}]"),
+        };
         problems.push(Problem {
             line: e
                 .span()
                 .map(|s| line_at(text, s.start))
                 .or_else(|| line_of(text, name)),
-            message: format!("[{name}]: {}", one_line(&e.message())),
+            message: format!("{at}: {}", one_line(&e.message())),
         });
     };
     let config = Config {
@@ -398,6 +406,33 @@ fn section<T: Default + for<'de> Deserialize<'de>>(
             problem(name, e);
             T::default()
         }
+    }
+}
+
+/// The deepest key under `value` whose value holds `span` (`jobs[0].every`).
+fn key_at(
+    value: &toml::Spanned<toml::de::DeValue<'_>>,
+    span: &std::ops::Range<usize>,
+    prefix: &str,
+) -> Option<String> {
+    let inside = |s: std::ops::Range<usize>| s.start <= span.start && span.end <= s.end;
+    match value.get_ref() {
+        toml::de::DeValue::Table(table) => table.iter().find_map(|(k, v)| {
+            if !inside(v.span()) {
+                return None;
+            }
+            let path = if prefix.is_empty() {
+                k.get_ref().to_string()
+            } else {
+                format!("{prefix}.{}", k.get_ref())
+            };
+            key_at(v, span, &path).or(Some(path))
+        }),
+        toml::de::DeValue::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+            let path = format!("{prefix}[{i}]");
+            inside(v.span()).then(|| key_at(v, span, &path).unwrap_or(path))
+        }),
+        _ => None,
     }
 }
 
@@ -569,7 +604,7 @@ mod tests {
         let errors = parse_config(text).expect_err("invalid config").messages();
         let expect = [
             "unknown section [colection]",
-            "[collection]: invalid duration \"soon\"",
+            "[collection] snapshot_interval: invalid duration \"soon\"",
             "outbox.max_bytes = 10",
             "sender.batch_max_reports = 0",
             "sender.backoff_max = 10s is shorter",
@@ -588,7 +623,7 @@ mod tests {
         assert_eq!(lines.len(), 5, "{errors:#?}");
         for (start, line) in [
             ("unknown section [nonsense]", 8),
-            ("[collection]: invalid duration", 2),
+            ("[collection] snapshot_interval: invalid duration", 2),
             ("lan.interval = 1s", 4),
             ("lan.probe_timeout", 3),
             ("backup.jobs[0]: give a schedule", 6),
