@@ -87,16 +87,22 @@ fn queue(outbox: &Outbox, reports: &[Report]) -> Result<(), OutboxError> {
     Ok(())
 }
 
-fn open(state: &StateDir, config: &Config, timeouts: Timeouts) -> Result<Sender, RunError> {
+/// The sender, and the channel it uses (the configuration stream shares it).
+fn open(
+    state: &StateDir,
+    config: &Config,
+    timeouts: Timeouts,
+) -> Result<(Sender, tonic::transport::Channel), RunError> {
     let credentials = state.load()?;
     let outbox = Arc::new(Outbox::open(&state.outbox_dir(), config.outbox.max_bytes)?);
+    let channel = transport::agent_channel(&credentials, timeouts)?;
     let link = Link {
-        client: transport::ingest_client(&credentials, timeouts)?,
+        client: transport::ingest_client(channel.clone()),
         probe: Probe::new(&credentials)?,
         collector_addr: credentials.enrollment.collector_addr,
         connect_timeout: timeouts.connect,
     };
-    Ok(Sender::new(outbox, link, config.sender.clone()))
+    Ok((Sender::new(outbox, link, config.sender.clone()), channel))
 }
 
 /// `run --once`: one snapshot, one attempt to deliver everything queued, with the cached
@@ -104,7 +110,7 @@ fn open(state: &StateDir, config: &Config, timeouts: Timeouts) -> Result<Sender,
 pub async fn run_once(state: &StateDir, local: &Config) -> Result<OnceSummary, RunError> {
     let started = crate::central::start(state, local);
     let config = &started.config;
-    let mut sender = open(state, config, ONCE_TIMEOUTS)?;
+    let (mut sender, _) = open(state, config, ONCE_TIMEOUTS)?;
     sender
         .config_version()
         .store(started.version, std::sync::atomic::Ordering::Relaxed);
@@ -149,7 +155,7 @@ pub async fn run_until(
         connect: local.sender.connect_timeout,
         request: local.sender.request_timeout,
     };
-    let sender = open(state, local, timeouts)?;
+    let (sender, channel) = open(state, local, timeouts)?;
     let outbox = sender.outbox().clone();
     let queued = Arc::new(Notify::new());
     let started = crate::central::start(state, local);
@@ -169,8 +175,7 @@ pub async fn run_until(
             tracing::info!("central configuration disabled by the local [central] enabled = false");
             std::future::pending::<()>().await;
         }
-        let credentials = state.load()?;
-        let client = transport::config_client(&credentials, timeouts.connect)?;
+        let client = transport::config_client(channel);
         crate::central::Follower::new(
             state.clone(),
             local.clone(),

@@ -80,8 +80,13 @@ fn set(collector: &Collector, scope: &str, id: &str, file: &Path) -> u64 {
 }
 
 fn started(agent: &Agent) -> RunningAgent {
+    started_with(agent, "")
+}
+
+/// `vigie-agent run` with `extra` in its local file.
+fn started_with(agent: &Agent, extra: &str) -> RunningAgent {
     let config = agent.state_dir.with_extension("agent.toml");
-    std::fs::write(&config, QUIET_CHECKS).expect("agent.toml");
+    std::fs::write(&config, format!("{QUIET_CHECKS}{extra}")).expect("agent.toml");
     RunningAgent::start(agent, &config)
 }
 
@@ -99,7 +104,8 @@ fn a_clinic_target_reaches_its_agent_only_and_without_restart() {
     let clinic = collector.add_clinic("Cabinet des Avirons", "cmp3");
     let (server, server_id) = Agent::enrolled(&collector, &clinic, "server");
     let (workstation, workstation_id) = Agent::enrolled(&collector, &clinic, "workstation");
-    let running_server = started(&server);
+    // A request timeout far below the test's length: the stream must outlive it.
+    let running_server = started_with(&server, "[sender]\nrequest_timeout = \"2s\"\n");
     let running_workstation = started(&workstation);
     wait_until(APPLY_WITHIN, "both agents report", || {
         (collector.reports_of(&server_id) > 0 && collector.reports_of(&workstation_id) > 0)
@@ -139,6 +145,31 @@ fn a_clinic_target_reaches_its_agent_only_and_without_restart() {
     assert!(!running_workstation.log().contains("lan_targets=1"));
     let table = collector.admin(&["agents"]).ok().stdout;
     assert!(table.contains(&format!("v{version}")), "{table}");
+
+    // Later, on the same stream (no reconnection), a second device for the same agent.
+    std::thread::sleep(Duration::from_secs(3));
+    let printer = Device::start();
+    let both = format!(
+        "{}{}",
+        std::fs::read_to_string(&file).expect("read"),
+        target("printer", &printer, "role = \"server\"")
+    );
+    let file = write(dir.path(), "clinic-2.toml", &both);
+    let second = set(&collector, "--clinic", &clinic, &file);
+    printer.wait_probed(0, "the second version's target is probed");
+    running_server.wait_until("the server applies it", APPLY_WITHIN, || {
+        running_server
+            .log()
+            .contains(&format!("config_version={second} lan_targets=2"))
+    });
+    assert!(
+        !running_server.log().contains("configuration stream lost")
+            && !running_server
+                .log()
+                .contains("closed the configuration stream"),
+        "{}",
+        running_server.log()
+    );
 }
 
 #[test]

@@ -165,7 +165,10 @@ impl Follower {
                     tracing::info!("the collector closed the configuration stream: reconnecting");
                 }
                 Err(status) => {
-                    tracing::debug!(error = %status, "configuration stream failed: reconnecting later");
+                    let retry_in = backoff.next_delay();
+                    tracing::info!(error = %status.message(), retry_in_s = retry_in.as_secs(), "configuration stream lost: reconnecting");
+                    tokio::time::sleep(retry_in).await;
+                    continue;
                 }
             }
             tokio::time::sleep(backoff.next_delay()).await;
