@@ -13,6 +13,13 @@ use crate::facts::{self, CheckFailure, Fact};
 /// Longest a blocking check may take before it is reported as failed.
 const CHECK_DEADLINE: Duration = Duration::from_secs(120);
 
+/// What one schedule of a check keeps from one run to the next; a new schedule (a new
+/// configuration) starts afresh.
+#[derive(Debug, Default)]
+pub struct CheckState {
+    pub lan: facts::lan::LanRounds,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Check {
     /// OS, uptime, load, memory, disks.
@@ -77,7 +84,8 @@ impl Check {
     }
 
     /// Runs the check once. Never fails: a failure is a fact for the collector to judge.
-    pub async fn collect(self, config: Arc<Config>) -> Vec<Fact> {
+    /// `state` belongs to the schedule that runs the check (what the LAN rounds remember).
+    pub async fn collect(self, config: Arc<Config>, state: &mut CheckState) -> Vec<Fact> {
         let name = self.name();
         let work = async move {
             match self {
@@ -96,7 +104,9 @@ impl Check {
                     let software = config.software.clone();
                     blocking(move || facts::software::collect(&software)).await
                 }
-                Check::Lan => Ok(vec![Fact::Lan(facts::lan::collect(&config.lan).await)]),
+                Check::Lan => Ok(vec![Fact::Lan(
+                    facts::lan::collect(&config.lan, &mut state.lan).await,
+                )]),
                 Check::Backup => {
                     let backup = config.backup.clone();
                     blocking(move || facts::backup::collect(&backup)).await
@@ -125,7 +135,8 @@ pub async fn collect_all(config: Arc<Config>) -> Vec<Fact> {
     let mut tasks = tokio::task::JoinSet::new();
     for check in Check::ALL {
         if check.interval(&config).is_some() {
-            tasks.spawn(check.collect(config.clone()));
+            let config = config.clone();
+            tasks.spawn(async move { check.collect(config, &mut CheckState::default()).await });
         }
     }
     let mut facts = Vec::new();

@@ -28,6 +28,10 @@
 //!
 //! Later capabilities add their own sections (`[backup]`, `[updates]`, `[lan]`, ...): one
 //! struct here, one entry in [`SECTIONS`].
+//!
+//! The same text format comes from the collector (central configuration, `crate::central`):
+//! [`parse_text`] with [`Source::Central`] refuses what only the local file may set
+//! ([`LOCAL_ONLY_SECTIONS`], `backup.spool_dir`). Every problem carries its line.
 
 use std::fmt;
 use std::path::Path;
@@ -67,7 +71,22 @@ pub const SECTIONS: &[&str] = &[
     "software",
     "lan",
     "backup",
+    "central",
 ];
+
+/// Sections only the local file may set: how this agent reaches the collector, and what it
+/// accepts from it. A collector that could change them could cut the agent off, or widen what
+/// it may be told to probe.
+pub const LOCAL_ONLY_SECTIONS: &[&str] = &["outbox", "sender", "central"];
+
+/// Where a configuration text comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The agent's own `agent.toml`: everything may be set.
+    Local,
+    /// The collector: only built-in checks, paths and targets (see [`LOCAL_ONLY_SECTIONS`]).
+    Central,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
@@ -80,14 +99,32 @@ pub struct Config {
     /// `[lan]`: LAN devices to probe (`facts::lan`).
     pub lan: crate::facts::lan::LanConfig,
     pub backup: BackupConfig,
+    /// `[central]` (local only): what this agent accepts from the collector.
+    pub central: crate::central::policy::CentralConfig,
+    /// The local file's text, so the collector's configuration can be layered under what the
+    /// file sets explicitly (`crate::central::merge`). Not part of what the config means.
+    pub local_text: LocalText,
 }
+
+/// The text a config was read from; two configs that mean the same compare equal whatever
+/// their text.
+#[derive(Debug, Clone, Default)]
+pub struct LocalText(pub Option<String>);
+
+impl PartialEq for LocalText {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for LocalText {}
 
 /// `[collection]`: what is collected and how often.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CollectionConfig {
     /// Interval between two system snapshots, e.g. `"5m"`.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::duration_text")]
     pub snapshot_interval: Duration,
 }
 
@@ -122,20 +159,20 @@ pub struct SenderConfig {
     /// Most reports in one batch.
     pub batch_max_reports: usize,
     /// First retry delay after a failure.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::duration_text")]
     pub backoff_initial: Duration,
     /// Largest retry delay.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::duration_text")]
     pub backoff_max: Duration,
     /// Retry delay while the collector refuses this agent for good (revoked, certificate
     /// unknown, collector not the pinned one): a technician must act, hammering helps no one.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::duration_text")]
     pub refused_retry: Duration,
     /// Connection (TCP + TLS) timeout.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::duration_text")]
     pub connect_timeout: Duration,
     /// Timeout of one `Report` call.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::duration_text")]
     pub request_timeout: Duration,
 }
 
@@ -155,185 +192,54 @@ impl Default for SenderConfig {
 // `[backup]` lives with the backup check (`facts::backup::config`).
 pub use crate::facts::backup::config::{BackupConfig, DEFAULT_BACKUP_SCAN_INTERVAL};
 
-/// Default interval of the OS update check (`[updates]`).
-pub const DEFAULT_UPDATES_INTERVAL: Duration = Duration::from_secs(6 * 3600);
-/// Default interval of the antivirus check (`[antivirus]`).
-pub const DEFAULT_ANTIVIRUS_INTERVAL: Duration = Duration::from_secs(3600);
-/// Default interval of the business-software inventory (`[software]`).
-pub const DEFAULT_SOFTWARE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-/// Default deadline of one external command of these checks (`apt-get -s`, PowerShell...).
-pub const DEFAULT_CHECK_COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
-/// These checks start programs; more often than this would cost the clinic PC for nothing.
-const MIN_SLOW_CHECK_INTERVAL: Duration = Duration::from_secs(60);
-/// A command must end before the check's own deadline (120 s) to report its own failure.
-const MAX_CHECK_COMMAND_TIMEOUT: Duration = Duration::from_secs(110);
+// The sections of the checks live with their checks; `config` only composes them.
+pub use crate::facts::antivirus::config::{AntivirusConfig, DEFAULT_ANTIVIRUS_INTERVAL};
+pub use crate::facts::slow_check::DEFAULT_CHECK_COMMAND_TIMEOUT;
+pub use crate::facts::software::config::{DEFAULT_SOFTWARE_INTERVAL, SoftwareConfig, WatchEntry};
+pub use crate::facts::updates::config::{DEFAULT_UPDATES_INTERVAL, UpdatesConfig};
 
-/// `[updates]`: pending OS updates, last install, reboot pending (apt, dnf, Windows Update).
-///
-/// ```toml
-/// [updates]
-/// enabled = true
-/// interval = "6h"
-/// command_timeout = "90s"
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct UpdatesConfig {
-    pub enabled: bool,
-    #[serde(with = "duration_text")]
-    pub interval: Duration,
-    /// Deadline of each command the check runs.
-    #[serde(with = "duration_text")]
-    pub command_timeout: Duration,
+/// One problem of a configuration text, with its line (1-based) when it concerns one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: Option<usize>,
+    pub message: String,
 }
 
-impl Default for UpdatesConfig {
-    fn default() -> Self {
-        UpdatesConfig {
-            enabled: true,
-            interval: DEFAULT_UPDATES_INTERVAL,
-            command_timeout: DEFAULT_CHECK_COMMAND_TIMEOUT,
+impl Problem {
+    pub fn unplaced(message: impl Into<String>) -> Self {
+        Problem {
+            line: None,
+            message: message.into(),
         }
     }
 }
 
-/// `[antivirus]`: Defender, Security Center products, ClamAV.
-///
-/// ```toml
-/// [antivirus]
-/// enabled = true
-/// interval = "1h"
-/// command_timeout = "90s"
-/// clamav_db_dir = "/var/lib/clamav"
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AntivirusConfig {
-    pub enabled: bool,
-    #[serde(with = "duration_text")]
-    pub interval: Duration,
-    #[serde(with = "duration_text")]
-    pub command_timeout: Duration,
-    /// Where freshclam keeps the ClamAV databases (Linux).
-    pub clamav_db_dir: std::path::PathBuf,
-}
-
-impl Default for AntivirusConfig {
-    fn default() -> Self {
-        AntivirusConfig {
-            enabled: true,
-            interval: DEFAULT_ANTIVIRUS_INTERVAL,
-            command_timeout: DEFAULT_CHECK_COMMAND_TIMEOUT,
-            clamav_db_dir: std::path::PathBuf::from("/var/lib/clamav"),
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
         }
     }
-}
-
-/// `[software]`: versions of the watched business software (practice management, imaging
-/// viewers, Sesam-Vitale / CPS card software). Only installed-program names and versions are
-/// read, never anything from those programs' data folders.
-///
-/// ```toml
-/// [software]
-/// interval = "24h"
-/// [[software.watch]]
-/// name = "Weda"            # reported name
-/// pattern = "weda*"        # glob on the installed program's name, case-insensitive
-/// [[software.watch]]
-/// name = "Sesam-Vitale"
-/// pattern = "*sesam*vitale*"
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SoftwareConfig {
-    pub enabled: bool,
-    #[serde(with = "duration_text")]
-    pub interval: Duration,
-    #[serde(with = "duration_text")]
-    pub command_timeout: Duration,
-    pub watch: Vec<WatchEntry>,
-}
-
-/// One watched program: `pattern` is a case-insensitive glob (`*`, `?`) on the installed name.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WatchEntry {
-    pub name: String,
-    pub pattern: String,
-}
-
-impl Default for SoftwareConfig {
-    fn default() -> Self {
-        SoftwareConfig {
-            enabled: true,
-            interval: DEFAULT_SOFTWARE_INTERVAL,
-            command_timeout: DEFAULT_CHECK_COMMAND_TIMEOUT,
-            watch: Vec::new(),
-        }
-    }
-}
-
-/// Problems of `[updates]`, `[antivirus]` and `[software]`.
-fn slow_check_problems(config: &Config) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (section, interval, timeout) in [
-        (
-            "updates",
-            config.updates.interval,
-            config.updates.command_timeout,
-        ),
-        (
-            "antivirus",
-            config.antivirus.interval,
-            config.antivirus.command_timeout,
-        ),
-        (
-            "software",
-            config.software.interval,
-            config.software.command_timeout,
-        ),
-    ] {
-        if interval < MIN_SLOW_CHECK_INTERVAL {
-            problems.push(format!(
-                "{section}.interval = {} is below the minimum of {}",
-                humantime::format_duration(interval),
-                humantime::format_duration(MIN_SLOW_CHECK_INTERVAL),
-            ));
-        }
-        if timeout.is_zero() || timeout > MAX_CHECK_COMMAND_TIMEOUT {
-            problems.push(format!(
-                "{section}.command_timeout = {} must be more than zero and at most {}",
-                humantime::format_duration(timeout),
-                humantime::format_duration(MAX_CHECK_COMMAND_TIMEOUT),
-            ));
-        }
-    }
-    let mut names = std::collections::HashSet::new();
-    for (i, entry) in config.software.watch.iter().enumerate() {
-        if entry.name.trim().is_empty() {
-            problems.push(format!("software.watch[{i}]: name is empty"));
-        } else if !names.insert(entry.name.to_lowercase()) {
-            problems.push(format!(
-                "software.watch[{i}]: name {:?} is listed twice",
-                entry.name
-            ));
-        }
-        if entry.pattern.trim().is_empty() {
-            problems.push(format!("software.watch[{i}]: pattern is empty"));
-        }
-    }
-    problems
 }
 
 /// Every problem found in one configuration text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<String>);
+pub struct ConfigErrors(pub Vec<Problem>);
+
+impl ConfigErrors {
+    /// The problems' messages, without their lines.
+    pub fn messages(&self) -> Vec<String> {
+        self.0.iter().map(|p| p.message.clone()).collect()
+    }
+}
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
         write!(f, "{n} problem{}: ", if n == 1 { "" } else { "s" })?;
-        f.write_str(&self.0.join("; "))
+        let all: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&all.join("; "))
     }
 }
 
@@ -359,13 +265,15 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
         path: path.display().to_string(),
         source,
     })?;
-    let (config, unknown) = parse(&text).map_err(|errors| LoadError::Invalid {
-        path: path.display().to_string(),
-        errors,
-    })?;
+    let (mut config, unknown) =
+        parse_text(&text, Source::Local, &[]).map_err(|errors| LoadError::Invalid {
+            path: path.display().to_string(),
+            errors,
+        })?;
     for section in unknown {
         tracing::warn!(path = %path.display(), section, "config section not known to this agent version: ignored");
     }
+    config.local_text = LocalText(Some(text));
     Ok(config)
 }
 
@@ -373,45 +281,111 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
 /// first: each section is decoded on its own, then the values are checked together. Unknown
 /// sections are problems too.
 pub fn parse_config(text: &str) -> Result<Config, ConfigErrors> {
-    let (config, unknown) = parse(text)?;
+    let (config, unknown) = parse_text(text, Source::Local, &[])?;
     if unknown.is_empty() {
         return Ok(config);
     }
     Err(ConfigErrors(
         unknown
             .iter()
-            .map(|key| format!("unknown section [{key}] (known: {})", SECTIONS.join(", ")))
+            .map(|key| Problem {
+                line: line_of(text, key),
+                message: unknown_section(key),
+            })
             .collect(),
     ))
 }
 
-/// The config and the names of the sections it did not know.
-fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigErrors> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| ConfigErrors(vec![one_line(&e)]))?;
-    let unknown: Vec<String> = table
-        .keys()
-        .filter(|key| !SECTIONS.contains(&key.as_str()))
+fn unknown_section(key: &str) -> String {
+    format!("unknown section [{key}] (known: {})", SECTIONS.join(", "))
+}
+
+/// The config of a text from `source`, and the names of the sections it did not know
+/// (`ignored` ones aside: the collector's own `[clinic]`). Every problem has its line when it
+/// concerns one.
+pub fn parse_text(
+    text: &str,
+    source: Source,
+    ignored: &[&str],
+) -> Result<(Config, Vec<String>), ConfigErrors> {
+    let doc = toml::de::DeTable::parse(text).map_err(|e| {
+        ConfigErrors(vec![Problem {
+            line: e.span().map(|s| line_at(text, s.start)),
+            message: one_line(&e.message()),
+        }])
+    })?;
+    let table = doc.get_ref();
+    let keys: Vec<String> = table.keys().map(|k| k.get_ref().to_string()).collect();
+    let unknown: Vec<String> = keys
+        .iter()
+        .filter(|key| !SECTIONS.contains(&key.as_str()) && !ignored.contains(&key.as_str()))
         .cloned()
         .collect();
     let mut problems = Vec::new();
-    let config = Config {
-        collection: section(&table, "collection", &mut problems),
-        outbox: section(&table, "outbox", &mut problems),
-        sender: section(&table, "sender", &mut problems),
-        updates: section(&table, "updates", &mut problems),
-        antivirus: section(&table, "antivirus", &mut problems),
-        software: section(&table, "software", &mut problems),
-        lan: section(&table, "lan", &mut problems),
-        backup: section(&table, "backup", &mut problems),
+    let mut section_problem = |name: &str, e: toml::de::Error| {
+        // The key the error is about, when its span says: `[collection] snapshot_interval: ...`.
+        let key = e
+            .span()
+            .and_then(|span| table.get(name).and_then(|v| key_at(v, &span, "")));
+        let at = match key {
+            Some(key) => format!("[{name}] {key}"),
+            None => format!("[{name}]"),
+        };
+        problems.push(Problem {
+            line: e
+                .span()
+                .map(|s| line_at(text, s.start))
+                .or_else(|| line_of(text, name)),
+            message: format!("{at}: {}", one_line(&e.message())),
+        });
     };
-    problems.extend(validate(&config));
+    let config = Config {
+        collection: section(table, "collection", &mut section_problem),
+        outbox: section(table, "outbox", &mut section_problem),
+        sender: section(table, "sender", &mut section_problem),
+        updates: section(table, "updates", &mut section_problem),
+        antivirus: section(table, "antivirus", &mut section_problem),
+        software: section(table, "software", &mut section_problem),
+        lan: section(table, "lan", &mut section_problem),
+        backup: section(table, "backup", &mut section_problem),
+        central: section(table, "central", &mut section_problem),
+        local_text: LocalText::default(),
+    };
+    if source == Source::Central {
+        for key in keys
+            .iter()
+            .filter(|k| LOCAL_ONLY_SECTIONS.contains(&k.as_str()))
+        {
+            problems.push(Problem {
+                line: line_of(text, key),
+                message: format!(
+                    "[{key}] is set only in the agent's own agent.toml, never centrally"
+                ),
+            });
+        }
+        if config.backup.spool_dir.is_some() {
+            problems.push(Problem {
+                line: line_of(text, "backup.spool_dir"),
+                message: "backup.spool_dir is set only in the agent's own agent.toml (scripts \
+                          on the machine write there)"
+                    .to_owned(),
+            });
+        }
+    }
+    problems.extend(validate(&config).into_iter().map(|message| Problem {
+        line: message_path(&message).and_then(|path| line_of(text, path)),
+        message,
+    }));
     if problems.is_empty() {
         Ok((config, unknown))
     } else {
         // Unknown sections first: a misspelt section name explains the defaults that follow.
-        let mut all: Vec<String> = unknown
+        let mut all: Vec<Problem> = unknown
             .iter()
-            .map(|key| format!("unknown section [{key}] (known: {})", SECTIONS.join(", ")))
+            .map(|key| Problem {
+                line: line_of(text, key),
+                message: unknown_section(key),
+            })
             .collect();
         all.extend(problems);
         Err(ConfigErrors(all))
@@ -419,20 +393,97 @@ fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigErrors> {
 }
 
 fn section<T: Default + for<'de> Deserialize<'de>>(
-    table: &toml::Table,
+    table: &toml::de::DeTable<'_>,
     name: &str,
-    problems: &mut Vec<String>,
+    problem: &mut impl FnMut(&str, toml::de::Error),
 ) -> T {
     let Some(value) = table.get(name) else {
         return T::default();
     };
-    match value.clone().try_into::<T>() {
+    match T::deserialize(toml::de::ValueDeserializer::from(value.clone())) {
         Ok(parsed) => parsed,
         Err(e) => {
-            problems.push(format!("[{name}]: {}", one_line(&e)));
+            problem(name, e);
             T::default()
         }
     }
+}
+
+/// The deepest key under `value` whose value holds `span` (`jobs[0].every`).
+fn key_at(
+    value: &toml::Spanned<toml::de::DeValue<'_>>,
+    span: &std::ops::Range<usize>,
+    prefix: &str,
+) -> Option<String> {
+    let inside = |s: std::ops::Range<usize>| s.start <= span.start && span.end <= s.end;
+    match value.get_ref() {
+        toml::de::DeValue::Table(table) => table.iter().find_map(|(k, v)| {
+            if !inside(v.span()) {
+                return None;
+            }
+            let path = if prefix.is_empty() {
+                k.get_ref().to_string()
+            } else {
+                format!("{prefix}.{}", k.get_ref())
+            };
+            key_at(v, span, &path).or(Some(path))
+        }),
+        toml::de::DeValue::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+            let path = format!("{prefix}[{i}]");
+            inside(v.span()).then(|| key_at(v, span, &path).unwrap_or(path))
+        }),
+        _ => None,
+    }
+}
+
+/// The 1-based line of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(0, |before| before.matches('\n').count())
+        + 1
+}
+
+/// The line of a key path such as `lan.targets[2].address` in `text` (of its deepest part
+/// found), if the text names it.
+pub fn line_of(text: &str, path: &str) -> Option<usize> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut span = None;
+    let mut current: Option<&toml::Spanned<toml::de::DeValue<'_>>> = None;
+    for segment in path.split('.') {
+        let (key, index) = match segment.split_once('[') {
+            Some((key, rest)) => (key, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let found = match current.map(toml::Spanned::get_ref) {
+            None => doc.get_ref().get(key),
+            Some(toml::de::DeValue::Table(table)) => table.get(key),
+            Some(_) => None,
+        };
+        let Some(mut value) = found else {
+            break;
+        };
+        if let Some(i) = index
+            && let toml::de::DeValue::Array(items) = value.get_ref()
+            && let Some(item) = items.get(i)
+        {
+            value = item;
+        }
+        span = Some(value.span());
+        current = Some(value);
+    }
+    span.map(|s| line_at(text, s.start))
+}
+
+/// The key path a validation message starts with: `lan.interval = 5s ...` or
+/// `backup.jobs[0]: ...`.
+fn message_path(message: &str) -> Option<&str> {
+    let token = message.split([' ', ':']).next()?;
+    let token = token.trim_start_matches('[').trim_end_matches(']');
+    let valid = !token.is_empty()
+        && token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'));
+    valid.then_some(token)
 }
 
 /// toml's messages span several lines with a source excerpt; keep them on one.
@@ -469,7 +520,9 @@ pub fn validate(config: &Config) -> Vec<String> {
         ));
     }
     problems.extend(config.lan.validate());
-    problems.extend(slow_check_problems(config));
+    problems.extend(config.updates.problems());
+    problems.extend(config.antivirus.problems());
+    problems.extend(config.software.problems());
     let s = &config.sender;
     if s.backoff_initial.is_zero() {
         problems.push("sender.backoff_initial must be more than zero".to_owned());
@@ -482,6 +535,7 @@ pub fn validate(config: &Config) -> Vec<String> {
         ));
     }
     problems.extend(crate::facts::backup::declared::problems(&config.backup));
+    problems.extend(config.central.validate());
     if s.refused_retry.is_zero() {
         problems.push("sender.refused_retry must be more than zero".to_owned());
     }
@@ -494,22 +548,6 @@ pub fn validate(config: &Config) -> Vec<String> {
         }
     }
     problems
-}
-
-/// Durations written as text, e.g. `"90s"`, `"5m"`, `"1h 30m"`.
-pub(crate) mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration {text:?} ({e}); write e.g. \"30s\", \"5m\" or \"1h\""
-            ))
-        })
-    }
 }
 
 #[cfg(test)]
@@ -563,10 +601,10 @@ mod tests {
             backoff_initial = "1m"
             backoff_max = "10s"
         "#;
-        let errors = parse_config(text).expect_err("invalid config").0;
+        let errors = parse_config(text).expect_err("invalid config").messages();
         let expect = [
             "unknown section [colection]",
-            "[collection]: invalid duration \"soon\"",
+            "[collection] snapshot_interval: invalid duration \"soon\"",
             "outbox.max_bytes = 10",
             "sender.batch_max_reports = 0",
             "sender.backoff_max = 10s is shorter",
@@ -578,6 +616,30 @@ mod tests {
     }
 
     #[test]
+    fn every_problem_has_its_line() {
+        let text = "[collection]\nsnapshot_interval = \"soon\"\n[lan]\ninterval = \"1s\"\n\n[[backup.jobs]]\nname = \"x\"\n[nonsense]\n";
+        let errors = parse_config(text).expect_err("invalid").0;
+        let lines: Vec<Option<usize>> = errors.iter().map(|p| p.line).collect();
+        assert_eq!(lines.len(), 5, "{errors:#?}");
+        for (start, line) in [
+            ("unknown section [nonsense]", 8),
+            ("[collection] snapshot_interval: invalid duration", 2),
+            ("lan.interval = 1s", 4),
+            ("lan.probe_timeout", 3),
+            ("backup.jobs[0]: give a schedule", 6),
+        ] {
+            assert!(
+                errors
+                    .iter()
+                    .any(|p| p.message.starts_with(start) && p.line == Some(line)),
+                "{start} at line {line}: {errors:#?}"
+            );
+        }
+        let syntax = parse_config("[lan]\ninterval = \n").expect_err("syntax").0;
+        assert_eq!(syntax[0].line, Some(2), "{syntax:?}");
+    }
+
+    #[test]
     fn running_tolerates_a_section_of_a_newer_version() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("agent.toml");
@@ -586,7 +648,7 @@ mod tests {
         assert_eq!(config.outbox.max_bytes, 2 * 1024 * 1024);
         let errors = parse_config("[future]\n")
             .expect_err("check-config flags it")
-            .0;
+            .messages();
         assert!(
             errors[0].starts_with("unknown section [future]"),
             "{errors:?}"
@@ -613,7 +675,7 @@ mod tests {
             name = "weda"
             pattern = "x"
         "#;
-        let errors = parse_config(text).expect_err("invalid config").0;
+        let errors = parse_config(text).expect_err("invalid config").messages();
         let expect = [
             "updates.interval = 5s is below",
             "antivirus.command_timeout = 10m must be",
@@ -633,7 +695,7 @@ mod tests {
     fn unknown_field_and_bad_syntax_are_problems() {
         let errors = parse_config("[sender]\nbatch_max = 3\n")
             .expect_err("unknown field")
-            .0;
+            .messages();
         assert!(errors[0].contains("batch_max"), "{errors:?}");
         assert!(parse_config("[sender").is_err());
     }

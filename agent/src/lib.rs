@@ -4,9 +4,11 @@
 #![forbid(unsafe_code)]
 
 pub mod backoff;
+pub mod central;
 pub mod checks;
 pub mod command;
 pub mod config;
+pub mod duration_text;
 pub mod enroll;
 pub mod facts;
 pub mod outbox;

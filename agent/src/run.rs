@@ -87,21 +87,33 @@ fn queue(outbox: &Outbox, reports: &[Report]) -> Result<(), OutboxError> {
     Ok(())
 }
 
-fn open(state: &StateDir, config: &Config, timeouts: Timeouts) -> Result<Sender, RunError> {
+/// The sender, and the channel it uses (the configuration stream shares it).
+fn open(
+    state: &StateDir,
+    config: &Config,
+    timeouts: Timeouts,
+) -> Result<(Sender, tonic::transport::Channel), RunError> {
     let credentials = state.load()?;
     let outbox = Arc::new(Outbox::open(&state.outbox_dir(), config.outbox.max_bytes)?);
+    let channel = transport::agent_channel(&credentials, timeouts)?;
     let link = Link {
-        client: transport::ingest_client(&credentials, timeouts)?,
+        client: transport::ingest_client(channel.clone()),
         probe: Probe::new(&credentials)?,
         collector_addr: credentials.enrollment.collector_addr,
         connect_timeout: timeouts.connect,
     };
-    Ok(Sender::new(outbox, link, config.sender.clone()))
+    Ok((Sender::new(outbox, link, config.sender.clone()), channel))
 }
 
-/// `run --once`: one snapshot, one attempt to deliver everything queued.
-pub async fn run_once(state: &StateDir, config: &Config) -> Result<OnceSummary, RunError> {
-    let mut sender = open(state, config, ONCE_TIMEOUTS)?;
+/// `run --once`: one snapshot, one attempt to deliver everything queued, with the cached
+/// central configuration over the local file.
+pub async fn run_once(state: &StateDir, local: &Config) -> Result<OnceSummary, RunError> {
+    let started = crate::central::start(state, local);
+    let config = &started.config;
+    let (mut sender, _) = open(state, config, ONCE_TIMEOUTS)?;
+    sender
+        .config_version()
+        .store(started.version, std::sync::atomic::Ordering::Relaxed);
     let outbox = sender.outbox().clone();
     let failures_before = outbox.health().write_failures_total;
     // A report that cannot be queued is collected again next run (a backup result stays in
@@ -131,76 +143,129 @@ pub async fn run(state: &StateDir, config: &Config) -> Result<(), RunError> {
 }
 
 /// The agent at work until `stop` resolves: SIGTERM/ctrl-c from [`run`], the service control
-/// manager's stop or shutdown from the Windows service.
+/// manager's stop or shutdown from the Windows service. `local` is the local file's config;
+/// the collector's configuration is layered under it as it arrives (`crate::central`).
 pub async fn run_until(
     state: &StateDir,
-    config: &Config,
+    local: &Config,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
+    // How the agent talks to the collector is local only, so it never changes at run time.
     let timeouts = Timeouts {
-        connect: config.sender.connect_timeout,
-        request: config.sender.request_timeout,
+        connect: local.sender.connect_timeout,
+        request: local.sender.request_timeout,
     };
-    let sender = open(state, config, timeouts)?;
+    let (sender, channel) = open(state, local, timeouts)?;
     let outbox = sender.outbox().clone();
     let queued = Arc::new(Notify::new());
+    let started = crate::central::start(state, local);
+    let version = sender.config_version();
+    version.store(started.version, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(
         state_dir = %state.path().display(),
-        snapshot_interval_s = config.collection.snapshot_interval.as_secs(),
+        snapshot_interval_s = started.config.collection.snapshot_interval.as_secs(),
+        config_version = started.version,
         queued = outbox.len(),
         dropped_total = outbox.dropped_total(),
         "agent running"
     );
-    let config_shared = Arc::new(config.clone());
-    let mut schedules = tokio::task::JoinSet::new();
-    for &check in Check::ALL {
-        let Some(every) = check.interval(config) else {
-            continue;
-        };
-        let (config, outbox, queued) = (config_shared.clone(), outbox.clone(), queued.clone());
-        let mut trigger = check.trigger(&config);
-        schedules.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            // A PC waking from sleep runs a check once, not once per missed interval.
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                match trigger.as_mut() {
-                    Some(trigger) => tokio::select! {
-                        _ = tick.tick() => {}
-                        () = trigger.changed() => {}
-                    },
-                    None => {
-                        tick.tick().await;
-                    }
-                }
-                let reports: Vec<Report> = check
-                    .collect(config.clone())
-                    .await
-                    .into_iter()
-                    .map(Report::new)
-                    .collect();
-                // A failed write (disk full) is logged and retried at the next tick: the agent
-                // keeps delivering what it already holds.
-                match queue(&outbox, &reports) {
-                    Ok(()) => queued.notify_one(),
-                    Err(error) => tracing::error!(check = check.name(), error = %render(&error), "cannot queue reports"),
-                }
-            }
-        });
-    }
-    let collect = async {
-        while schedules.join_next().await.is_some() {}
-        std::future::pending::<()>().await;
+    let (apply, configs) = tokio::sync::watch::channel(Arc::new(started.config));
+    let follow = async {
+        if !local.central.enabled {
+            tracing::info!("central configuration disabled by the local [central] enabled = false");
+            std::future::pending::<()>().await;
+        }
+        let client = transport::config_client(channel);
+        crate::central::Follower::new(
+            state.clone(),
+            local.clone(),
+            client,
+            apply,
+            version,
+            started.refusal,
+        )
+        .run()
+        .await;
+        Ok::<(), RunError>(())
     };
     let result: Result<(), RunError> = tokio::select! {
-        () = collect => Ok(()),
+        () = schedule(configs, outbox.clone(), queued.clone()) => Ok(()),
         () = sender.run(queued.clone()) => Ok(()),
+        result = follow => result,
         () = stop => {
             tracing::info!(queued = outbox.len(), "stopping");
             Ok(())
         }
     };
     result
+}
+
+/// Runs every enabled check on its interval with the current config, and starts them all
+/// afresh when a new one applies (new LAN targets are probed at once).
+async fn schedule(
+    mut configs: tokio::sync::watch::Receiver<Arc<Config>>,
+    outbox: Arc<Outbox>,
+    queued: Arc<Notify>,
+) {
+    loop {
+        let config = configs.borrow_and_update().clone();
+        let mut schedules = tokio::task::JoinSet::new();
+        for &check in Check::ALL {
+            let Some(every) = check.interval(&config) else {
+                continue;
+            };
+            let (config, outbox, queued) = (config.clone(), outbox.clone(), queued.clone());
+            schedules.spawn(run_check(check, every, config, outbox, queued));
+        }
+        if configs.changed().await.is_err() {
+            // Nobody can send a new config any more: keep these schedules for good.
+            while schedules.join_next().await.is_some() {}
+            return std::future::pending::<()>().await;
+        }
+        // Dropping the set aborts every schedule; a write to the outbox is synchronous, so
+        // none stops half way.
+        schedules.abort_all();
+        tracing::info!("checks rescheduled with the new configuration");
+    }
+}
+
+async fn run_check(
+    check: Check,
+    every: Duration,
+    config: Arc<Config>,
+    outbox: Arc<Outbox>,
+    queued: Arc<Notify>,
+) {
+    let mut trigger = check.trigger(&config);
+    let mut state = checks::CheckState::default();
+    let mut tick = tokio::time::interval(every);
+    // A PC waking from sleep runs a check once, not once per missed interval.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        match trigger.as_mut() {
+            Some(trigger) => tokio::select! {
+                _ = tick.tick() => {}
+                () = trigger.changed() => {}
+            },
+            None => {
+                tick.tick().await;
+            }
+        }
+        let reports: Vec<Report> = check
+            .collect(config.clone(), &mut state)
+            .await
+            .into_iter()
+            .map(Report::new)
+            .collect();
+        // A failed write (disk full) is logged and retried at the next tick: the agent
+        // keeps delivering what it already holds.
+        match queue(&outbox, &reports) {
+            Ok(()) => queued.notify_one(),
+            Err(error) => {
+                tracing::error!(check = check.name(), error = %render(&error), "cannot queue reports")
+            }
+        }
+    }
 }
 
 /// Resolves on ctrl-c anywhere, and on SIGTERM on unix (systemd's stop).

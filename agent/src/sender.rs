@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prost::Message as _;
@@ -79,6 +80,8 @@ pub struct Sender {
     outbox: Arc<Outbox>,
     link: Link,
     config: SenderConfig,
+    /// The central configuration version the agent runs, told in every batch.
+    config_version: Arc<AtomicU64>,
 }
 
 impl Sender {
@@ -87,7 +90,13 @@ impl Sender {
             outbox,
             link,
             config,
+            config_version: Arc::default(),
         }
+    }
+
+    /// Where the running configuration version is kept (updated when a new one applies).
+    pub fn config_version(&self) -> Arc<AtomicU64> {
+        self.config_version.clone()
     }
 
     pub fn outbox(&self) -> &Arc<Outbox> {
@@ -119,6 +128,7 @@ impl Sender {
             reports: batch.into_iter().map(|(_, r)| r).collect(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             sent_at: Some(crate::facts::proto_timestamp(&jiff::Timestamp::now())),
+            config_version: self.config_version.load(Ordering::Relaxed),
         };
         let count = request.reports.len();
         let ack = match self.link.client.report(request).await {

@@ -6,6 +6,7 @@
 //! STATE_DIR/ca.crt      the collector's CA, PEM: the only CA the agent trusts
 //! STATE_DIR/agent.json  collector_addr, clinic_id, agent_id, role, enrolled_at
 //! STATE_DIR/outbox/     the sled outbox (see `outbox.rs`)
+//! STATE_DIR/central-config.json  the last central configuration applied (`central`)
 //! ```
 //!
 //! `agent.json` is written last, so its presence means a complete enrollment.
@@ -21,6 +22,16 @@ pub const CERT_FILE: &str = "agent.crt";
 pub const CA_FILE: &str = "ca.crt";
 pub const ENROLLMENT_FILE: &str = "agent.json";
 pub const OUTBOX_DIR: &str = "outbox";
+pub const CENTRAL_CONFIG_FILE: &str = "central-config.json";
+
+/// `central-config.json`: the last version of the collector's configuration this agent
+/// applied, kept for its restarts and for while the collector is unreachable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedConfig {
+    pub version: u64,
+    pub toml: String,
+    pub applied_at: jiff::Timestamp,
+}
 
 /// `agent.json`: who this agent is and where it reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +139,40 @@ impl StateDir {
             .and_then(|d| d.sync_all())
             .map_err(|source| self.write_error(&self.path, source))?;
         Ok(())
+    }
+
+    /// The cached central configuration, if there is one. A damaged cache is an error (the
+    /// caller says so and runs the local file alone), never silently nothing.
+    pub fn load_central(&self) -> Result<Option<CachedConfig>, StateError> {
+        let path = self.path.join(CENTRAL_CONFIG_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = self.read(CENTRAL_CONFIG_FILE)?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| StateError::Damaged {
+                path: path.display().to_string(),
+                source,
+            })
+    }
+
+    /// Replaces the cached central configuration atomically; `None` removes it.
+    pub fn save_central(&self, cached: Option<&CachedConfig>) -> Result<(), StateError> {
+        let path = self.path.join(CENTRAL_CONFIG_FILE);
+        let Some(cached) = cached else {
+            return match std::fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(source) => Err(self.write_error(&path, source)),
+            };
+        };
+        let text = serde_json::to_string_pretty(cached).map_err(|source| StateError::Damaged {
+            path: path.display().to_string(),
+            source,
+        })?;
+        // Not secret, but the SNMP communities it may hold are nobody else's business.
+        self.write(CENTRAL_CONFIG_FILE, format!("{text}\n").as_bytes(), true)
     }
 
     /// Creates the directory (0700 on unix: it holds the private key).

@@ -11,6 +11,7 @@ use std::time::Duration;
 use rustls::AlertDescription;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use vigie_proto::v1::agent_config_client::AgentConfigClient;
 use vigie_proto::v1::enrollment_client::EnrollmentClient;
 use vigie_proto::v1::ingest_client::IngestClient;
 
@@ -33,21 +34,50 @@ pub enum ChannelError {
     Tls(#[source] tonic::transport::Error),
 }
 
-/// Ingest client over mutual TLS: trusts only the pinned CA, presents the agent certificate.
-pub fn ingest_client(
+/// The channel to the collector over mutual TLS: trusts only the pinned CA, presents the agent
+/// certificate. Reports and the configuration stream share it (one connection per agent,
+/// however many calls): the request timeout bounds a call until its answer starts, so the
+/// `Watch` stream outlives it; HTTP/2 keepalive notices a collector gone without a word.
+pub fn agent_channel(
     credentials: &Credentials,
     timeouts: Timeouts,
-) -> Result<IngestClient<Channel>, ChannelError> {
+) -> Result<Channel, ChannelError> {
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&credentials.ca_pem))
         .identity(Identity::from_pem(
             &credentials.cert_pem,
             &credentials.key_pem,
         ));
-    let channel = channel(&credentials.enrollment.collector_addr, tls, timeouts)?;
-    Ok(IngestClient::new(channel)
+    let addr = &credentials.enrollment.collector_addr;
+    let (host, _) = split_addr(addr).ok_or_else(|| ChannelError::BadAddress(addr.clone()))?;
+    let endpoint = Endpoint::from_shared(format!("https://{addr}"))
+        .map_err(|_| ChannelError::BadAddress(addr.clone()))?
+        .tls_config(tls.domain_name(host))
+        .map_err(ChannelError::Tls)?
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.request)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+    Ok(endpoint.connect_lazy())
+}
+
+/// A ping this often on a connection with a call open (the configuration stream) ...
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+/// ... unanswered this long means the collector is gone: the stream fails and reconnects.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Ingest client on the agent's channel.
+pub fn ingest_client(channel: Channel) -> IngestClient<Channel> {
+    IngestClient::new(channel)
         .max_decoding_message_size(vigie_proto::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(vigie_proto::MAX_MESSAGE_BYTES))
+        .max_encoding_message_size(vigie_proto::MAX_MESSAGE_BYTES)
+}
+
+/// Central configuration client on the agent's channel.
+pub fn config_client(channel: Channel) -> AgentConfigClient<Channel> {
+    AgentConfigClient::new(channel)
+        .max_decoding_message_size(vigie_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(vigie_proto::MAX_MESSAGE_BYTES)
 }
 
 /// Enrollment client: server-authenticated only, trusting only the CA just pinned.

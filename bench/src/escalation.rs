@@ -164,6 +164,7 @@ fn failed_backup(job: &str) -> v1::ReportBatch {
         }),
         agent_version: "bench".into(),
         sent_at: None,
+        config_version: 0,
     }
 }
 

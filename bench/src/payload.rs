@@ -133,6 +133,7 @@ pub fn batch(host: usize, seq: &mut u64, size: usize) -> v1::ReportBatch {
         }),
         agent_version: "bench".into(),
         sent_at: None,
+        config_version: 0,
     }
 }
 

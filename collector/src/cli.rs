@@ -66,6 +66,9 @@ pub enum Command {
     /// Clinic reports (PDF in French, and their figures as JSON).
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Central configuration of clinics and agents: show, set (validated whole), history.
+    #[command(subcommand)]
+    Config(crate::central_config::command::ConfigCommand),
     /// Run a throwaway collector with one clinic per tier and a local agent each, printing
     /// what they report until ctrl-c (uses `vigie-agent` from this binary's directory).
     Demo,
@@ -369,6 +372,7 @@ impl Command {
     pub fn data_dir(&self) -> Option<&std::path::Path> {
         Some(match self {
             Command::Demo => return None,
+            Command::Config(command) => command.data_dir(),
             Command::Init(args) => &args.dir.data_dir,
             Command::Serve(dir) | Command::Agents(AgentsArgs { dir, .. }) => &dir.data_dir,
             Command::Backup(BackupArgs { dir, .. }) | Command::Restore(RestoreArgs { dir, .. }) => {

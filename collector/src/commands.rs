@@ -105,6 +105,7 @@ pub async fn run_as(command: Command, build: Build) -> anyhow::Result<()> {
             run_agents(&mut admin, clinic, json).await
         }
         Command::Backup(args) => crate::backup_command::run_backup(&data_dir, &args.out).await,
+        Command::Config(command) => crate::central_config::command::run(&data_dir, command).await,
         Command::Restore(args) => crate::backup_command::run_restore(&args.file, &data_dir),
         Command::Alerts(args) => run_alerts(&data_dir, args).await,
         Command::Maintenance(command) => run_maintenance(&data_dir, command).await,

@@ -12,6 +12,7 @@ pub mod alert_output;
 pub mod alerts;
 pub mod archive;
 pub mod backup_command;
+pub mod central_config;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -65,6 +65,9 @@ pub struct AgentRecord {
     /// The agent's clock against the collector's, as of its latest batch that said.
     #[serde(default)]
     pub clock: Option<crate::agent_clock::ClockReading>,
+    /// The central configuration it runs and what it refused (`central_config`).
+    #[serde(default)]
+    pub config: crate::central_config::AgentConfigState,
 }
 
 /// What an agent's outbox went through, as its last batch said (agents older than these

@@ -43,6 +43,9 @@ pub struct AgentView {
     pub snapshot: Option<SystemSnapshot>,
     /// What the collector left out of the latest reports (text cut, list items not kept).
     pub truncated: Vec<String>,
+    /// Central configuration: the version it runs, the one expected, what it refused.
+    #[serde(flatten)]
+    pub config: crate::central_config::command::AgentConfigView,
 }
 
 impl From<&v1::Clinic> for ClinicView {
@@ -82,6 +85,7 @@ impl From<&v1::Agent> for AgentView {
             outbox_last_quarantine_reason: outbox.last_quarantine_reason,
             snapshot: a.last_snapshot.as_ref().map(snapshot_from_proto),
             truncated: a.truncated.clone(),
+            config: a.into(),
         }
     }
 }
@@ -153,6 +157,7 @@ pub fn agents_table(
                 clock_label(a.clock_offset_seconds),
                 if a.revoked { "révoqué" } else { "actif" }.to_owned(),
                 outbox_text(a),
+                a.config.label(),
             ]
         })
         .collect();
@@ -168,6 +173,7 @@ pub fn agents_table(
             "HORLOGE",
             "ÉTAT",
             "BOÎTE D'ENVOI",
+            "CONFIG",
         ],
         &rows,
     );
@@ -180,6 +186,7 @@ pub fn agents_table(
             out.push_str(&format!("  - {note}\n"));
         }
     }
+    out.push_str(&crate::central_config::command::agents_notes(agents));
     for a in agents.iter().filter(|a| a.uninterpreted_reports > 0) {
         out.push_str(&format!(
             "{} : {} rapport(s) d'un type que ce collecteur ne connaît pas, conservés tels quels : mettez le collecteur à jour pour les lire.\n",

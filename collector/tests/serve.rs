@@ -187,6 +187,7 @@ async fn enrollment_ingest_admin_and_revocation_end_to_end() {
             outbox: None,
             agent_version: "0.1.1".into(),
             sent_at: None,
+            config_version: 0,
         })
         .collect();
     let sends = batches.iter().cloned().map(|batch| {
@@ -228,6 +229,7 @@ async fn enrollment_ingest_admin_and_revocation_end_to_end() {
             outbox: None,
             agent_version: String::new(),
             sent_at: None,
+            config_version: 0,
         })
         .await
         .expect_err("revoked");

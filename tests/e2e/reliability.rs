@@ -217,6 +217,7 @@ async fn a_newer_agents_report_kind_is_stored_acknowledged_and_counted() {
         outbox: Some(v1::OutboxStatus::default()),
         agent_version: "9.0.0".into(),
         sent_at: Some(grpc::now()),
+        config_version: 0,
     };
     let ack = grpc::send_raw(channel, batch.encode_to_vec())
         .await

@@ -130,6 +130,7 @@ pub fn batch(reports: Vec<v1::Report>) -> v1::ReportBatch {
         outbox: Some(v1::OutboxStatus::default()),
         agent_version: "test".into(),
         sent_at: Some(now()),
+        config_version: 0,
     }
 }
 

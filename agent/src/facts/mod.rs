@@ -2,10 +2,14 @@
 //! and collection time. These are the agent's own types; the protobuf types appear only in
 //! [`Report::to_proto`], at the send edge.
 
+mod wire;
+
+pub(crate) use wire::proto_timestamp;
 pub mod antivirus;
 pub mod backup;
 pub mod lan;
 pub mod ps_json;
+pub mod slow_check;
 pub mod software;
 pub mod system;
 pub mod updates;
@@ -17,7 +21,6 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 use uuid::Uuid;
-use vigie_proto::v1;
 
 pub use system::SystemSnapshot;
 
@@ -78,29 +81,6 @@ impl Fact {
             b.settle();
         }
     }
-
-    fn to_proto(&self) -> v1::report::Payload {
-        match self {
-            Fact::SystemSnapshot(s) => v1::report::Payload::SystemSnapshot(s.to_proto()),
-            Fact::Lan(l) => v1::report::Payload::Lan(l.to_proto()),
-            Fact::Backup(b) => v1::report::Payload::Backup(b.report.to_proto()),
-            Fact::OsUpdates(u) => v1::report::Payload::OsUpdates(u.to_proto()),
-            Fact::Antivirus(a) => v1::report::Payload::Antivirus(a.to_proto()),
-            Fact::Software(s) => v1::report::Payload::Software(s.to_proto()),
-            Fact::CheckFailure(f) => v1::report::Payload::CheckFailure(v1::CheckFailure {
-                check: f.check.clone(),
-                error: f.error.clone(),
-            }),
-        }
-    }
-}
-
-/// A timestamp as protobuf carries it.
-pub(crate) fn proto_timestamp(t: &Timestamp) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.as_second(),
-        nanos: t.subsec_nanosecond(),
-    }
 }
 
 /// A fact ready to queue: the id is the idempotency key the collector deduplicates on.
@@ -120,17 +100,6 @@ impl Report {
             id: fact.stable_id().unwrap_or_else(Uuid::now_v7),
             collected_at: Timestamp::now(),
             fact,
-        }
-    }
-
-    pub fn to_proto(&self) -> v1::Report {
-        v1::Report {
-            id: self.id.to_string(),
-            collected_at: Some(prost_types::Timestamp {
-                seconds: self.collected_at.as_second(),
-                nanos: self.collected_at.subsec_nanosecond(),
-            }),
-            payload: Some(self.fact.to_proto()),
         }
     }
 }
@@ -184,7 +153,7 @@ mod tests {
         assert_eq!(proto.id, "01900000-0000-7000-8000-000000000001");
         let at = proto.collected_at.expect("timestamp");
         assert_eq!((at.seconds, at.nanos), (1_740_817_800, 500_000_000));
-        let Some(v1::report::Payload::SystemSnapshot(s)) = proto.payload else {
+        let Some(vigie_proto::v1::report::Payload::SystemSnapshot(s)) = proto.payload else {
             panic!("system snapshot payload expected");
         };
         assert_eq!(s.hostname, "cab-accueil");

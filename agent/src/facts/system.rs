@@ -3,7 +3,6 @@
 
 use serde::Serialize;
 use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, System};
-use vigie_proto::v1;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SystemSnapshot {
@@ -163,39 +162,6 @@ fn describe_os(name: Option<String>, version: Option<String>, long: Option<Strin
         std::env::consts::OS.to_owned()
     } else {
         joined
-    }
-}
-
-impl SystemSnapshot {
-    pub fn to_proto(&self) -> v1::SystemSnapshot {
-        v1::SystemSnapshot {
-            hostname: self.hostname.clone(),
-            os_name: self.os_name.clone(),
-            os_version: self.os_version.clone(),
-            kernel_version: self.kernel_version.clone(),
-            uptime_seconds: self.uptime_seconds,
-            cpu_count: self.cpu_count,
-            load_1: self.load_1,
-            load_5: self.load_5,
-            load_15: self.load_15,
-            memory_total_bytes: self.memory_total_bytes,
-            memory_available_bytes: self.memory_available_bytes,
-            swap_total_bytes: self.swap_total_bytes,
-            swap_free_bytes: self.swap_free_bytes,
-            disks: self
-                .disks
-                .iter()
-                .map(|d| v1::Disk {
-                    mount_point: d.mount_point.clone(),
-                    file_system: d.file_system.clone(),
-                    total_bytes: d.total_bytes,
-                    available_bytes: d.available_bytes,
-                    removable: d.removable,
-                    kind: d.kind.as_str().to_owned(),
-                })
-                .collect(),
-            cpu_arch: self.cpu_arch.clone(),
-        }
     }
 }
 

@@ -18,6 +18,7 @@ use super::opening_hours::OpeningHours;
 use super::policy::{Family, covers};
 use super::rules::{self, AgentFacts, ClinicContext, minutes};
 use super::thresholds::AlertsConfig;
+use crate::central_config::ConfigScope;
 use crate::model::{AgentRecord, Clinic};
 use crate::storage::{AlertWrite, FactKind, Storage, StorageError};
 
@@ -101,7 +102,19 @@ impl AlertEngine {
             return Ok(0);
         };
         let windows = self.storage.list_maintenance_windows()?;
-        self.evaluate_locked(agent, &clinic, &windows)
+        let hours = self.hours_of(&clinic.id)?;
+        self.evaluate_locked(agent, &clinic, &hours, &windows)
+    }
+
+    /// The clinic's own opening hours (`[clinic]` of its central configuration), else the
+    /// defaults.
+    fn hours_of(&self, clinic_id: &str) -> Result<OpeningHours, StorageError> {
+        let latest = self
+            .storage
+            .latest_config(&ConfigScope::Clinic(clinic_id.to_owned()))?;
+        Ok(latest
+            .and_then(|v| v.clinic)
+            .map_or_else(|| self.hours.clone(), |c| c.hours()))
     }
 
     /// Evaluates every agent of every clinic (the timer's job); returns how many alerts
@@ -128,9 +141,16 @@ impl AlertEngine {
                     continue;
                 }
             };
+            let hours = match self.hours_of(&clinic.id) {
+                Ok(hours) => hours,
+                Err(error) => {
+                    tracing::error!(clinic_id = %clinic.id, %error, "cannot read the clinic's opening hours: using the defaults");
+                    self.hours.clone()
+                }
+            };
             for agent in agents {
                 let id = agent.id.clone();
-                match self.evaluate_locked(agent, &clinic, &windows) {
+                match self.evaluate_locked(agent, &clinic, &hours, &windows) {
                     Ok(n) => changed += n,
                     Err(error) => {
                         tracing::error!(agent_id = %id, %error, "alert evaluation of an agent failed")
@@ -176,13 +196,14 @@ impl AlertEngine {
         &self,
         agent: AgentRecord,
         clinic: &Clinic,
+        hours: &OpeningHours,
         windows: &[MaintenanceWindow],
     ) -> Result<usize, EngineError> {
         let now = self.now();
         let context = ClinicContext {
             tier: clinic.tier,
             overrides: clinic.rule_overrides.clone(),
-            hours: self.hours.clone(),
+            hours: hours.clone(),
         };
         let (agent_id, hostname) = (agent.id.clone(), agent.hostname.clone());
         let silenced = windows

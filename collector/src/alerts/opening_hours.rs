@@ -1,5 +1,6 @@
-//! When a clinic is open, in La Réunion time: by default Monday–Friday 07:30–19:00, Saturday
-//! 08:00–12:00, closed on Sundays and public holidays. Workstations are only expected to
+//! When a clinic is open, in its time zone (La Réunion's by default): by default Monday–Friday
+//! 07:30–19:00, Saturday 08:00–12:00, closed on Sundays and public holidays; a clinic's own
+//! hours come from `[clinic]` of its central configuration (`central_config::clinic`). Workstations are only expected to
 //! report while the clinic is open.
 
 use jiff::Timestamp;
@@ -58,6 +59,17 @@ impl Default for OpeningHours {
 }
 
 impl OpeningHours {
+    /// A clinic's own hours (`[clinic]` of its central configuration), Monday first.
+    pub fn new(week: [Vec<Period>; 7], zone: TimeZone) -> Self {
+        OpeningHours { week, zone }
+    }
+
+    /// The same hours in another time zone.
+    pub fn in_zone(mut self, zone: TimeZone) -> Self {
+        self.zone = zone;
+        self
+    }
+
     /// When the opening period containing `at` began, or `None` when the clinic is closed.
     pub fn open_since(&self, at: Timestamp) -> Option<Timestamp> {
         let local = at.to_zoned_datetime(self.zone.clone());

@@ -390,3 +390,54 @@ fn event_subscribers_wake_up_with_the_latest_sequence() {
     w.engine.acknowledge(1, "marie", "").expect("ack");
     assert_eq!(*events.borrow_and_update(), 2);
 }
+
+/// A workstation silent outside its clinic's own opening hours raises nothing; inside them it
+/// alerts (CMP3). The same silence under the default hours (open until 19:00) alerts.
+#[test]
+fn silent_workstation_is_judged_by_its_clinics_own_hours() {
+    use crate::central_config::ConfigScope;
+    use crate::central_config::clinic::ClinicSection;
+    let local = |text: &str| {
+        jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M", text)
+            .expect("datetime")
+            .to_zoned_datetime(super::opening_hours::clinic_zone())
+            .expect("zoned")
+            .timestamp()
+    };
+    let world = |own_hours: bool, seen: &str, now: &str| {
+        let w = World::new(Tier::Cmp3, AgentRole::Workstation);
+        if own_hours {
+            let section = ClinicSection {
+                time_zone: "Indian/Reunion".into(),
+                opening_hours: Some(
+                    [("mon".to_owned(), vec!["08:00-16:00".to_owned()])]
+                        .into_iter()
+                        .collect(),
+                ),
+            };
+            w.storage
+                .put_config_version(
+                    &ConfigScope::Clinic(w.clinic.clone()),
+                    "tech",
+                    w.now(),
+                    "[clinic.opening_hours]\nmon = [\"08:00-16:00\"]\n",
+                    Some(section),
+                )
+                .expect("clinic config");
+        }
+        let seen = local(seen);
+        w.storage
+            .update_agent(&w.agent, |a| a.last_seen = Some(seen))
+            .expect("seen");
+        w.clock.set(local(now));
+        w.evaluate();
+        w
+    };
+    // Monday 2026-06-08: last seen at 08:00, the clinic closes at 16:00.
+    let closed = world(true, "2026-06-08 08:00", "2026-06-08 18:30");
+    assert!(closed.alerts().is_empty(), "{:?}", closed.alerts());
+    let defaults = world(false, "2026-06-08 08:00", "2026-06-08 18:30");
+    assert_eq!(defaults.alerts(), vec![(1, Rule::AgentSilent, Open, 1)]);
+    let open = world(true, "2026-06-08 08:00", "2026-06-08 10:31");
+    assert_eq!(open.alerts(), vec![(1, Rule::AgentSilent, Open, 1)]);
+}

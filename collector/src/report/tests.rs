@@ -52,6 +52,7 @@ fn agent(enrolled: &str) -> AgentRecord {
         snapshot: None,
         snapshot_collected_at: None,
         clock: None,
+        config: Default::default(),
     }
 }
 

@@ -96,12 +96,23 @@ impl Admin for AdminService {
     ) -> Result<Response<ListClinicsResponse>, Status> {
         require_admin(&request)?;
         let storage = self.state.storage.clone();
-        let clinics = blocking(move || storage.list_clinics())
-            .await?
-            .map_err(internal)?;
-        Ok(Response::new(ListClinicsResponse {
-            clinics: clinics.iter().map(clinic_to_proto).collect(),
-        }))
+        let clinics = blocking(move || {
+            storage
+                .list_clinics()?
+                .iter()
+                .map(|clinic| {
+                    let mut proto = clinic_to_proto(clinic);
+                    let latest = storage.latest_config(
+                        &crate::central_config::ConfigScope::Clinic(clinic.id.clone()),
+                    )?;
+                    crate::central_config::fill_clinic(&mut proto, latest.as_ref());
+                    Ok(proto)
+                })
+                .collect::<Result<Vec<_>, crate::storage::StorageError>>()
+        })
+        .await?
+        .map_err(internal)?;
+        Ok(Response::new(ListClinicsResponse { clinics }))
     }
 
     async fn create_token(
@@ -186,7 +197,10 @@ impl Admin for AdminService {
                     let reports = storage.report_count(&agent.id)?;
                     let uninterpreted = storage.uninterpreted_count(&agent.id)?;
                     let cuts = storage.fact_cuts(&agent.id)?;
-                    Ok(agent_to_proto(&agent, reports, uninterpreted, cuts))
+                    let mut proto = agent_to_proto(&agent, reports, uninterpreted, cuts);
+                    let expected = super::admin_config::delivery_of(&storage, &agent)?.version;
+                    crate::central_config::fill_agent(&mut proto, &agent, expected);
+                    Ok(proto)
                 })
                 .collect::<Result<Vec<_>, crate::storage::StorageError>>()
         })
@@ -305,6 +319,27 @@ impl Admin for AdminService {
         request: Request<v1::SetClinicContactRequest>,
     ) -> Result<Response<v1::Clinic>, Status> {
         self.do_set_clinic_contact(request).await
+    }
+
+    async fn show_config(
+        &self,
+        request: Request<v1::ShowConfigRequest>,
+    ) -> Result<Response<v1::ShowConfigResponse>, Status> {
+        self.do_show_config(request).await
+    }
+
+    async fn set_config(
+        &self,
+        request: Request<v1::SetConfigRequest>,
+    ) -> Result<Response<v1::SetConfigResponse>, Status> {
+        self.do_set_config(request).await
+    }
+
+    async fn config_history(
+        &self,
+        request: Request<v1::ConfigHistoryRequest>,
+    ) -> Result<Response<v1::ConfigHistoryResponse>, Status> {
+        self.do_config_history(request).await
     }
 }
 

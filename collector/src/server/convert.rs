@@ -424,6 +424,8 @@ pub fn clinic_to_proto(c: &Clinic) -> v1::Clinic {
         tier: c.tier.as_str().to_owned(),
         created_at: Some(timestamp_to_proto(c.created_at)),
         contact_email: c.contact_email.clone().unwrap_or_default(),
+        // Central configuration fields: `central_config` fills them where they are shown.
+        ..Default::default()
     }
 }
 
@@ -477,6 +479,8 @@ pub fn agent_to_proto(
             last_quarantine_reason: a.outbox_health.last_quarantine_reason.clone(),
         }),
         truncated,
+        // Fields 30-34: `central_config::fill_agent`, which knows the expected version.
+        ..Default::default()
     }
 }
 

@@ -128,6 +128,7 @@ impl Enrollment for EnrollmentService {
             snapshot: None,
             snapshot_collected_at: None,
             clock: None,
+            config: Default::default(),
         };
         let storage = self.state.storage.clone();
         let spent = blocking(move || {

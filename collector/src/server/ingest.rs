@@ -124,6 +124,8 @@ fn read_report(bytes: Vec<u8>) -> Result<Received, RejectedReport> {
 struct BatchNote<'a> {
     now: Timestamp,
     version: &'a str,
+    /// The central configuration version the agent runs (`ReportBatch.config_version`).
+    config_version: u64,
     outbox: Option<&'a OutboxStatus>,
     clock: Option<ClockReading>,
     /// The newest snapshot, by trusted time.
@@ -135,6 +137,7 @@ fn note_batch(agent: &mut AgentRecord, note: &BatchNote<'_>) {
     if !note.version.trim().is_empty() {
         agent.agent_version = crate::limits::text(note.version.trim(), crate::limits::LABEL_BYTES);
     }
+    agent.config.running_version = note.config_version;
     if let Some(outbox) = note.outbox {
         agent.outbox_dropped_total = outbox.dropped_total;
         let health = outbox_health_from_proto(outbox);
@@ -350,6 +353,7 @@ impl Ingest for IngestService {
         }
         let outbox = batch.outbox;
         let version = batch.agent_version;
+        let config_version = batch.config_version;
 
         // After a failed flush nothing written now could be acknowledged honestly.
         self.state
@@ -364,6 +368,7 @@ impl Ingest for IngestService {
             let note = BatchNote {
                 now: received_at,
                 version: &version,
+                config_version,
                 outbox: outbox.as_ref(),
                 clock,
                 latest: latest.as_ref(),
@@ -524,6 +529,7 @@ mod tests {
             snapshot: None,
             snapshot_collected_at: None,
             clock: None,
+            config: Default::default(),
         };
         let snap = |host: &str| SystemSnapshot {
             hostname: host.into(),
@@ -547,6 +553,7 @@ mod tests {
             &BatchNote {
                 now: t(100),
                 version: "1.0",
+                config_version: 0,
                 outbox: Some(&outbox),
                 clock: ClockReading::of(Some(t(100)), t(100)),
                 latest: Some(&newer),
@@ -558,6 +565,7 @@ mod tests {
             &BatchNote {
                 now: t(101),
                 version: "",
+                config_version: 0,
                 outbox: None,
                 clock: None,
                 latest: Some(&older),

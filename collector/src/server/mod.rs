@@ -5,9 +5,11 @@
 pub mod admin;
 mod admin_alerts;
 mod admin_backup;
+mod admin_config;
 mod admin_escalation;
 mod admin_report;
 pub mod admission;
+pub mod agent_config;
 pub mod convert;
 pub mod enrollment;
 pub mod identity;
@@ -27,6 +29,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use vigie_proto::received::ingest_server::IngestServer;
 use vigie_proto::v1::admin_server::AdminServer;
+use vigie_proto::v1::agent_config_server::AgentConfigServer;
 use vigie_proto::v1::enrollment_server::EnrollmentServer;
 
 use crate::alerts::clock::{Clock, SystemClock};
@@ -61,6 +64,8 @@ pub struct CollectorState {
     pub evaluator: Evaluator,
     /// Alerts to tickets: the queue and the sinks.
     pub escalation: Arc<Escalator>,
+    /// The latest central configuration version set: wakes every agent's `Watch` stream.
+    pub config_changes: watch::Sender<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -324,6 +329,7 @@ async fn start_with(
         alerts: engine,
         evaluator,
         escalation,
+        config_changes: watch::Sender::new(0),
     });
 
     let signal = |mut rx: watch::Receiver<bool>| async move {
@@ -348,6 +354,15 @@ async fn start_with(
             IngestServer::new(ingest::IngestService::new(state.clone()))
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
+            require_certificate,
+        ))
+        .add_service(InterceptedService::new(
+            AgentConfigServer::new(agent_config::AgentConfigService::new(
+                state.clone(),
+                stopped.clone(),
+            ))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
             require_certificate,
         ));
     let agent_incoming = tls::incoming(

@@ -13,6 +13,7 @@
 //!   export of every tree at one point in time (the collector's own backup) and its import.
 //! - `history.rs`: the change log of device states and machine facts (the monthly report's
 //!   month), and the report schedule's delivery markers.
+//! - `config.rs`: central configuration versions per clinic and per agent, all kept.
 //! - `retention.rs`: pruning what is older than `[retention]` says (no tree of its own).
 //!
 //! Records are JSON (serde) so they can gain fields; reports are protobuf. Text keys join their
@@ -20,6 +21,7 @@
 
 mod alerts;
 mod backup;
+mod config;
 mod durability;
 mod enrollment;
 mod escalation;
@@ -113,6 +115,7 @@ pub struct Storage {
     escalations: sled::Tree,
     escalation_meta: sled::Tree,
     escalation_todo: sled::Tree,
+    config_versions: sled::Tree,
     durability: Arc<Durability>,
     gate: WriteGate,
 }
@@ -152,6 +155,7 @@ impl Storage {
             escalations: db.open_tree("escalations")?,
             escalation_meta: db.open_tree("escalation_meta")?,
             escalation_todo: db.open_tree("escalation_todo")?,
+            config_versions: db.open_tree("config_versions")?,
             db,
             durability: Arc::new(durability),
             gate: WriteGate::default(),

@@ -30,6 +30,7 @@ fn agent_from(token: &TokenRecord, id: &str) -> AgentRecord {
         snapshot: None,
         snapshot_collected_at: None,
         clock: None,
+        config: Default::default(),
     }
 }
 

@@ -127,7 +127,7 @@ fn running_processes() -> Vec<String> {
         .collect()
 }
 
-pub fn collect(config: &crate::config::AntivirusConfig) -> SourceResult {
+pub fn collect(config: &crate::facts::antivirus::config::AntivirusConfig) -> SourceResult {
     inspect(&config.clamav_db_dir, &running_processes())
 }
 

@@ -73,7 +73,7 @@ pub fn interpret_failure(stderr: &str) -> Option<SourceResult> {
 }
 
 #[cfg(windows)]
-pub fn collect(config: &crate::config::AntivirusConfig) -> SourceResult {
+pub fn collect(config: &crate::facts::antivirus::config::AntivirusConfig) -> SourceResult {
     let out = crate::command::powershell(SCRIPT)
         .timeout(config.command_timeout)
         .run()

@@ -4,15 +4,15 @@
 //! are the facts and nothing is claimed.
 
 pub mod clamav;
+pub mod config;
 pub mod defender;
 pub mod security_center;
 
 use jiff::Timestamp;
 use serde::Serialize;
-use vigie_proto::v1;
 
-use crate::config::AntivirusConfig;
-use crate::facts::{CheckFailure, Fact, proto_timestamp};
+use crate::facts::antivirus::config::AntivirusConfig;
+use crate::facts::{CheckFailure, Fact};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AntivirusStatus {
@@ -33,29 +33,6 @@ pub struct AntivirusProduct {
     pub signatures_updated_at: Option<Timestamp>,
     pub engine_version: String,
     pub service_running: Option<bool>,
-}
-
-impl AntivirusStatus {
-    pub fn to_proto(&self) -> v1::AntivirusStatus {
-        v1::AntivirusStatus {
-            products: self
-                .products
-                .iter()
-                .map(|p| v1::AntivirusProduct {
-                    name: p.name.clone(),
-                    source: p.source.clone(),
-                    enabled: p.enabled,
-                    realtime_protection: p.realtime_protection,
-                    signatures_up_to_date: p.signatures_up_to_date,
-                    signature_version: p.signature_version.clone(),
-                    signatures_updated_at: p.signatures_updated_at.as_ref().map(proto_timestamp),
-                    engine_version: p.engine_version.clone(),
-                    service_running: p.service_running,
-                })
-                .collect(),
-            none_found: self.none_found,
-        }
-    }
 }
 
 /// What one source said: the products it found (maybe none), or why it could not say.

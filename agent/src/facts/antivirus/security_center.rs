@@ -71,7 +71,7 @@ pub fn is_server_without_security_center(stderr: &str) -> bool {
 }
 
 #[cfg(windows)]
-pub fn collect(config: &crate::config::AntivirusConfig) -> super::SourceResult {
+pub fn collect(config: &crate::facts::antivirus::config::AntivirusConfig) -> super::SourceResult {
     let out = crate::command::powershell(SCRIPT)
         .timeout(config.command_timeout)
         .run()

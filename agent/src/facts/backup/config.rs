@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::duration_text;
-
 /// Default rescan of the backup spool and sources (a watch on the spool wakes it sooner).
 pub const DEFAULT_BACKUP_SCAN_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -28,7 +26,7 @@ pub struct BackupConfig {
     /// Folder where scripts drop JSON result files.
     pub spool_dir: Option<std::path::PathBuf>,
     /// Rescan of the spool and of the jobs' sources, the safety net of the spool watch.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::duration_text")]
     pub scan_interval: Duration,
     /// The jobs that should exist, their schedule and source.
     pub jobs: Vec<super::BackupJob>,

@@ -98,7 +98,7 @@ impl<'de> Deserialize<'de> for JobSource {
 pub struct BackupJob {
     pub name: String,
     /// Expected every this long, e.g. `"24h"`.
-    #[serde(default, deserialize_with = "optional_duration")]
+    #[serde(default, with = "crate::duration_text::option")]
     pub every: Option<Duration>,
     /// Or on these days (`mon` ... `sun`) ...
     #[serde(default)]
@@ -115,7 +115,7 @@ pub struct BackupJob {
     #[serde(default)]
     pub target: String,
     /// How often the backup must be verified (`exec --kind check`), e.g. `"30d"`.
-    #[serde(default, deserialize_with = "optional_duration")]
+    #[serde(default, with = "crate::duration_text::option")]
     pub check_every: Option<Duration>,
 }
 
@@ -136,15 +136,6 @@ impl Weekday {
     pub fn iso(self) -> u32 {
         self as u32 + 1
     }
-}
-
-fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map(Some).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "invalid duration {text:?} ({e}); write e.g. \"24h\" or \"7days\""
-        ))
-    })
 }
 
 /// `"HH:MM"` with a valid hour and minute.
@@ -264,7 +255,7 @@ mod tests {
     fn problems_of(toml: &str) -> Vec<String> {
         match parse_config(toml) {
             Ok(_) => Vec::new(),
-            Err(errors) => errors.0,
+            Err(errors) => errors.messages(),
         }
     }
 

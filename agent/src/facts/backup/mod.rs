@@ -37,7 +37,6 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use vigie_proto::v1;
 
 use crate::facts::{CheckFailure, Fact};
 pub use config::BackupConfig;
@@ -64,14 +63,6 @@ pub enum BackupStatus {
 }
 
 impl BackupStatus {
-    fn to_proto(self) -> v1::BackupStatus {
-        match self {
-            BackupStatus::Success => v1::BackupStatus::Success,
-            BackupStatus::Warning => v1::BackupStatus::Warning,
-            BackupStatus::Failed => v1::BackupStatus::Failed,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             BackupStatus::Success => "success",
@@ -171,29 +162,6 @@ impl BackupRun {
     pub fn time(&self) -> Option<Timestamp> {
         self.finished_at.or(self.started_at)
     }
-
-    pub fn to_proto(&self) -> v1::BackupRun {
-        v1::BackupRun {
-            job: self.job.clone(),
-            source: self.source.clone(),
-            status: self.status.to_proto() as i32,
-            started_at: self.started_at.map(timestamp_to_proto),
-            finished_at: self.finished_at.map(timestamp_to_proto),
-            bytes: self.bytes,
-            files: self.files,
-            target: self.target.clone(),
-            message: self.message.clone(),
-            failed_items: self.failed_items,
-            code: self.code,
-            kind: match self.kind {
-                RunKind::Backup => String::new(),
-                RunKind::Check => "check".to_owned(),
-            },
-            cause: self.cause.clone(),
-            signal: self.signal,
-            paths_removed: self.paths_removed,
-        }
-    }
 }
 
 /// A job the config says should exist, with the last result known for it.
@@ -224,36 +192,6 @@ pub struct BackupReport {
     pub runs: Vec<BackupRun>,
     pub declared_jobs: Vec<DeclaredJob>,
     pub unreadable: Vec<CheckFailure>,
-}
-
-impl BackupReport {
-    pub fn to_proto(&self) -> v1::BackupReport {
-        v1::BackupReport {
-            runs: self.runs.iter().map(BackupRun::to_proto).collect(),
-            declared_jobs: self
-                .declared_jobs
-                .iter()
-                .map(|d| v1::DeclaredJob {
-                    name: d.name.clone(),
-                    every_seconds: d.every_seconds.unwrap_or(0),
-                    days_of_week: d.days_of_week.clone(),
-                    at: d.at.clone().unwrap_or_default(),
-                    last_run: d.last_run.as_ref().map(BackupRun::to_proto),
-                    check_every_seconds: d.check_every_seconds.unwrap_or(0),
-                    last_check: d.last_check.as_ref().map(BackupRun::to_proto),
-                    last_good_check_at: d.last_good_check_at.map(timestamp_to_proto),
-                })
-                .collect(),
-            unreadable: self
-                .unreadable
-                .iter()
-                .map(|f| v1::CheckFailure {
-                    check: f.check.clone(),
-                    error: f.error.clone(),
-                })
-                .collect(),
-        }
-    }
 }
 
 /// A backup report and what to do once it is durably queued.
@@ -493,13 +431,6 @@ pub fn stable_id(at: Timestamp, parts: &[&[u8]]) -> Uuid {
     bytes[6] = 0x70 | (bytes[6] & 0x0f);
     bytes[8] = 0x80 | (bytes[8] & 0x3f);
     Uuid::from_bytes(bytes)
-}
-
-fn timestamp_to_proto(t: Timestamp) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.as_second(),
-        nanos: t.subsec_nanosecond(),
-    }
 }
 
 /// Cuts `text` to at most `max` characters on one line, trimmed: product messages can be long.

@@ -6,21 +6,17 @@
 pub mod dicom;
 pub mod http;
 pub mod icmp;
-pub mod nas;
 pub mod neighbours;
-pub mod printer;
 pub mod snmp;
 pub mod target;
 pub mod tcp;
-pub mod ups;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
-use vigie_proto::v1;
 
 pub use target::{DeviceKind, Probe, Target};
 
@@ -38,10 +34,10 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
 #[serde(default, deny_unknown_fields)]
 pub struct LanConfig {
     /// Interval of targets that do not set their own.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::duration_text")]
     pub interval: Duration,
     /// Time one probe may take before it counts as failed.
-    #[serde(with = "duration_text")]
+    #[serde(with = "crate::duration_text")]
     pub probe_timeout: Duration,
     /// Probes in flight at once, over all targets.
     pub max_concurrent_probes: usize,
@@ -205,14 +201,17 @@ pub fn millis(d: Duration) -> f64 {
     (d.as_micros() as f64) / 1000.0
 }
 
-/// When each target was last probed by this process, so a target with a longer interval than
-/// the check's skips rounds. A fresh process (`report --json`) probes everything.
-static LAST_PROBED: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
+/// When each target was last probed by one schedule, so a target with a longer interval than
+/// the check's skips rounds. Owned by the schedule that runs the LAN check: a new one (new
+/// targets from the collector, `report --json`) probes everything at once.
+#[derive(Debug, Default)]
+pub struct LanRounds {
+    last_probed: HashMap<String, Instant>,
+}
 
-fn due_targets(config: &LanConfig, now: Instant) -> Vec<Target> {
+fn due_targets(config: &LanConfig, rounds: &mut LanRounds, now: Instant) -> Vec<Target> {
     let tick = config.check_interval().unwrap_or(config.interval);
-    let mut guard = LAST_PROBED.lock().unwrap_or_else(|p| p.into_inner());
-    let last = guard.get_or_insert_with(HashMap::new);
+    let last = &mut rounds.last_probed;
     let due: Vec<Target> = config
         .targets
         .iter()
@@ -232,8 +231,8 @@ fn due_targets(config: &LanConfig, now: Instant) -> Vec<Target> {
 
 /// One round: every due target, then passive discovery. Never fails: each problem is in the
 /// result of the probe it concerns.
-pub async fn collect(config: &LanConfig) -> LanReport {
-    let targets = due_targets(config, Instant::now());
+pub async fn collect(config: &LanConfig, rounds: &mut LanRounds) -> LanReport {
+    let targets = due_targets(config, rounds, Instant::now());
     let devices = probe_all(&targets, config).await;
     let discovered = if config.discover_neighbours {
         neighbours::discover(&config.targets, config.probe_timeout).await
@@ -375,82 +374,6 @@ pub fn verdict(target: &Target, outcomes: Vec<ProbeOutcome>) -> DeviceHealth {
     health
 }
 
-impl LanReport {
-    pub fn to_proto(&self) -> v1::LanReport {
-        v1::LanReport {
-            devices: self.devices.iter().map(DeviceHealth::to_proto).collect(),
-            discovered: self
-                .discovered
-                .iter()
-                .map(|d| v1::DiscoveredDevice {
-                    ip: d.ip.clone(),
-                    mac: d.mac.clone(),
-                    state: d.state.clone(),
-                })
-                .collect(),
-            configured_targets: self.configured.clone(),
-        }
-    }
-}
-
-impl DeviceHealth {
-    fn to_proto(&self) -> v1::DeviceHealth {
-        let state = match self.state {
-            DeviceState::Up => v1::DeviceState::Up,
-            DeviceState::Degraded => v1::DeviceState::Degraded,
-            DeviceState::Down => v1::DeviceState::Down,
-        };
-        v1::DeviceHealth {
-            name: self.name.clone(),
-            kind: self.kind.as_str().to_owned(),
-            address: self.address.clone(),
-            state: state.into(),
-            latency_ms: self.latency_ms,
-            probes: self
-                .probes
-                .iter()
-                .map(|p| v1::ProbeResult {
-                    probe: p.probe.clone(),
-                    ok: p.ok,
-                    latency_ms: p.latency_ms,
-                    error: p.error.clone(),
-                    details: p.details.clone().into_iter().collect(),
-                })
-                .collect(),
-            supplies: self
-                .supplies
-                .iter()
-                .map(snmp::PrinterSupply::to_proto)
-                .collect(),
-            ups: self.ups.as_ref().map(snmp::UpsStatus::to_proto),
-            storage: self
-                .storage
-                .iter()
-                .map(snmp::StorageUse::to_proto)
-                .collect(),
-            sys_descr: self.sys_descr.clone().unwrap_or_default(),
-            uptime_seconds: self.uptime_seconds,
-            error: self.error.clone(),
-        }
-    }
-}
-
-/// Durations written as text, e.g. `"90s"`, `"5m"`.
-mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration {text:?} ({e}); write e.g. \"30s\", \"5m\" or \"1h\""
-            ))
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,6 +385,8 @@ mod tests {
             address: "127.0.0.1".to_owned(),
             probes,
             interval: None,
+            agent: None,
+            role: None,
         }
     }
 
@@ -608,7 +533,9 @@ mod tests {
               { type = "dicom", called_ae = "A_TITLE_FAR_TOO_LONG" },
             ]
         "#;
-        let errors = crate::config::parse_config(text).expect_err("invalid").0;
+        let errors = crate::config::parse_config(text)
+            .expect_err("invalid")
+            .messages();
         let expect = [
             "lan.probe_timeout = 0s",
             "lan.targets[0] (a): address is empty",
@@ -628,7 +555,7 @@ mod tests {
             "[[lan.targets]]\nname = \"x\"\nkind = \"fax\"\naddress = \"1\"\nprobes = [{ type = \"tcp\", port = 1, extra = 2 }]\n",
         )
         .expect_err("unknown kind");
-        assert!(unknown.0[0].contains("fax"), "{unknown:?}");
+        assert!(unknown.0[0].message.contains("fax"), "{unknown:?}");
         for probe in [
             "{ type = \"icmp\", count = 3 }",
             "{ type = \"tcp\", port = 1, extra = 2 }",

@@ -289,6 +289,8 @@ mod tests {
             address: "192.168.1.1".to_owned(),
             probes: vec![Probe::Icmp {}],
             interval: None,
+            agent: None,
+            role: None,
         };
         let entries = vec![
             found("192.168.1.1", "aa:bb:cc:00:11:22", "REACHABLE"),

@@ -24,8 +24,15 @@ pub struct Target {
     pub address: String,
     pub probes: Vec<Probe>,
     /// How often this device is probed; `[lan] interval` when absent.
-    #[serde(default, with = "optional_duration_text")]
+    #[serde(default, with = "crate::duration_text::option")]
     pub interval: Option<Duration>,
+    /// In a clinic's central configuration: the agent that probes this device, by id ...
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// ... or every agent of the clinic with this role (`server`, `workstation`, `imaging`).
+    /// The collector delivers each target only to its agents; an agent ignores both.
+    #[serde(default)]
+    pub role: Option<vigie_domain::AgentRole>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -267,20 +274,4 @@ fn snmp_problems(s: &SnmpProbe) -> Vec<String> {
         }
     }
     problems
-}
-
-/// `interval = "5m"`, optional.
-mod optional_duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map(Some).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration {text:?} ({e}); write e.g. \"30s\", \"5m\" or \"1h\""
-            ))
-        })
-    }
 }

@@ -2,7 +2,7 @@
 
 use super::Installed;
 use crate::command::ExternalCommand;
-use crate::config::SoftwareConfig;
+use crate::facts::software::config::SoftwareConfig;
 
 /// Status, name, version, maintainer: one package per line.
 pub const FORMAT: &str = "${db:Status-Abbrev}\t${Package}\t${Version}\t${Maintainer}\n";

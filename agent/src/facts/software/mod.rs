@@ -4,15 +4,15 @@
 //! collector. Only program names, versions and publishers are read: never anything from those
 //! programs' data folders.
 
+pub mod config;
 pub mod dpkg;
 pub mod rpm;
 pub mod watch;
 pub mod windows_registry;
 
 use serde::Serialize;
-use vigie_proto::v1;
 
-use crate::config::SoftwareConfig;
+use crate::facts::software::config::SoftwareConfig;
 use crate::facts::{CheckFailure, Fact};
 
 /// One installed program as the OS lists it.
@@ -37,24 +37,6 @@ pub struct InstalledSoftware {
     pub name: String,
     pub version: String,
     pub publisher: String,
-}
-
-impl SoftwareInventory {
-    pub fn to_proto(&self) -> v1::SoftwareInventory {
-        v1::SoftwareInventory {
-            items: self
-                .items
-                .iter()
-                .map(|i| v1::InstalledSoftware {
-                    watch_name: i.watch_name.clone(),
-                    name: i.name.clone(),
-                    version: i.version.clone(),
-                    publisher: i.publisher.clone(),
-                })
-                .collect(),
-            not_found: self.not_found.clone(),
-        }
-    }
 }
 
 /// The installed programs from this OS's inventory, or why they could not be listed, with the
@@ -90,7 +72,7 @@ pub fn parse_all(bytes: &[u8]) {
     installed.extend(windows_registry::parse(&text).unwrap_or_default());
     // The text as a pattern too: globs from a config must not blow up either.
     let pattern: String = text.chars().take(64).collect();
-    let watch = [crate::config::WatchEntry {
+    let watch = [crate::facts::software::config::WatchEntry {
         name: "fuzz".to_owned(),
         pattern,
     }];

@@ -2,7 +2,7 @@
 
 use super::Installed;
 use crate::command::ExternalCommand;
-use crate::config::SoftwareConfig;
+use crate::facts::software::config::SoftwareConfig;
 
 /// Name, version-release (epoch left out, as people write versions), vendor.
 pub const QUERY_FORMAT: &str = "%{NAME}\t%{VERSION}-%{RELEASE}\t%{VENDOR}\n";

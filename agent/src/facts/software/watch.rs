@@ -3,7 +3,7 @@
 //! "*sesam*vitale*", and small enough to need no crate.
 
 use super::{Installed, InstalledSoftware, SoftwareInventory};
-use crate::config::WatchEntry;
+use crate::facts::software::config::WatchEntry;
 
 /// Whether `name` matches `pattern`, ignoring case.
 pub fn glob_match(pattern: &str, name: &str) -> bool {

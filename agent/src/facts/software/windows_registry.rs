@@ -41,7 +41,9 @@ pub fn parse(text: &str) -> Result<Vec<Installed>, PsJsonError> {
 }
 
 #[cfg(windows)]
-pub fn collect(config: &crate::config::SoftwareConfig) -> Result<Vec<Installed>, String> {
+pub fn collect(
+    config: &crate::facts::software::config::SoftwareConfig,
+) -> Result<Vec<Installed>, String> {
     let out = crate::command::powershell(SCRIPT)
         .timeout(config.command_timeout)
         .run()

@@ -11,8 +11,8 @@ use jiff::tz::TimeZone;
 
 use super::{Classification, OsUpdateStatus, Pending, PendingUpdate, failure, reboot};
 use crate::command::ExternalCommand;
-use crate::config::UpdatesConfig;
 use crate::facts::Fact;
+use crate::facts::updates::config::UpdatesConfig;
 
 pub const HISTORY_LOG: &str = "/var/log/apt/history.log";
 const APT_CHECK: &str = "/usr/lib/update-notifier/apt-check";

@@ -4,16 +4,16 @@
 //! that is missing or fails becomes a [`CheckFailure`] and the others still report.
 
 pub mod apt;
+pub mod config;
 pub mod dnf;
 pub mod reboot;
 pub mod windows_update;
 
 use jiff::Timestamp;
 use serde::Serialize;
-use vigie_proto::v1;
 
-use crate::config::UpdatesConfig;
-use crate::facts::{CheckFailure, Fact, proto_timestamp};
+use crate::facts::updates::config::UpdatesConfig;
+use crate::facts::{CheckFailure, Fact};
 
 /// At most this many pending updates are listed by name; the counts cover them all.
 pub const MAX_PENDING_LISTED: usize = 100;
@@ -117,27 +117,6 @@ impl OsUpdateStatus {
         self.reboot_reasons = reboot.reasons;
         self.reboot_required_since = reboot.since;
         self
-    }
-
-    pub fn to_proto(&self) -> v1::OsUpdateStatus {
-        v1::OsUpdateStatus {
-            manager: self.manager.clone(),
-            pending_count: self.pending_count,
-            security_count: self.security_count,
-            pending: self
-                .pending
-                .iter()
-                .map(|p| v1::PendingUpdate {
-                    title: p.title.clone(),
-                    classification: p.classification.as_str().to_owned(),
-                    id: p.id.clone(),
-                })
-                .collect(),
-            last_install_at: self.last_install_at.as_ref().map(proto_timestamp),
-            reboot_required: self.reboot_required,
-            reboot_reasons: self.reboot_reasons.clone(),
-            reboot_required_since: self.reboot_required_since.as_ref().map(proto_timestamp),
-        }
     }
 }
 

@@ -174,7 +174,7 @@ fn classification_by_name(name: &str) -> Option<Classification> {
 }
 
 #[cfg(windows)]
-pub fn collect(config: &crate::config::UpdatesConfig) -> Vec<crate::facts::Fact> {
+pub fn collect(config: &crate::facts::updates::config::UpdatesConfig) -> Vec<crate::facts::Fact> {
     use super::{OsUpdateStatus, RebootStatus, failure, reboot};
     use crate::command::{ExternalCommand, powershell};
     use crate::facts::Fact;

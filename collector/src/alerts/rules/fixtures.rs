@@ -35,6 +35,7 @@ pub fn agent(role: AgentRole) -> AgentRecord {
         snapshot: None,
         snapshot_collected_at: None,
         clock: None,
+        config: Default::default(),
     }
 }
 

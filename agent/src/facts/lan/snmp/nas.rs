@@ -3,9 +3,8 @@
 //! without a type is kept.
 
 use serde::Serialize;
-use vigie_proto::v1;
 
-use super::snmp::{Row, SnmpValue};
+use super::value::{Row, SnmpValue};
 
 /// hrStorageEntry columns: type (2), description (3), allocation units (4), size (5), used (6).
 pub const COLUMNS: [&[u64]; 5] = [
@@ -26,16 +25,6 @@ pub struct StorageUse {
     pub description: String,
     pub total_bytes: u64,
     pub used_bytes: u64,
-}
-
-impl StorageUse {
-    pub fn to_proto(&self) -> v1::StorageUse {
-        v1::StorageUse {
-            description: self.description.clone(),
-            total_bytes: self.total_bytes,
-            used_bytes: self.used_bytes,
-        }
-    }
 }
 
 /// Joins the five columns (in [`COLUMNS`] order; the type column holds OIDs, read as rows of

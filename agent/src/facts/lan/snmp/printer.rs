@@ -3,9 +3,8 @@
 //! remaining") leave the percentage absent; the raw numbers travel as they are.
 
 use serde::Serialize;
-use vigie_proto::v1;
 
-use super::snmp::Row;
+use super::value::Row;
 
 /// prtMarkerSuppliesEntry columns: description (6), max capacity (8), level (9).
 pub const COLUMNS: [&[u64]; 3] = [
@@ -22,17 +21,6 @@ pub struct PrinterSupply {
     /// The MIB's raw level, including -2 (unknown) and -3 (some remaining).
     pub level: i64,
     pub max_capacity: i64,
-}
-
-impl PrinterSupply {
-    pub fn to_proto(&self) -> v1::PrinterSupply {
-        v1::PrinterSupply {
-            description: self.description.clone(),
-            percent: self.percent,
-            level: self.level,
-            max_capacity: self.max_capacity,
-        }
-    }
 }
 
 /// One supply per level row, in the printer's order.
@@ -79,8 +67,8 @@ fn dotted(index: &[u64]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::value::SnmpValue;
     use super::*;
-    use crate::facts::lan::snmp::SnmpValue;
 
     fn row(index: u64, value: SnmpValue) -> Row {
         (vec![1, index], value)

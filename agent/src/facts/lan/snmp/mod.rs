@@ -1,6 +1,7 @@
 //! SNMP probe (v2c, or v3 with USM auth/privacy): sysDescr and sysUpTime from every device,
-//! then what the device's kind has to say: printer supplies (`printer.rs`), UPS battery
-//! (`ups.rs`), NAS storage (`nas.rs`). Numeric OIDs only: Debian ships no MIB files, and a
+//! then what the device's kind has to say, each MIB decoder a part of this probe: printer
+//! supplies (`printer.rs`), UPS battery (`ups.rs`), NAS storage (`nas.rs`), all reading the
+//! values of `value.rs`. Numeric OIDs only: Debian ships no MIB files, and a
 //! clinic PC has none either. snmp2 has no timeout of its own, so every request gets one.
 
 use std::time::{Duration, Instant};
@@ -8,12 +9,19 @@ use std::time::{Duration, Instant};
 use snmp2::v3::{Auth, AuthProtocol, Cipher, Security};
 use snmp2::{AsyncSession, Oid, Value};
 
-pub use super::nas::StorageUse;
-pub use super::printer::PrinterSupply;
+pub mod nas;
+pub mod printer;
+pub mod ups;
+pub mod value;
+
+pub use nas::StorageUse;
+pub use printer::PrinterSupply;
+pub use ups::UpsStatus;
+pub use value::{Row, SnmpValue};
+
 use super::target::{SnmpAuth, SnmpPrivacy, SnmpProbe, SnmpVersion};
 use super::tcp::host_port;
-pub use super::ups::UpsStatus;
-use super::{DeviceKind, ProbeOutcome, ProbeResult, nas, printer, ups};
+use super::{DeviceKind, ProbeOutcome, ProbeResult};
 
 /// sysDescr.0
 const SYS_DESCR: &[u64] = &[1, 3, 6, 1, 2, 1, 1, 1, 0];
@@ -33,70 +41,6 @@ pub struct SnmpFacts {
     pub ups: Option<UpsStatus>,
     pub storage: Vec<StorageUse>,
 }
-
-/// A value copied out of the response buffer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SnmpValue {
-    Int(i64),
-    /// Counter32, Gauge32/Unsigned32, TimeTicks, Counter64.
-    Unsigned(u64),
-    Text(Vec<u8>),
-    /// An OBJECT IDENTIFIER value, e.g. hrStorageType.
-    Oid(Vec<u64>),
-    /// Null, noSuchObject, noSuchInstance, or a type we do not read.
-    Absent,
-}
-
-impl SnmpValue {
-    fn from_value(value: &Value<'_>) -> Self {
-        match value {
-            Value::Integer(i) => SnmpValue::Int(*i),
-            Value::Counter32(u) | Value::Unsigned32(u) | Value::Timeticks(u) => {
-                SnmpValue::Unsigned(u64::from(*u))
-            }
-            Value::Counter64(u) => SnmpValue::Unsigned(*u),
-            Value::OctetString(bytes) => SnmpValue::Text(bytes.to_vec()),
-            Value::ObjectIdentifier(oid) => oid
-                .iter()
-                .map(|arcs| SnmpValue::Oid(arcs.collect()))
-                .unwrap_or(SnmpValue::Absent),
-            _ => SnmpValue::Absent,
-        }
-    }
-
-    pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            SnmpValue::Int(i) => Some(*i),
-            SnmpValue::Unsigned(u) => i64::try_from(*u).ok(),
-            _ => None,
-        }
-    }
-
-    pub fn as_u64(&self) -> Option<u64> {
-        match self {
-            SnmpValue::Int(i) => u64::try_from(*i).ok(),
-            SnmpValue::Unsigned(u) => Some(*u),
-            _ => None,
-        }
-    }
-
-    /// Display text: printers and NAS put Latin-1 or NUL-padded text in their strings.
-    pub fn as_text(&self) -> Option<String> {
-        match self {
-            SnmpValue::Text(bytes) => {
-                let text = match std::str::from_utf8(bytes) {
-                    Ok(s) => s.to_owned(),
-                    Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
-                };
-                Some(text.trim_end_matches('\0').trim().to_owned())
-            }
-            _ => None,
-        }
-    }
-}
-
-/// A table row: the index after the column's OID, and the value.
-pub type Row = (Vec<u64>, SnmpValue);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnmpError {

@@ -1,9 +1,8 @@
 //! UPS MIB (RFC 1628): battery status, charge, time left and whether the load runs on battery.
 
 use serde::Serialize;
-use vigie_proto::v1;
 
-use super::snmp::SnmpValue;
+use super::value::SnmpValue;
 
 /// upsBatteryStatus, upsSecondsOnBattery, upsEstimatedMinutesRemaining,
 /// upsEstimatedChargeRemaining, upsOutputSource (all `.0` scalars).
@@ -25,17 +24,6 @@ pub struct UpsStatus {
     pub charge_percent: Option<f64>,
     pub on_battery: bool,
     pub minutes_remaining: Option<u64>,
-}
-
-impl UpsStatus {
-    pub fn to_proto(&self) -> v1::UpsStatus {
-        v1::UpsStatus {
-            battery_status: self.battery_status.clone(),
-            charge_percent: self.charge_percent,
-            on_battery: self.on_battery,
-            minutes_remaining: self.minutes_remaining,
-        }
-    }
 }
 
 /// `None` when the device answers none of the UPS MIB (not a UPS, or another MIB).
