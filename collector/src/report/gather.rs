@@ -4,8 +4,26 @@
 use jiff::Timestamp;
 
 use super::figures::{DeviceInput, MachineInput, MonthInput};
+use crate::facts::Stamped;
 use crate::model::Clinic;
-use crate::storage::{HistoryTopic, Storage, StorageError};
+use crate::storage::{FactKind, HistoryTopic, Storage, StorageError};
+
+/// The fact in force at `at`: from the change log, else (facts stored before the log
+/// existed) the latest fact when it is not newer than `at`.
+fn in_force<T: serde::de::DeserializeOwned>(
+    storage: &Storage,
+    agent_id: &str,
+    topic: HistoryTopic,
+    kind: FactKind,
+    at: Timestamp,
+) -> Result<Option<Stamped<T>>, StorageError> {
+    if let Some(found) = storage.fact_at(agent_id, topic, at)? {
+        return Ok(Some(found));
+    }
+    Ok(storage
+        .latest_fact::<T>(agent_id, kind)?
+        .filter(|s| s.collected_at <= at))
+}
 
 /// The clinic's agents, backups, facts in force at `at` (the month's end, or now if sooner),
 /// device histories, alerts and escalations.
@@ -36,9 +54,21 @@ pub fn month_input(
         machines.push(MachineInput {
             declared: storage.declared_jobs(&id)?,
             runs: storage.backup_runs(&id)?,
-            os_updates: storage.fact_at(&id, HistoryTopic::OsUpdates, at)?,
-            antivirus: storage.fact_at(&id, HistoryTopic::Antivirus, at)?,
-            software: storage.fact_at(&id, HistoryTopic::Software, at)?,
+            os_updates: in_force(
+                storage,
+                &id,
+                HistoryTopic::OsUpdates,
+                FactKind::OsUpdates,
+                at,
+            )?,
+            antivirus: in_force(
+                storage,
+                &id,
+                HistoryTopic::Antivirus,
+                FactKind::Antivirus,
+                at,
+            )?,
+            software: in_force(storage, &id, HistoryTopic::Software, FactKind::Software, at)?,
             devices,
             agent,
         });
