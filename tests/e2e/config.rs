@@ -384,3 +384,26 @@ fn a_version_the_agent_cannot_run_is_refused_and_the_previous_keeps_running() {
     let table = collector.admin(&["agents"]).ok().stdout;
     assert!(table.contains("refusée"), "{table}");
 }
+
+#[test]
+fn a_revoked_agents_configuration_stream_ends() {
+    let collector = Collector::start();
+    let clinic = collector.add_clinic("Cabinet de Bras-Panon", "cmp1");
+    let (agent, agent_id) = Agent::enrolled(&collector, &clinic, "workstation");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        dir.path(),
+        "clinic.toml",
+        "[antivirus]\ninterval = \"3h\"\n",
+    );
+    let version = set(&collector, "--clinic", &clinic, &file);
+    let running = started(&agent);
+    wait_until(APPLY_WITHIN, "the agent runs the version", || {
+        runs_version(&collector, &agent_id, version)
+    });
+    collector.admin(&["agent", "revoke", &agent_id]).ok();
+    running.wait_until("the stream ends with the reason", APPLY_WITHIN, || {
+        let log = running.log();
+        log.contains("configuration stream lost") && log.contains("revoked")
+    });
+}

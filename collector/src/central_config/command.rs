@@ -109,11 +109,7 @@ impl From<&v1::ConfigVersion> for VersionView {
             clinic_id: v.clinic_id.clone(),
             agent_id: v.agent_id.clone(),
             author: v.author.clone(),
-            created_at: v
-                .created_at
-                .as_ref()
-                .and_then(timestamp_from_proto)
-                .map(|t| t.to_string()),
+            created_at: crate::time_text::rfc3339_proto(v.created_at.as_ref()),
             toml: v.toml.clone(),
         }
     }
@@ -129,11 +125,7 @@ fn when(v: &v1::ConfigVersion) -> String {
     v.created_at
         .as_ref()
         .and_then(timestamp_from_proto)
-        .map(|t| {
-            t.to_zoned_datetime(crate::alerts::opening_hours::clinic_zone())
-                .strftime("%d/%m/%Y %H:%M")
-                .to_string()
-        })
+        .map(crate::time_text::local_with_year)
         .unwrap_or_default()
 }
 

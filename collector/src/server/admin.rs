@@ -227,6 +227,8 @@ impl Admin for AdminService {
         tracing::warn!(agent_id = %agent.id, clinic_id = %agent.clinic_id, "agent revoked");
         // Its alerts resolve themselves: a revoked agent has no rules.
         self.state.evaluator.request(&agent.id);
+        // Its configuration stream, woken, finds it revoked and ends.
+        self.state.config_changes.send_modify(|_| {});
         Ok(Response::new(RevokeAgentResponse {}))
     }
 
