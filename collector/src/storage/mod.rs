@@ -3,8 +3,9 @@
 //! concern, each saying which trees it holds and what it keeps true:
 //!
 //! - `enrollment.rs`: clinics, enrollment tokens, agents.
-//! - `reports.rs`: reports as received (bytes and time), their count per agent, and those
-//!   this collector could not interpret yet.
+//! - `reports.rs`: reports as received (bytes and time), one value per batch with its id
+//!   index, their count per agent, those this collector could not interpret yet, and the
+//!   batches whose facts are recorded after the acknowledgement.
 //! - `facts.rs`: what the alert rules judge, recorded as reports arrive.
 //! - `alerts.rs`: alerts, their series and events, silences.
 //! - `escalation.rs`: the ticket queue and its event cursor.
@@ -37,11 +38,14 @@ pub use alerts::AlertWrite;
 pub use backup::{ExportError, ExportSink, ExportStats, ImportError, Importer, WriteTurn};
 pub use enrollment::{EnrollError, TokenRejection};
 pub use facts::{FactKind, RUNS_KEPT};
-pub use reports::{EncodedReport, StoreOutcome, StoredReport, UninterpretedReport};
+pub use reports::{
+    DeferredFacts, EncodedReport, PendingFacts, StoreOutcome, StoredReport, UninterpretedReport,
+};
 pub use retention::{Cutoffs, Pruned};
 
 use backup::WriteGate;
 use durability::Durability;
+use reports::AgentLocks;
 
 /// Separates the parts of a text key (the ASCII unit separator never occurs in ids or names
 /// a technician types).
@@ -69,6 +73,8 @@ pub enum StorageError {
         what: &'static str,
         source: serde_json::Error,
     },
+    #[error("damaged stored reports: {0}")]
+    CorruptBatch(&'static str),
     #[error("agent id {0:?} is not a UUID")]
     AgentId(String),
     #[error("the database {0} is open in another process (is `vigie-collector serve` running?)")]
@@ -93,7 +99,11 @@ pub struct Storage {
     clinics: sled::Tree,
     tokens: sled::Tree,
     agents: sled::Tree,
+    /// Reports in the format before issue 16 (one key each): read, never written.
     reports: sled::Tree,
+    report_batches: sled::Tree,
+    facts_pending: sled::Tree,
+    report_locks: Arc<AgentLocks>,
     report_counts: sled::Tree,
     uninterpreted: sled::Tree,
     backup_runs: sled::Tree,
@@ -133,6 +143,9 @@ impl Storage {
             tokens: db.open_tree("tokens")?,
             agents: db.open_tree("agents")?,
             reports: db.open_tree("reports")?,
+            report_batches: db.open_tree("report_batches")?,
+            facts_pending: db.open_tree("facts_pending")?,
+            report_locks: Arc::default(),
             report_counts: db.open_tree("report_counts")?,
             uninterpreted: db.open_tree("uninterpreted")?,
             backup_runs: db.open_tree("backup_runs")?,
