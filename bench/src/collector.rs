@@ -86,6 +86,27 @@ impl Collector {
         )?;
         let config = data_dir.join("collector.toml");
         let mut text = std::fs::read_to_string(&config)?;
+        // Every simulated agent enrolls from 127.0.0.1: lift the per-address admission limits
+        // (they guard enrollment only; enrolled agents' connections keep their own budget).
+        text = text
+            .lines()
+            .map(|line| match line.split_once(" = ").map(|(key, _)| key) {
+                Some(
+                    key @ ("enroll_per_address_per_minute"
+                    | "unauthenticated_per_address_per_minute"),
+                ) => {
+                    format!("{key} = 1000000")
+                }
+                Some(
+                    key @ ("max_unauthenticated_per_address" | "max_tls_handshakes_per_address"),
+                ) => {
+                    format!("{key} = 64")
+                }
+                _ => line.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        text.push('\n');
         text.push_str(&format!(
             "\n[bench]\ndiscard_reports = {}\nfsync = {}\n",
             switches.discard_reports, switches.fsync

@@ -201,18 +201,41 @@ pub async fn run(opts: &Options, results: &mut Results) -> Result<()> {
     .await?;
     let outcome = measure(opts, &collector, &mut arrivals).await;
     let loaded = match (opts.under_load, &outcome) {
-        (Some(rate), Ok(_)) => Some(measure_loaded(opts, &mut collector, &mut arrivals, rate).await),
+        (Some(rate), Ok(_)) => {
+            Some(measure_loaded(opts, &mut collector, &mut arrivals, rate).await)
+        }
         _ => None,
     };
     collector.stop()?;
     server.abort();
     let (latencies, acks, timeouts, others) = outcome?;
-    record(results, opts, "alert_webhook", "", &latencies, &acks, timeouts, others);
+    record(
+        results,
+        opts,
+        "alert_webhook",
+        "",
+        &latencies,
+        &acks,
+        timeouts,
+        others,
+    );
     if let Some(loaded) = loaded {
         let (measured, load, collector_cpu, bench_cpu) = loaded?;
         let (latencies, acks, timeouts, others) = measured;
-        let label = format!(" while ingesting {} reports/s", fmt(opts.under_load.unwrap_or(0.0)));
-        record(results, opts, "alert_webhook_loaded", &label, &latencies, &acks, timeouts, others);
+        let label = format!(
+            " while ingesting {} reports/s",
+            fmt(opts.under_load.unwrap_or(0.0))
+        );
+        record(
+            results,
+            opts,
+            "alert_webhook_loaded",
+            &label,
+            &latencies,
+            &acks,
+            timeouts,
+            others,
+        );
         results.figure(
             SECTION,
             "alert_webhook_loaded.background_reports_per_s",
@@ -255,7 +278,12 @@ async fn measure_loaded(
     let load = load.await.context("background load")??;
     let after = collector.sample()?;
     let bench_cpu = crate::procfs::own_cpu_seconds() - bench_before;
-    Ok((measured?, load, after.cpu_seconds - before.cpu_seconds, bench_cpu))
+    Ok((
+        measured?,
+        load,
+        after.cpu_seconds - before.cpu_seconds,
+        bench_cpu,
+    ))
 }
 
 type Measured = (Latencies, Latencies, usize, usize);
@@ -347,9 +375,21 @@ fn record(
     let note = "send → ticket.create read by a local HTTP receiver; graces 0";
     let p = |l: &Latencies, q: f64| l.percentile_ms(q);
     for (key, label, value) in [
-        ("p50_ms", "failed backup → webhook request p50", p(latencies, 50.0)),
-        ("p99_ms", "failed backup → webhook request p99", p(latencies, 99.0)),
-        ("max_ms", "failed backup → webhook request max", p(latencies, 100.0)),
+        (
+            "p50_ms",
+            "failed backup → webhook request p50",
+            p(latencies, 50.0),
+        ),
+        (
+            "p99_ms",
+            "failed backup → webhook request p99",
+            p(latencies, 99.0),
+        ),
+        (
+            "max_ms",
+            "failed backup → webhook request max",
+            p(latencies, 100.0),
+        ),
         (
             "ack_p50_ms",
             "failed backup: report ack p50 (same samples)",

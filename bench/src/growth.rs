@@ -88,7 +88,11 @@ pub fn judge(results: &mut Results, opts: &Options) {
     };
     if first != last
         && let Some(r) = results.ratio(
-            &format!("ingest with {} stored / with {} stored", fmt(last as f64), fmt(first as f64)),
+            &format!(
+                "ingest with {} stored / with {} stored",
+                fmt(last as f64),
+                fmt(first as f64)
+            ),
             &format!("stored_{last}.reports_per_s"),
             &format!("stored_{first}.reports_per_s"),
         )
@@ -121,7 +125,10 @@ async fn ingest_with(opts: &Options, stored: u64, results: &mut Results) -> Resu
         Collector::init(&opts.bin_dir, &opts.work.join(&name), Switches::DURABLE, "")?;
     let db = collector.data_dir.join("db");
     let fill_s = if stored > 0 {
-        eprintln!("growth: filling the database with {} reports ...", fmt(stored as f64));
+        eprintln!(
+            "growth: filling the database with {} reports ...",
+            fmt(stored as f64)
+        );
         let db = db.clone();
         tokio::task::spawn_blocking(move || fill(&db, stored))
             .await
@@ -138,7 +145,10 @@ async fn ingest_with(opts: &Options, stored: u64, results: &mut Results) -> Resu
         measure: opts.measure,
         rate: None,
     };
-    eprintln!("growth: durable closed loop with {} stored ...", fmt(stored as f64));
+    eprintln!(
+        "growth: durable closed loop with {} stored ...",
+        fmt(stored as f64)
+    );
     let before = collector.sample()?;
     let bench_before = procfs::own_cpu_seconds();
     let load = load::run(&fleet, plan).await?;
@@ -180,7 +190,10 @@ async fn ingest_with(opts: &Options, stored: u64, results: &mut Results) -> Resu
     results.figure(
         SECTION,
         &format!("stored_{stored}.bytes_per_report"),
-        &format!("database bytes per stored report ({} stored)", fmt(total as f64)),
+        &format!(
+            "database bytes per stored report ({} stored)",
+            fmt(total as f64)
+        ),
         bytes as f64 / total.max(1) as f64,
         "B",
         &format!(
@@ -215,7 +228,9 @@ fn fill(db: &Path, count: u64) -> Result<f64> {
     let now = Timestamp::now().as_second();
     let span = SPREAD_DAYS * 86_400;
     let step = (span as f64 / per_agent.max(1) as f64).max(0.001);
-    let agents: Vec<String> = (0..FILL_AGENTS).map(|_| Uuid::now_v7().to_string()).collect();
+    let agents: Vec<String> = (0..FILL_AGENTS)
+        .map(|_| Uuid::now_v7().to_string())
+        .collect();
     let mut left = count;
     std::thread::scope(|scope| -> Result<()> {
         let mut workers = Vec::new();
@@ -237,7 +252,7 @@ fn fill(db: &Path, count: u64) -> Result<f64> {
                                     (j % 1000) as u32 * 1000,
                                 ));
                                 seq += 1;
-                                let mut report = if seq % 10 == 0 {
+                                let mut report = if seq.is_multiple_of(10) {
                                     payload::backup(host, seq)
                                 } else {
                                     payload::snapshot(host, seq)
@@ -257,7 +272,9 @@ fn fill(db: &Path, count: u64) -> Result<f64> {
             }));
         }
         for worker in workers {
-            worker.join().map_err(|_| anyhow::anyhow!("fill thread panicked"))??;
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("fill thread panicked"))??;
         }
         Ok(())
     })?;

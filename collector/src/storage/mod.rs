@@ -55,6 +55,26 @@ const SEP: char = '\u{1f}';
 /// connected agents and a full cache stay well under 1 GiB of RSS.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
+/// sled segment (and I/O buffer) size of a new database: 8 MiB instead of sled's 512 KiB, so
+/// that a B-tree node holding a few report batches (a few hundred KiB) stays in the log: sled
+/// writes anything above a quarter of a segment as a separate blob file, each of which the
+/// flush must `fsync`. sled refuses to reopen a database with another size, so an existing
+/// database keeps the size written in its `conf` file.
+const NEW_SEGMENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// The segment size to open `dir` with: the one it was created with, or [`NEW_SEGMENT_BYTES`].
+fn segment_bytes(dir: &Path) -> usize {
+    std::fs::read(dir.join("conf"))
+        .ok()
+        .and_then(|conf| {
+            String::from_utf8_lossy(&conf).lines().find_map(|line| {
+                line.strip_prefix("segment_size: ")
+                    .and_then(|n| n.trim().parse().ok())
+            })
+        })
+        .unwrap_or(NEW_SEGMENT_BYTES)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("database error: {0}")]
@@ -136,6 +156,7 @@ impl Storage {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
+            .segment_size(segment_bytes(dir))
             .open()?;
         let durability = Durability::open(dir)?;
         Ok(Storage {

@@ -142,7 +142,7 @@ impl PendingFacts {
     fn decode(key: &[u8], value: &[u8]) -> Result<PendingFacts, StorageError> {
         let damaged = || StorageError::CorruptBatch("facts_pending marker");
         let key: [u8; 32] = key.try_into().map_err(|_| damaged())?;
-        if value.len() < 25 || (value.len() - 25) % 16 != 0 {
+        if value.len() < 25 || !(value.len() - 25).is_multiple_of(16) {
             return Err(damaged());
         }
         let int = |at: usize| {

@@ -216,3 +216,17 @@ fn a_damaged_counter_is_an_error_not_zero() {
     let err = storage.next_alert_id().expect_err("damaged");
     assert!(err.to_string().contains("alert"), "{err}");
 }
+
+#[test]
+fn a_database_keeps_the_segment_size_it_was_created_with() {
+    // As a collector before issue 16 created it: sled's default 512 KiB.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = dir.path().join("old");
+    drop(sled::Config::new().path(&old).open().expect("sled"));
+    let storage = Storage::open(&old).expect("reopens");
+    drop(storage);
+    assert_eq!(super::segment_bytes(&old), 512 * 1024);
+    let new = dir.path().join("new");
+    drop(Storage::open(&new).expect("new"));
+    assert_eq!(super::segment_bytes(&new), super::NEW_SEGMENT_BYTES);
+}
