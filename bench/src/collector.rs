@@ -65,6 +65,13 @@ impl Collector {
         switches: Switches,
         extra: &str,
     ) -> Result<Self> {
+        let mut collector = Self::init(bin_dir, data_dir, switches, extra)?;
+        collector.serve().await?;
+        Ok(collector)
+    }
+
+    /// `init` only (nothing serving yet: the database can be filled first), then `serve`.
+    pub fn init(bin_dir: &Path, data_dir: &Path, switches: Switches, extra: &str) -> Result<Self> {
         let bin = bin_dir.join(BENCH_COLLECTOR);
         let agent_addr: SocketAddr = format!("127.0.0.1:{}", process::free_port()?).parse()?;
         let admin_addr: SocketAddr = format!("127.0.0.1:{}", process::free_port()?).parse()?;
@@ -79,6 +86,27 @@ impl Collector {
         )?;
         let config = data_dir.join("collector.toml");
         let mut text = std::fs::read_to_string(&config)?;
+        // Every simulated agent enrolls from 127.0.0.1: lift the per-address admission limits
+        // (they guard enrollment only; enrolled agents' connections keep their own budget).
+        text = text
+            .lines()
+            .map(|line| match line.split_once(" = ").map(|(key, _)| key) {
+                Some(
+                    key @ ("enroll_per_address_per_minute"
+                    | "unauthenticated_per_address_per_minute"),
+                ) => {
+                    format!("{key} = 1000000")
+                }
+                Some(
+                    key @ ("max_unauthenticated_per_address" | "max_tls_handshakes_per_address"),
+                ) => {
+                    format!("{key} = 64")
+                }
+                _ => line.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        text.push('\n');
         text.push_str(&format!(
             "\n[bench]\ndiscard_reports = {}\nfsync = {}\n",
             switches.discard_reports, switches.fsync
@@ -86,16 +114,14 @@ impl Collector {
         text.push_str(extra);
         std::fs::write(&config, text)?;
         let ca_pem = std::fs::read_to_string(data_dir.join("ca.crt"))?;
-        let mut collector = Collector {
+        Ok(Collector {
             data_dir: data_dir.to_owned(),
             agent_addr,
             ca_pem,
             daemon: None,
             bin,
             admin_addr,
-        };
-        collector.serve().await?;
-        Ok(collector)
+        })
     }
 
     /// Starts `serve` (again) and waits for both listeners.

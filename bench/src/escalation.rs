@@ -35,7 +35,13 @@ pub struct Options {
     pub samples: usize,
     /// Longest wait for one webhook request.
     pub timeout: Duration,
+    /// Also measure while simulated agents send this many reports/s (open loop, batches of
+    /// 50, 64 agents) to the same collector.
+    pub under_load: Option<f64>,
 }
+
+/// Agents of the background load.
+const LOAD_AGENTS: usize = 64;
 
 /// One request the receiver read in full.
 #[derive(Debug)]
@@ -195,11 +201,90 @@ pub async fn run(opts: &Options, results: &mut Results) -> Result<()> {
     )
     .await?;
     let outcome = measure(opts, &collector, &mut arrivals).await;
+    let loaded = match (opts.under_load, &outcome) {
+        (Some(rate), Ok(_)) => {
+            Some(measure_loaded(opts, &mut collector, &mut arrivals, rate).await)
+        }
+        _ => None,
+    };
     collector.stop()?;
     server.abort();
     let (latencies, acks, timeouts, others) = outcome?;
-    record(results, opts, &latencies, &acks, timeouts, others);
+    record(
+        results,
+        opts,
+        "alert_webhook",
+        "",
+        &latencies,
+        &acks,
+        timeouts,
+        others,
+    );
+    if let Some(loaded) = loaded {
+        let (measured, load, collector_cpu, bench_cpu) = loaded?;
+        let (latencies, acks, timeouts, others) = measured;
+        let label = format!(
+            " while ingesting {} reports/s",
+            fmt(opts.under_load.unwrap_or(0.0))
+        );
+        record(
+            results,
+            opts,
+            "alert_webhook_loaded",
+            &label,
+            &latencies,
+            &acks,
+            timeouts,
+            others,
+        );
+        results.figure(
+            SECTION,
+            "alert_webhook_loaded.background_reports_per_s",
+            "background load during the loaded webhook samples: reports/s acknowledged",
+            load.reports_per_second(),
+            "/s",
+            &format!(
+                "ack p99 {} ms, {} errors; collector {collector_cpu:.1}s CPU, load generator {bench_cpu:.1}s CPU",
+                load.latencies.percentile_ms(99.0).map_or("-".into(), fmt),
+                load.errors
+            ),
+        );
+    }
     Ok(())
+}
+
+type Loaded = (Measured, crate::load::LoadResult, f64, f64);
+
+/// The same samples while a background open loop sends `rate` reports/s.
+async fn measure_loaded(
+    opts: &Options,
+    collector: &mut Collector,
+    arrivals: &mut mpsc::UnboundedReceiver<Arrival>,
+    rate: f64,
+) -> Result<Loaded> {
+    let fleet = fleet::enroll_and_connect(collector, LOAD_AGENTS, AGENTS).await?;
+    let warmup = Duration::from_secs(2);
+    // Long enough for every sample (50 ms apart, each a few ms to a few hundred ms).
+    let plan = crate::load::Plan {
+        batch: 50,
+        warmup,
+        measure: Duration::from_millis(400) * opts.samples as u32 + Duration::from_secs(5),
+        rate: Some(rate),
+    };
+    let before = collector.sample()?;
+    let bench_before = crate::procfs::own_cpu_seconds();
+    let load = tokio::spawn(async move { crate::load::run(&fleet, plan).await });
+    tokio::time::sleep(warmup).await;
+    let measured = measure(opts, collector, arrivals).await;
+    let load = load.await.context("background load")??;
+    let after = collector.sample()?;
+    let bench_cpu = crate::procfs::own_cpu_seconds() - bench_before;
+    Ok((
+        measured?,
+        load,
+        after.cpu_seconds - before.cpu_seconds,
+        bench_cpu,
+    ))
 }
 
 type Measured = (Latencies, Latencies, usize, usize);
@@ -277,9 +362,12 @@ async fn measure(
     Ok((latencies.into(), acks.into(), timeouts, others))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn record(
     results: &mut Results,
     opts: &Options,
+    prefix: &str,
+    during: &str,
     latencies: &Latencies,
     acks: &Latencies,
     timeouts: usize,
@@ -289,34 +377,35 @@ fn record(
     let p = |l: &Latencies, q: f64| l.percentile_ms(q);
     for (key, label, value) in [
         (
-            "alert_webhook.p50_ms",
+            "p50_ms",
             "failed backup → webhook request p50",
             p(latencies, 50.0),
         ),
         (
-            "alert_webhook.p99_ms",
+            "p99_ms",
             "failed backup → webhook request p99",
             p(latencies, 99.0),
         ),
         (
-            "alert_webhook.max_ms",
+            "max_ms",
             "failed backup → webhook request max",
             p(latencies, 100.0),
         ),
         (
-            "alert_webhook.ack_p50_ms",
+            "ack_p50_ms",
             "failed backup: report ack p50 (same samples)",
             p(acks, 50.0),
         ),
     ] {
+        let (key, label) = (format!("{prefix}.{key}"), format!("{label}{during}"));
         match value {
-            Some(v) => results.figure(SECTION, key, label, v, "ms", note),
-            None => results.missing(SECTION, key, label, "no webhook request arrived"),
+            Some(v) => results.figure(SECTION, &key, &label, v, "ms", note),
+            None => results.missing(SECTION, &key, &label, "no webhook request arrived"),
         }
     }
     results.figure(
         SECTION,
-        "alert_webhook.samples",
+        &format!("{prefix}.samples"),
         "failed backup → webhook: samples matched",
         latencies.len() as f64,
         "",
@@ -324,13 +413,13 @@ fn record(
     );
     results.figure(
         SECTION,
-        "alert_webhook.timeouts",
+        &format!("{prefix}.timeouts"),
         "failed backup → webhook: no request within the timeout",
         timeouts as f64,
         "",
         &format!("timeout {} s per sample", opts.timeout.as_secs()),
     );
-    results.context("alert_webhook_other_requests", json!(others));
+    results.context(&format!("{prefix}_other_requests"), json!(others));
     let p99 = p(latencies, 99.0);
     let measured = match p99 {
         Some(v) if timeouts == 0 => format!("{} ms", fmt(v)),
@@ -338,7 +427,7 @@ fn record(
         None => "no request arrived".into(),
     };
     results.goal(
-        "alert-to-webhook p99",
+        &format!("alert-to-webhook p99{during}"),
         "< 100 ms",
         measured,
         p99.map(|v| v < GOAL_P99_MS && timeouts == 0),

@@ -10,6 +10,7 @@ mod durability;
 mod escalation;
 mod fleet;
 mod footprint;
+mod growth;
 mod load;
 mod payload;
 mod peers;
@@ -48,11 +49,15 @@ struct Cli {
     /// Working folder (default: a temporary one, removed at the end).
     #[arg(long, global = true)]
     work_dir: Option<PathBuf>,
+    /// `growth`: reports already stored before each load, comma-separated (default 0, 10 M,
+    /// 50 M; 0, 1 M with --quick).
+    #[arg(long, global = true, value_delimiter = ',')]
+    stored: Option<Vec<u64>>,
 }
 
 #[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
 enum Part {
-    /// Everything below, in this order.
+    /// Everything below but `growth`, in this order.
     All,
     /// Agent footprint beside node_exporter, zabbix_agentd, zabbix_agent2.
     Agent,
@@ -61,8 +66,12 @@ enum Part {
     Collector,
     /// The cost of fsync after each group-commit flush.
     Durability,
-    /// Only the failed backup → webhook latency (also part of `collector`).
+    /// Only the failed backup → webhook latency (also part of `collector`), idle and while
+    /// ingesting 20,000 reports/s.
     Escalation,
+    /// Costs as data grows: ingest with millions of reports stored, bytes per report before
+    /// and after retention, one evaluation round over 1,000 / 10,000 agents.
+    Growth,
 }
 
 fn main() -> Result<()> {
@@ -145,11 +154,30 @@ async fn run(cli: Cli, fd_limit: u64) -> Result<()> {
             work: work.clone(),
             samples: if q { 15 } else { 50 },
             timeout: Duration::from_secs(10),
+            under_load: Some(throughput::GOAL_REPORTS_PER_SECOND),
         };
         escalation::run(&escalation, &mut results).await?;
     }
     if want(Part::Durability) {
         durability::run(&load_opts, &mut results).await?;
+    }
+    if cli.command == Part::Growth {
+        let growth = growth::Options {
+            bin_dir: bin_dir.clone(),
+            work: work.clone(),
+            stored: match &cli.stored {
+                Some(list) => list.clone(),
+                None if q => vec![0, 1_000_000],
+                None => vec![0, 10_000_000, 50_000_000],
+            },
+            agents: load_opts.agents,
+            batch: load_opts.batch,
+            warmup: load_opts.warmup,
+            measure: load_opts.measure,
+            eval_agents: if q { vec![1_000] } else { vec![1_000, 10_000] },
+        };
+        growth::run(&growth, &mut results).await?;
+        growth::judge(&mut results, &growth);
     }
 
     results.context("load_average_end", json!(procfs::load_average()));

@@ -1,9 +1,16 @@
 //! `Ingest.Report`: validates a batch, stores every report as the bytes received (so one of a
 //! kind this collector does not know is kept whole, acknowledged, counted, and interpreted after
-//! an upgrade), records the facts of those it understands in the order their trusted times give,
-//! and answers only after a group-commit flush made the batch durable.
+//! an upgrade), and answers only after a group-commit flush made the batch durable.
+//!
+//! Durable at the acknowledgement: the reports, their count, the agent record (contact,
+//! version, outbox health, clock, newest snapshot) and a `facts_pending` marker naming the
+//! reports that carry facts. The facts themselves (backup runs, declared jobs, updates,
+//! antivirus, software, LAN devices) are recorded just after the ack by the [`FactRecorder`],
+//! in arrival order, flushed by a later group commit, and only then is the marker removed; a
+//! crash in between loses nothing: [`interpret_stored`] records them again at start from the
+//! stored reports (recording a fact is idempotent).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -22,19 +29,111 @@ use super::convert::{
 use super::identity::peer_identity;
 use super::{CollectorState, blocking, internal, wire};
 use crate::agent_clock::{ClockReading, trusted_time};
+use crate::alerts::evaluator::Evaluator;
 use crate::facts::Fact;
-use crate::group_commit::DurabilityError;
+use crate::group_commit::{DurabilityError, GroupCommit};
 use crate::model::{AgentRecord, SystemSnapshot};
-use crate::storage::{EncodedReport, Storage, StorageError};
+use crate::storage::{DeferredFacts, EncodedReport, Storage, StorageError};
+
+/// Acknowledged batches whose facts wait for the recorder: beyond this, the ingest waits
+/// (backpressure) rather than holding an unbounded backlog in memory.
+const FACT_QUEUE: usize = 4096;
+
+/// Jobs the recorder takes at once (one flush covers them all).
+const FACT_ROUND: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct IngestService {
     state: Arc<CollectorState>,
+    facts: FactRecorder,
 }
 
 impl IngestService {
+    /// Starts the fact recorder on the current runtime; it stops when the service is dropped.
     pub fn new(state: Arc<CollectorState>) -> Self {
-        IngestService { state }
+        let facts = FactRecorder::spawn(
+            state.storage.clone(),
+            state.commit.clone(),
+            state.evaluator.clone(),
+        );
+        IngestService { state, facts }
+    }
+}
+
+/// The facts of one acknowledged batch, to record.
+struct FactJob {
+    agent_id: String,
+    /// Its `facts_pending` marker, removed once the facts are flushed.
+    marker: [u8; 32],
+    facts: Vec<(Timestamp, Fact)>,
+}
+
+/// Records acknowledged batches' facts off the acknowledgement path, in arrival order, then
+/// asks the evaluator to look at their agents.
+#[derive(Debug, Clone)]
+struct FactRecorder {
+    queue: tokio::sync::mpsc::Sender<FactJob>,
+}
+
+impl FactRecorder {
+    fn spawn(storage: Storage, commit: GroupCommit, evaluator: Evaluator) -> Self {
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<FactJob>(FACT_QUEUE);
+        tokio::spawn(async move {
+            let mut jobs = Vec::with_capacity(FACT_ROUND);
+            while rx.recv_many(&mut jobs, FACT_ROUND).await > 0 {
+                let round = std::mem::take(&mut jobs);
+                let store = storage.clone();
+                let recorded = blocking(move || {
+                    let mut markers = Vec::with_capacity(round.len());
+                    let mut agents = BTreeSet::new();
+                    for job in &round {
+                        match record_facts(&store, &job.agent_id, &job.facts) {
+                            Ok(()) => markers.push(job.marker),
+                            // Its marker stays: the facts are recorded again at the next start.
+                            Err(error) => {
+                                tracing::error!(agent_id = %job.agent_id, %error, "facts of an acknowledged batch not recorded");
+                                if error.is_io_failure() {
+                                    return Err(error);
+                                }
+                            }
+                        }
+                        agents.insert(job.agent_id.clone());
+                    }
+                    Ok((markers, agents))
+                })
+                .await;
+                let (markers, agents) = match recorded {
+                    Ok(Ok(done)) => done,
+                    Ok(Err(error)) => {
+                        commit.declare_lost(error.to_string());
+                        continue;
+                    }
+                    Err(status) => {
+                        tracing::error!(%status, "fact recorder task failed");
+                        continue;
+                    }
+                };
+                for agent in &agents {
+                    evaluator.request(agent);
+                }
+                // The markers go only once what they stand for is on disk.
+                if commit.durable().await.is_ok() {
+                    let store = storage.clone();
+                    if let Ok(Err(error)) = blocking(move || store.facts_recorded(&markers)).await {
+                        tracing::warn!(%error, "facts_pending markers not removed (recorded again at start)");
+                    }
+                }
+            }
+        });
+        FactRecorder { queue }
+    }
+
+    /// Queues a batch's facts; waits only when the recorder is [`FACT_QUEUE`] batches behind.
+    async fn record(&self, job: FactJob) {
+        if self.queue.send(job).await.is_err() {
+            // Stopping: the marker stays and the facts are recorded at the next start.
+            tracing::warn!("fact recorder stopped: facts recorded at the next start");
+        }
     }
 }
 
@@ -236,6 +335,7 @@ fn record_facts(
 /// start, before serving): their facts are recorded at the trusted times their arrival allows.
 /// Returns how many were interpreted now.
 pub fn interpret_stored(storage: &Storage) -> Result<usize, StorageError> {
+    replay_pending_facts(storage)?;
     let mut interpreted = 0;
     loop {
         let pending = storage.uninterpreted_reports(256)?;
@@ -265,6 +365,50 @@ pub fn interpret_stored(storage: &Storage) -> Result<usize, StorageError> {
             return Ok(interpreted);
         }
     }
+}
+
+/// Records the facts of batches acknowledged before a crash whose facts were not flushed yet
+/// (their `facts_pending` markers are still there), from the stored reports. Run at start.
+pub fn replay_pending_facts(storage: &Storage) -> Result<usize, StorageError> {
+    let mut replayed = 0;
+    loop {
+        let pending = storage.pending_facts(FACT_ROUND)?;
+        if pending.is_empty() {
+            break;
+        }
+        for batch in &pending {
+            let mut meanings = Vec::with_capacity(batch.ids.len());
+            for id in &batch.ids {
+                // Gone (retention) or unreadable: nothing to record for it.
+                let Some(stored) = storage.report(&batch.agent_id, id)? else {
+                    continue;
+                };
+                if let Ok(Received {
+                    collected_at,
+                    meaning: Some(meaning),
+                    ..
+                }) = read_report(stored.bytes)
+                {
+                    meanings.push((collected_at, meaning));
+                }
+            }
+            let Trusted { facts, .. } =
+                at_trusted_times(batch.received_at, batch.clock.as_ref(), meanings);
+            record_facts(storage, &batch.agent_id, &facts)?;
+        }
+        storage.flush_durably()?;
+        let keys: Vec<[u8; 32]> = pending.iter().map(|p| p.key).collect();
+        storage.facts_recorded(&keys)?;
+        replayed += pending.len();
+    }
+    if replayed > 0 {
+        tracing::info!(
+            batches = replayed,
+            "facts of batches acknowledged before a stop recorded again"
+        );
+        storage.flush_durably()?;
+    }
+    Ok(replayed)
 }
 
 #[tonic::async_trait]
@@ -337,6 +481,7 @@ impl Ingest for IngestService {
         // A report repeated within the batch is stored once and read once: the first copy.
         let mut seen = HashSet::new();
         let mut meanings = Vec::new();
+        let mut fact_ids = Vec::new();
         let mut encoded = Vec::with_capacity(accepted.len());
         for report in accepted {
             if !seen.insert(report.id) {
@@ -348,6 +493,9 @@ impl Ingest for IngestService {
                 bytes: report.bytes,
             });
             if let Some(meaning) = report.meaning {
+                if meaning.fact.is_some() {
+                    fact_ids.push(report.id);
+                }
                 meanings.push((report.collected_at, meaning));
             }
         }
@@ -363,7 +511,7 @@ impl Ingest for IngestService {
 
         let storage = self.state.storage.clone();
         let id = agent_id.clone();
-        let outcome = blocking(move || {
+        let (outcome, facts) = blocking(move || {
             let Trusted { latest, facts } = at_trusted_times(received_at, clock.as_ref(), meanings);
             let note = BatchNote {
                 now: received_at,
@@ -373,10 +521,21 @@ impl Ingest for IngestService {
                 clock,
                 latest: latest.as_ref(),
             };
-            let outcome = storage
-                .store_batch(&id, received_at, &encoded, |agent| note_batch(agent, &note))?;
-            record_facts(&storage, &id, &facts)?;
-            Ok::<_, StorageError>(outcome)
+            // The facts are recorded after the ack; the marker makes them durable meanwhile.
+            let deferred = DeferredFacts {
+                clock: clock.as_ref(),
+                ids: &fact_ids,
+            };
+            let (outcome, marker) =
+                storage.store_batch(&id, received_at, &encoded, Some(deferred), |agent| {
+                    note_batch(agent, &note)
+                })?;
+            let facts = marker.map(|marker| FactJob {
+                agent_id: id,
+                marker,
+                facts,
+            });
+            Ok::<_, StorageError>((outcome, facts))
         })
         .await?
         .map_err(|error| {
@@ -410,7 +569,11 @@ impl Ingest for IngestService {
                 "reports of kinds this collector does not know were stored as received: upgrade the collector to interpret them"
             );
         }
-        self.state.evaluator.request(&agent_id);
+        match facts {
+            // The recorder asks for the evaluation once the facts are recorded.
+            Some(job) => self.facts.record(job).await,
+            None => self.state.evaluator.request(&agent_id),
+        }
         for r in &rejected {
             tracing::warn!(agent_id = %agent_id, report_id = %r.id, reason = %r.reason, "report rejected");
         }

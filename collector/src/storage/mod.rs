@@ -3,8 +3,9 @@
 //! concern, each saying which trees it holds and what it keeps true:
 //!
 //! - `enrollment.rs`: clinics, enrollment tokens, agents.
-//! - `reports.rs`: reports as received (bytes and time), their count per agent, and those
-//!   this collector could not interpret yet.
+//! - `reports.rs`: reports as received (bytes and time), one value per batch with its id
+//!   index, their count per agent, those this collector could not interpret yet, and the
+//!   batches whose facts are recorded after the acknowledgement.
 //! - `facts.rs`: what the alert rules judge, recorded as reports arrive.
 //! - `alerts.rs`: alerts, their series and events, maintenance windows.
 //! - `escalation.rs`: the ticket queue and its event cursor.
@@ -43,11 +44,14 @@ pub use backup::{ExportError, ExportSink, ExportStats, ImportError, Importer, Wr
 pub use enrollment::{EnrollError, TokenRejection};
 pub use facts::{FactKind, RUNS_KEPT};
 pub use history::{DeviceTransition, HISTORY_KEPT, HistoryTopic};
-pub use reports::{EncodedReport, StoreOutcome, StoredReport, UninterpretedReport};
+pub use reports::{
+    DeferredFacts, EncodedReport, PendingFacts, StoreOutcome, StoredReport, UninterpretedReport,
+};
 pub use retention::{Cutoffs, Pruned};
 
 use backup::WriteGate;
 use durability::Durability;
+use reports::AgentLocks;
 
 /// Separates the parts of a text key (the ASCII unit separator never occurs in ids or names
 /// a technician types).
@@ -56,6 +60,26 @@ const SEP: char = '\u{1f}';
 /// sled page cache of the collector database: sled's default is 1 GiB; bounded so that 10,000
 /// connected agents and a full cache stay well under 1 GiB of RSS.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// sled segment (and I/O buffer) size of a new database: 8 MiB instead of sled's 512 KiB, so
+/// that a B-tree node holding a few report batches (a few hundred KiB) stays in the log: sled
+/// writes anything above a quarter of a segment as a separate blob file, each of which the
+/// flush must `fsync`. sled refuses to reopen a database with another size, so an existing
+/// database keeps the size written in its `conf` file.
+const NEW_SEGMENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// The segment size to open `dir` with: the one it was created with, or [`NEW_SEGMENT_BYTES`].
+fn segment_bytes(dir: &Path) -> usize {
+    std::fs::read(dir.join("conf"))
+        .ok()
+        .and_then(|conf| {
+            String::from_utf8_lossy(&conf).lines().find_map(|line| {
+                line.strip_prefix("segment_size: ")
+                    .and_then(|n| n.trim().parse().ok())
+            })
+        })
+        .unwrap_or(NEW_SEGMENT_BYTES)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -75,6 +99,8 @@ pub enum StorageError {
         what: &'static str,
         source: serde_json::Error,
     },
+    #[error("damaged stored reports: {0}")]
+    CorruptBatch(&'static str),
     #[error("agent id {0:?} is not a UUID")]
     AgentId(String),
     #[error("the database {0} is open in another process (is `vigie-collector serve` running?)")]
@@ -99,7 +125,11 @@ pub struct Storage {
     clinics: sled::Tree,
     tokens: sled::Tree,
     agents: sled::Tree,
+    /// Reports in the format before issue 16 (one key each): read, never written.
     reports: sled::Tree,
+    report_batches: sled::Tree,
+    facts_pending: sled::Tree,
+    report_locks: Arc<AgentLocks>,
     report_counts: sled::Tree,
     uninterpreted: sled::Tree,
     backup_runs: sled::Tree,
@@ -134,6 +164,7 @@ impl Storage {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
+            .segment_size(segment_bytes(dir))
             .open()?;
         let durability = Durability::open(dir)?;
         Ok(Storage {
@@ -141,6 +172,9 @@ impl Storage {
             tokens: db.open_tree("tokens")?,
             agents: db.open_tree("agents")?,
             reports: db.open_tree("reports")?,
+            report_batches: db.open_tree("report_batches")?,
+            facts_pending: db.open_tree("facts_pending")?,
+            report_locks: Arc::default(),
             report_counts: db.open_tree("report_counts")?,
             uninterpreted: db.open_tree("uninterpreted")?,
             backup_runs: db.open_tree("backup_runs")?,

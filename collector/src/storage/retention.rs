@@ -1,5 +1,6 @@
 //! Pruning what is older than the retention (`[retention]`, see `retention.rs`): reports by the
-//! UUIDv7 time in their key (`report_counts` kept exact in the same transaction), alert events
+//! UUIDv7 time of their id (`report_counts` kept exact in the same transaction; stored batches
+//! lose their old part, see `reports.rs`), alert events
 //! the escalation worker has taken into account, resolved alerts with their finished ticket
 //! records and spent series, and old backup runs (the newest run of each job always stays, so
 //! a job that stopped long ago still looks stopped, not forgotten).
@@ -88,6 +89,7 @@ impl Storage {
                 }
                 removed += self.remove_reports(&agent, &keys)?;
             }
+            removed += self.prune_report_batches(&agent, &bound, BATCH / 64)?;
         }
         Ok(removed)
     }

@@ -247,3 +247,17 @@ fn maintenance_windows_stored_as_silences_still_read() {
         .expect("add");
     assert_eq!(next.id, 2, "numbering goes on from the old counter");
 }
+
+#[test]
+fn a_database_keeps_the_segment_size_it_was_created_with() {
+    // As a collector before issue 16 created it: sled's default 512 KiB.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = dir.path().join("old");
+    drop(sled::Config::new().path(&old).open().expect("sled"));
+    let storage = Storage::open(&old).expect("reopens");
+    drop(storage);
+    assert_eq!(super::segment_bytes(&old), 512 * 1024);
+    let new = dir.path().join("new");
+    drop(Storage::open(&new).expect("new"));
+    assert_eq!(super::segment_bytes(&new), super::NEW_SEGMENT_BYTES);
+}
