@@ -62,6 +62,12 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a backup into a new (or empty) data directory, ready for `serve`.
     Restore(RestoreArgs),
+    /// Technician console accounts (argon2id passwords).
+    #[command(subcommand)]
+    Technician(crate::console::cli::TechnicianCommand),
+    /// API tokens for `/api/v1` (stored hashed).
+    #[command(subcommand)]
+    ApiToken(crate::console::cli::ApiTokenCommand),
     /// Run a throwaway collector with one clinic per tier and a local agent each, printing
     /// what they report until ctrl-c (uses `vigie-agent` from this binary's directory).
     Demo,
@@ -80,6 +86,9 @@ pub struct InitArgs {
     /// Address the admin listener binds (keep it on loopback).
     #[arg(long, default_value = DEFAULT_ADMIN_LISTEN, value_name = "ADDR")]
     pub admin_listen: SocketAddr,
+    /// Address the technician console (HTTPS) binds.
+    #[arg(long, default_value = crate::console::DEFAULT_CONSOLE_LISTEN, value_name = "ADDR")]
+    pub console_listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -326,6 +335,8 @@ impl Command {
     pub fn data_dir(&self) -> Option<&std::path::Path> {
         Some(match self {
             Command::Demo => return None,
+            Command::Technician(command) => command.data_dir(),
+            Command::ApiToken(command) => command.data_dir(),
             Command::Init(args) => &args.dir.data_dir,
             Command::Serve(dir) | Command::Agents(AgentsArgs { dir, .. }) => &dir.data_dir,
             Command::Backup(BackupArgs { dir, .. }) | Command::Restore(RestoreArgs { dir, .. }) => {

@@ -39,6 +39,8 @@ pub async fn run_as(command: Command, build: Build) -> anyhow::Result<()> {
     let data_dir = DataDir::new(dir);
     match command {
         Command::Demo => crate::demo::run().await,
+        Command::Technician(command) => crate::console::cli::run_technician(command).await,
+        Command::ApiToken(command) => crate::console::cli::run_api_token(command).await,
         Command::Init(args) => run_init(&data_dir, args),
         Command::Serve(_) => {
             let running = server::start_as(&data_dir, build).await?;
@@ -187,6 +189,7 @@ fn run_init(data_dir: &DataDir, args: InitArgs) -> anyhow::Result<()> {
             agent_listen: args.agent_listen,
             public_addr: args.public_addr,
             admin_listen: args.admin_listen,
+            console_listen: args.console_listen,
         },
     )
     .with_context(|| format!("cannot initialise {}", data_dir.path().display()))?;
@@ -195,6 +198,7 @@ fn run_init(data_dir: &DataDir, args: InitArgs) -> anyhow::Result<()> {
     println!("agent listener: {}", report.config.agent_listen);
     println!("public address: {}", report.config.public_addr());
     println!("admin listener: {}", report.config.admin_listen);
+    println!("console: https://{}", report.config.console.listen);
     println!("files:");
     for file in &report.files {
         println!("  {}", file.display());

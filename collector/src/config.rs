@@ -44,6 +44,8 @@ pub struct CollectorConfig {
     /// `deploy/collector-escalation.toml`); absent from files `init` writes (no sink, no ticket).
     #[serde(skip_serializing_if = "EscalationConfig::is_default")]
     pub escalation: EscalationConfig,
+    /// `[console]`: the technician console and JSON API (see `console/config.rs`).
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// `[bench]`: switches for `vigie-bench` only (see `docs/PERFORMANCE.md`). The defaults are
@@ -258,6 +260,7 @@ impl Default for CollectorConfig {
             retention: RetentionConfig::default(),
             bench: BenchSwitches::default(),
             escalation: EscalationConfig::default(),
+            console: Default::default(),
         }
     }
 }
@@ -325,6 +328,7 @@ impl CollectorConfig {
         problems.extend(self.alerts.problems());
         problems.extend(self.escalation.problems());
         problems.extend(self.retention.problems());
+        problems.extend(self.console.problems());
         if self.agent_listen == self.admin_listen && self.agent_listen.port() != 0 {
             problems.push(format!(
                 "agent_listen and admin_listen are the same address ({})",

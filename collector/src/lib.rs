@@ -15,6 +15,7 @@ pub mod backup_command;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod escalation;
 pub mod facts;

@@ -5,6 +5,7 @@
 pub mod admin;
 mod admin_alerts;
 mod admin_backup;
+mod admin_console;
 mod admin_escalation;
 pub mod admission;
 pub mod convert;
@@ -13,6 +14,8 @@ pub mod identity;
 pub mod ingest;
 pub mod tls;
 mod wire;
+
+pub use admin_escalation::escalation_to_proto;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -106,6 +109,8 @@ pub enum ServeError {
     DurabilityLost(String),
     #[error(transparent)]
     Escalation(#[from] crate::escalation::EscalationError),
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 /// Runs a storage call on the blocking pool (sled may touch the disk).
@@ -140,6 +145,8 @@ pub struct RunningCollector {
     pub agent_addr: SocketAddr,
     /// Where the admin listener is bound.
     pub admin_addr: SocketAddr,
+    /// Where the technician console is bound (`None`: `[console] enabled = false`).
+    pub console_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     agent_task: JoinHandle<Result<(), tonic::transport::Error>>,
     admin_task: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -357,6 +364,7 @@ async fn start_with(
         admin_admission,
         stopped.clone(),
     );
+    let console = crate::console::start(state.clone(), stopped.clone()).await?;
     let admin_task =
         tokio::spawn(admin_server.serve_with_incoming_shutdown(admin_incoming, signal(stopped)));
 
@@ -370,6 +378,7 @@ async fn start_with(
     Ok(RunningCollector {
         agent_addr,
         admin_addr,
+        console_addr: console.map(|c| c.addr),
         stop,
         agent_task,
         admin_task,

@@ -11,6 +11,7 @@
 //! - `durability.rs`: flush + `fsync` (sled's own flush does not survive a power cut).
 //! - `backup.rs`: the write gate every write method holds ([`Storage::writing`]), and the
 //!   export of every tree at one point in time (the collector's own backup) and its import.
+//! - `console.rs`: the technician console's accounts, sessions, audit log and API tokens.
 //! - `retention.rs`: pruning what is older than `[retention]` says (no tree of its own).
 //!
 //! Records are JSON (serde) so they can gain fields; reports are protobuf. Text keys join their
@@ -18,6 +19,7 @@
 
 mod alerts;
 mod backup;
+mod console;
 mod durability;
 mod enrollment;
 mod escalation;
@@ -34,6 +36,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use alerts::AlertWrite;
+pub use console::{
+    AUDIT_KEPT, ApiTokenRecord, AuditEntry, ConsoleRole, SessionRecord, TechnicianRecord,
+};
 pub use backup::{ExportError, ExportSink, ExportStats, ImportError, Importer, WriteTurn};
 pub use enrollment::{EnrollError, TokenRejection};
 pub use facts::{FactKind, RUNS_KEPT};
@@ -108,6 +113,8 @@ pub struct Storage {
     escalations: sled::Tree,
     escalation_meta: sled::Tree,
     escalation_todo: sled::Tree,
+    /// Technician console: accounts, sessions, audit log, API tokens (`console.rs`).
+    console: console::ConsoleTrees,
     durability: Arc<Durability>,
     gate: WriteGate,
 }
@@ -147,6 +154,7 @@ impl Storage {
             escalations: db.open_tree("escalations")?,
             escalation_meta: db.open_tree("escalation_meta")?,
             escalation_todo: db.open_tree("escalation_todo")?,
+            console: console::ConsoleTrees::open(&db)?,
             db,
             durability: Arc::new(durability),
             gate: WriteGate::default(),

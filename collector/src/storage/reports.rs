@@ -60,7 +60,7 @@ impl StoredReport {
         value
     }
 
-    fn decode(value: &[u8]) -> StoredReport {
+    pub(super) fn decode(value: &[u8]) -> StoredReport {
         if value.len() >= HEADER_LEN && value[0] == WITH_RECEIVED_AT {
             let mut micros = [0u8; 8];
             micros.copy_from_slice(&value[1..HEADER_LEN]);
