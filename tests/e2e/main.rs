@@ -7,6 +7,7 @@ mod backup_exec;
 mod bench_switches;
 mod bounds;
 mod collector_backup;
+mod console;
 mod disk_faults;
 mod durability;
 mod enrollment;

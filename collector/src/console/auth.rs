@@ -34,13 +34,13 @@ pub const API_TOKEN_PREFIX: &str = "vigie_";
 pub enum AccountError {
     #[error("{0}")]
     Invalid(String),
-    #[error("{0} not found")]
+    #[error("{0} introuvable")]
     NotFound(String),
-    #[error("{0} already exists")]
+    #[error("{0} existe déjà")]
     Exists(String),
-    #[error("the system random generator failed")]
+    #[error("le générateur aléatoire du système a échoué")]
     Random,
-    #[error("cannot hash the password: {0}")]
+    #[error("impossible de hacher le mot de passe : {0}")]
     Hash(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -106,7 +106,7 @@ pub fn check_name(name: &str) -> Result<String, AccountError> {
         Ok(name.to_owned())
     } else {
         Err(AccountError::Invalid(format!(
-            "name {name:?}: 1 to {MAX_NAME_CHARS} letters, digits, '.', '-', '_' or '@'"
+            "nom {name:?} : de 1 à {MAX_NAME_CHARS} lettres, chiffres, « . », « - », « _ » ou « @ »"
         )))
     }
 }
@@ -115,12 +115,12 @@ pub fn check_password(password: &str) -> Result<(), AccountError> {
     let chars = password.chars().count();
     if chars < MIN_PASSWORD_CHARS {
         return Err(AccountError::Invalid(format!(
-            "password too short: at least {MIN_PASSWORD_CHARS} characters"
+            "mot de passe trop court : au moins {MIN_PASSWORD_CHARS} caractères"
         )));
     }
     if chars > MAX_PASSWORD_CHARS {
         return Err(AccountError::Invalid(format!(
-            "password too long: at most {MAX_PASSWORD_CHARS} characters"
+            "mot de passe trop long : au plus {MAX_PASSWORD_CHARS} caractères"
         )));
     }
     Ok(())
@@ -184,7 +184,7 @@ pub fn add_technician(
         locked_until: None,
     };
     if !storage.add_technician(&record)? {
-        return Err(AccountError::Exists(format!("account {name}")));
+        return Err(AccountError::Exists(format!("le compte {name}")));
     }
     audit(storage, by, "admin", "account_add", &name, role.as_str())?;
     Ok(record)
@@ -205,7 +205,7 @@ pub fn set_password(
             t.failed_logins = 0;
             t.locked_until = None;
         })?
-        .ok_or_else(|| AccountError::NotFound(format!("account {}", name.trim())))?;
+        .ok_or_else(|| AccountError::NotFound(format!("le compte {}", name.trim())))?;
     storage.remove_sessions(Some(&record.name), Timestamp::now())?;
     audit(storage, by, "admin", "account_password", &record.name, "")?;
     Ok(record)
@@ -218,7 +218,7 @@ pub fn disable_technician(
 ) -> Result<TechnicianRecord, AccountError> {
     let record = storage
         .update_technician(name.trim(), |t| t.disabled = true)?
-        .ok_or_else(|| AccountError::NotFound(format!("account {}", name.trim())))?;
+        .ok_or_else(|| AccountError::NotFound(format!("le compte {}", name.trim())))?;
     storage.remove_sessions(Some(&record.name), Timestamp::now())?;
     audit(storage, by, "admin", "account_disable", &record.name, "")?;
     Ok(record)
@@ -242,7 +242,7 @@ pub fn create_api_token(
         last_used_at: None,
     };
     if !storage.add_api_token(&secret_hash(&token), &record)? {
-        return Err(AccountError::Exists(format!("API token {name}")));
+        return Err(AccountError::Exists(format!("le jeton d'API {name}")));
     }
     audit(storage, by, "admin", "api_token_create", &name, role.as_str())?;
     Ok((token, record))
@@ -265,7 +265,7 @@ pub fn revoke_api_token(
     let record = revoked
         .into_iter()
         .next()
-        .ok_or_else(|| AccountError::NotFound(format!("API token {name} (not revoked)")))?;
+        .ok_or_else(|| AccountError::NotFound(format!("le jeton d'API {name} (non révoqué)")))?;
     audit(storage, by, "admin", "api_token_revoke", &name, "")?;
     Ok(record)
 }

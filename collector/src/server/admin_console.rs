@@ -15,8 +15,8 @@ use crate::storage::{ApiTokenRecord, ConsoleRole, TechnicianRecord};
 fn status(error: AccountError) -> Status {
     match error {
         AccountError::Invalid(why) => Status::invalid_argument(why),
-        AccountError::NotFound(what) => Status::not_found(format!("{what} not found")),
-        AccountError::Exists(what) => Status::already_exists(format!("{what} already exists")),
+        AccountError::NotFound(what) => Status::not_found(format!("{what} introuvable")),
+        AccountError::Exists(what) => Status::already_exists(format!("{what} existe déjà")),
         AccountError::Storage(e) => super::internal(e),
         other => Status::internal(other.to_string()),
     }
@@ -24,7 +24,7 @@ fn status(error: AccountError) -> Status {
 
 fn role(text: &str) -> Result<ConsoleRole, Status> {
     ConsoleRole::parse(text).ok_or_else(|| {
-        Status::invalid_argument(format!("role {text:?}: technician or admin"))
+        Status::invalid_argument(format!("rôle {text:?} : technician ou admin"))
     })
 }
 
