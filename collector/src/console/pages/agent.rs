@@ -88,6 +88,9 @@ fn disk_chart(history: &[(Timestamp, Vec<Disk>)], disk: &Disk) -> Markup {
             rect class="chart-bg" x="0" y="0" width="300" height="60" {}
             line class="chart-grid" x1="0" y1="30" x2="300" y2="30" {}
             polyline class="chart-line" points=(points) {}
+            @if let Some((x, y)) = points.rsplit(' ').next().and_then(|p| p.split_once(',')) {
+                circle class="chart-dot" cx=(x) cy=(y) r="3" {}
+            }
         }
         @if let Some(since) = since { br; span class="muted" { "depuis " (when(Some(since))) ", de 0 % (bas) à 100 % libre (haut)" } }
     }
