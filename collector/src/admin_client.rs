@@ -14,24 +14,24 @@ const MAX_ADMIN_MESSAGE: usize = 256 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminClientError {
-    #[error("{0} is not an initialised collector data directory (no collector.toml)")]
+    #[error("{0} n'est pas un dossier de collecteur initialisé (pas de collector.toml)")]
     NotInitialised(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot read {path}: {source}")]
+    #[error("impossible de lire {path} : {source}")]
     Read {
         path: String,
         source: std::io::Error,
     },
     #[error(
-        "cannot reach the collector admin interface at {addr}: is `vigie-collector serve` running?"
+        "l'interface d'administration du collecteur ne répond pas sur {addr} : `vigie-collector serve` est-il lancé ?"
     )]
     Unreachable {
         addr: SocketAddr,
         #[source]
         source: tonic::transport::Error,
     },
-    #[error("cannot set up the admin connection: {0}")]
+    #[error("impossible de préparer la connexion d'administration : {0}")]
     Setup(#[source] tonic::transport::Error),
 }
 

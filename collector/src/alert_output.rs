@@ -5,28 +5,12 @@ use serde::Serialize;
 use vigie_proto::v1;
 
 use crate::alerts::alert::{AlertState, Severity};
-use crate::alerts::opening_hours::clinic_zone;
 use crate::alerts::summary;
-use crate::output::table;
-use crate::server::convert::timestamp_from_proto;
+use crate::output::{fit, table};
+use crate::time_text::{local_proto, rfc3339_proto};
 
 /// Width a technician's terminal has.
 const WIDTH: usize = 80;
-
-fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
-    ts.and_then(timestamp_from_proto).map(|t| t.to_string())
-}
-
-/// Réunion local time, as "28/11 14:05".
-fn local(ts: Option<&prost_types::Timestamp>) -> String {
-    ts.and_then(timestamp_from_proto)
-        .map(|t| {
-            t.to_zoned_datetime(clinic_zone())
-                .strftime("%d/%m %H:%M")
-                .to_string()
-        })
-        .unwrap_or_default()
-}
 
 #[derive(Debug, Serialize)]
 pub struct HistoryView {
@@ -82,19 +66,19 @@ impl From<&v1::Alert> for AlertView {
             state: a.state.clone(),
             summary: a.summary.clone(),
             detail: a.detail.clone(),
-            since: rfc3339(a.since.as_ref()),
-            first_seen: rfc3339(a.first_seen.as_ref()),
-            last_seen: rfc3339(a.last_seen.as_ref()),
+            since: rfc3339_proto(a.since.as_ref()),
+            first_seen: rfc3339_proto(a.first_seen.as_ref()),
+            last_seen: rfc3339_proto(a.last_seen.as_ref()),
             count: a.count,
             silenced: a.silenced,
             flapping: a.flapping,
             previous_id: a.previous_id,
-            resolved_at: rfc3339(a.resolved_at.as_ref()),
+            resolved_at: rfc3339_proto(a.resolved_at.as_ref()),
             history: a
                 .history
                 .iter()
                 .map(|h| HistoryView {
-                    at: rfc3339(h.at.as_ref()),
+                    at: rfc3339_proto(h.at.as_ref()),
                     action: h.action.clone(),
                     by: h.by.clone(),
                     note: h.note.clone(),
@@ -102,16 +86,6 @@ impl From<&v1::Alert> for AlertView {
                 .collect(),
         }
     }
-}
-
-/// Cuts `text` to `width` characters, marking the cut.
-fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 /// Alerts as the collector sorted them (severity, then age), two lines each:
@@ -137,7 +111,7 @@ pub fn alerts_table(alerts: &[AlertView]) -> String {
         }
         let mut flags = Vec::new();
         if a.silenced {
-            flags.push("silencée");
+            flags.push("en maintenance");
         }
         if a.flapping {
             flags.push("instable");
@@ -159,7 +133,7 @@ pub fn alerts_table(alerts: &[AlertView]) -> String {
 }
 
 #[derive(Debug, Serialize)]
-pub struct SilenceView {
+pub struct MaintenanceWindowView {
     pub id: u64,
     pub clinic_id: Option<String>,
     pub agent_id: Option<String>,
@@ -172,15 +146,15 @@ pub struct SilenceView {
     pub active: bool,
 }
 
-impl From<&v1::Silence> for SilenceView {
-    fn from(s: &v1::Silence) -> Self {
-        SilenceView {
+impl From<&v1::MaintenanceWindow> for MaintenanceWindowView {
+    fn from(s: &v1::MaintenanceWindow) -> Self {
+        MaintenanceWindowView {
             id: s.id,
             clinic_id: (!s.clinic_id.is_empty()).then(|| s.clinic_id.clone()),
             agent_id: (!s.agent_id.is_empty()).then(|| s.agent_id.clone()),
-            starts_at: rfc3339(s.starts_at.as_ref()),
-            ends_at: rfc3339(s.ends_at.as_ref()),
-            ends_at_local: local(s.ends_at.as_ref()),
+            starts_at: rfc3339_proto(s.starts_at.as_ref()),
+            ends_at: rfc3339_proto(s.ends_at.as_ref()),
+            ends_at_local: local_proto(s.ends_at.as_ref()),
             reason: s.reason.clone(),
             created_by: s.created_by.clone(),
             active: s.active,
@@ -188,11 +162,11 @@ impl From<&v1::Silence> for SilenceView {
     }
 }
 
-pub fn silences_table(silences: &[SilenceView]) -> String {
-    if silences.is_empty() {
-        return "Aucune silence en cours.\n".to_owned();
+pub fn maintenance_windows_table(windows: &[MaintenanceWindowView]) -> String {
+    if windows.is_empty() {
+        return "Aucune fenêtre de maintenance en cours.\n".to_owned();
     }
-    let rows: Vec<_> = silences
+    let rows: Vec<_> = windows
         .iter()
         .map(|s| {
             let scope = match (&s.clinic_id, &s.agent_id) {
@@ -320,6 +294,34 @@ mod tests {
         assert!(out.starts_with("#12   critique  ouverte    Cabinet médical des Lataniers"));
         assert!(out.contains("Sauvegarde nightly-nas en échec depuis 2 jours"));
         assert_eq!(alerts_table(&[]), "Aucune alerte.\n");
+    }
+
+    #[test]
+    fn maintenance_windows_read_in_french_and_local_time() {
+        assert_eq!(
+            maintenance_windows_table(&[]),
+            "Aucune fenêtre de maintenance en cours.\n"
+        );
+        let window = MaintenanceWindowView::from(&v1::MaintenanceWindow {
+            id: 3,
+            clinic_id: "c1".into(),
+            ends_at: Some(prost_types::Timestamp {
+                seconds: 1_796_374_800, // 2026-12-04T09:00:00Z
+                nanos: 0,
+            }),
+            reason: "migration NAS".into(),
+            created_by: "marie".into(),
+            active: true,
+            ..v1::MaintenanceWindow::default()
+        });
+        let out = maintenance_windows_table(&[window]);
+        assert_eq!(
+            out,
+            "N°  PORTÉE      FIN          PAR    MOTIF\n3   cabinet c1  04/12 13:00  marie  migration NAS\n"
+        );
+        let mut muted = alert("x");
+        muted.silenced = true;
+        assert!(alerts_table(&[muted]).contains("[en maintenance, répétée]"));
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub async fn run_backup(data_dir: &DataDir, out: &Path) -> anyhow::Result<()> {
                 let mut file = archive::create_output(&partial)?;
                 while let Some(chunk) = stream.message().await.map_err(status_error)? {
                     file.write_all(&chunk.data)
-                        .with_context(|| format!("cannot write {}", partial.display()))?;
+                        .with_context(|| format!("impossible d'écrire {}", partial.display()))?;
                 }
                 Ok::<_, anyhow::Error>(archive::commit_output(file, &partial, out)?)
             }
@@ -51,7 +51,7 @@ pub async fn run_backup(data_dir: &DataDir, out: &Path) -> anyhow::Result<()> {
                      autre processus (serve en train de démarrer, bloqué, ou collector.toml modifié \
                      depuis son démarrage ?) : rien n'a été sauvegardé"
                 ),
-                Err(error) => return Err(error).context("cannot open the database"),
+                Err(error) => return Err(error).context("impossible d'ouvrir la base de données"),
             };
             eprintln!(
                 "aucun collecteur ne répond sur {addr} : sauvegarde faite directement sur la base \

@@ -48,9 +48,10 @@ pub enum Command {
     Agent(AgentCommand),
     /// List alerts (open and acknowledged; --all for resolved too), or act on one.
     Alerts(AlertsArgs),
-    /// Maintenance windows: alerts are recorded, marked silenced, and not escalated.
-    #[command(subcommand)]
-    Silence(SilenceCommand),
+    /// Maintenance windows: alerts are recorded, marked silenced, and not escalated
+    /// (`silence`, the command's first name, still works).
+    #[command(subcommand, alias = "silence")]
+    Maintenance(MaintenanceCommand),
     /// Tickets: each alert's escalation to each ticket system, and its state (--all: solved
     /// and cancelled ones too).
     Tickets(TicketsArgs),
@@ -262,8 +263,8 @@ pub struct AlertActionArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum SilenceCommand {
-    /// Silence a clinic or an agent for a while; prints the silence's number.
+pub enum MaintenanceCommand {
+    /// Put a clinic or an agent in maintenance for a while; prints the window's number.
     Add {
         #[command(flatten)]
         dir: DataDirArg,
@@ -284,7 +285,7 @@ pub enum SilenceCommand {
         #[command(flatten)]
         by: ByArg,
     },
-    /// List silences not yet over (--all: every one).
+    /// List maintenance windows not yet over (--all: every one).
     List {
         #[command(flatten)]
         dir: DataDirArg,
@@ -293,13 +294,13 @@ pub enum SilenceCommand {
         #[arg(long)]
         json: bool,
     },
-    /// End a silence now.
+    /// End a maintenance window now.
     Remove {
         #[command(flatten)]
         dir: DataDirArg,
-        /// The silence's number.
+        /// The window's number.
         #[arg(value_parser = parse_alert_id)]
-        silence_id: u64,
+        window_id: u64,
         #[command(flatten)]
         by: ByArg,
     },
@@ -349,10 +350,10 @@ impl Command {
                 ..
             }) => &a.dir.data_dir,
             Command::Alerts(AlertsArgs { data_dir, .. }) => data_dir.as_ref()?,
-            Command::Silence(
-                SilenceCommand::Add { dir, .. }
-                | SilenceCommand::List { dir, .. }
-                | SilenceCommand::Remove { dir, .. },
+            Command::Maintenance(
+                MaintenanceCommand::Add { dir, .. }
+                | MaintenanceCommand::List { dir, .. }
+                | MaintenanceCommand::Remove { dir, .. },
             )
             | Command::Clinic(
                 ClinicCommand::SetTier { dir, .. } | ClinicCommand::Rules { dir, .. },
@@ -377,12 +378,12 @@ fn parse_family(text: &str) -> Result<Family, String> {
     text.parse::<Family>().map_err(|e| e.to_string())
 }
 
-/// An alert or silence number, as typed: `12` or `#12`.
+/// An alert or maintenance window number, as typed: `12` or `#12`.
 fn parse_alert_id(text: &str) -> Result<u64, String> {
     text.trim()
         .trim_start_matches('#')
         .parse::<u64>()
-        .map_err(|_| format!("{text:?} is not a number such as 12"))
+        .map_err(|_| format!("{text:?} n'est pas un numéro comme 12"))
 }
 
 #[cfg(test)]
@@ -393,6 +394,25 @@ mod tests {
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn silence_is_a_hidden_alias_of_maintenance() {
+        for name in ["maintenance", "silence"] {
+            let cli =
+                Cli::try_parse_from(["vigie-collector", name, "remove", "--data-dir", "/d", "#7"])
+                    .expect("parses");
+            assert!(
+                matches!(
+                    cli.command,
+                    Command::Maintenance(MaintenanceCommand::Remove { window_id: 7, .. })
+                ),
+                "{name}"
+            );
+        }
+        let help = Cli::command().render_help().to_string();
+        let listed = |name: &str| help.lines().any(|l| l.trim_start().starts_with(name));
+        assert!(listed("maintenance") && !listed("silence"), "{help}");
     }
 
     #[test]

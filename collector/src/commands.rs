@@ -7,18 +7,20 @@ use anyhow::{Context as _, anyhow};
 use tonic::transport::Channel;
 use vigie_proto::v1::admin_client::AdminClient;
 use vigie_proto::v1::{
-    AddClinicRequest, AddSilenceRequest, AlertActionRequest, CreateTokenRequest, ListAgentsRequest,
-    ListAlertsRequest, ListClinicsRequest, ListSilencesRequest, RemoveSilenceRequest,
-    RevokeAgentRequest, SetClinicRulesRequest, SetClinicTierRequest,
+    AddClinicRequest, AddMaintenanceWindowRequest, AlertActionRequest, CreateTokenRequest,
+    ListAgentsRequest, ListAlertsRequest, ListClinicsRequest, ListMaintenanceWindowsRequest,
+    RemoveMaintenanceWindowRequest, RevokeAgentRequest, SetClinicRulesRequest,
+    SetClinicTierRequest,
 };
 
 use crate::alert_output::{
-    AlertView, PolicyView, SilenceView, alerts_table, policy_table, silences_table,
+    AlertView, MaintenanceWindowView, PolicyView, alerts_table, maintenance_windows_table,
+    policy_table,
 };
 use crate::cli::EscalationCommand;
 use crate::cli::{
     AgentCommand, AgentsArgs, AlertAction, AlertsArgs, ClinicCommand, Command, InitArgs,
-    SilenceCommand, TokenCommand,
+    MaintenanceCommand, TokenCommand,
 };
 use crate::config::{Build, DataDir};
 use crate::output::{AgentView, ClinicView, agents_table, clinics_table};
@@ -93,7 +95,10 @@ pub async fn run_as(command: Command, build: Build) -> anyhow::Result<()> {
                 .as_ref()
                 .and_then(server::convert::timestamp_from_proto)
             {
-                eprintln!("enrollment token for clinic {clinic}, single use, expires at {at}");
+                eprintln!(
+                    "jeton d'inscription pour le cabinet {clinic}, à usage unique, valable jusqu'au {} (heure de La Réunion)",
+                    crate::time_text::local_with_year(at)
+                );
             }
             Ok(())
         }
@@ -104,7 +109,7 @@ pub async fn run_as(command: Command, build: Build) -> anyhow::Result<()> {
         Command::Backup(args) => crate::backup_command::run_backup(&data_dir, &args.out).await,
         Command::Restore(args) => crate::backup_command::run_restore(&args.file, &data_dir),
         Command::Alerts(args) => run_alerts(&data_dir, args).await,
-        Command::Silence(command) => run_silence(&data_dir, command).await,
+        Command::Maintenance(command) => run_maintenance(&data_dir, command).await,
         Command::Tickets(args) => run_tickets(&data_dir, args.all, args.json).await,
         Command::Escalation(EscalationCommand::Test { sink, .. }) => {
             let mut admin = admin_client::connect(&data_dir).await?;
@@ -176,7 +181,7 @@ pub async fn run_as(command: Command, build: Build) -> anyhow::Result<()> {
                 })
                 .await
                 .map_err(status_error)?;
-            eprintln!("agent {agent_id} revoked");
+            eprintln!("agent {agent_id} révoqué : son certificat est refusé désormais");
             Ok(())
         }
     }
@@ -192,14 +197,14 @@ fn run_init(data_dir: &DataDir, args: InitArgs) -> anyhow::Result<()> {
             console_listen: args.console_listen,
         },
     )
-    .with_context(|| format!("cannot initialise {}", data_dir.path().display()))?;
-    println!("initialised {}", data_dir.path().display());
-    println!("CA fingerprint (SHA-256): {}", report.ca_fingerprint);
-    println!("agent listener: {}", report.config.agent_listen);
-    println!("public address: {}", report.config.public_addr());
-    println!("admin listener: {}", report.config.admin_listen);
-    println!("console: https://{}", report.config.console.listen);
-    println!("files:");
+    .with_context(|| format!("impossible d'initialiser {}", data_dir.path().display()))?;
+    println!("dossier initialisé : {}", data_dir.path().display());
+    println!("empreinte de la CA (SHA-256) : {}", report.ca_fingerprint);
+    println!("écoute des agents : {}", report.config.agent_listen);
+    println!("adresse publique : {}", report.config.public_addr());
+    println!("écoute d'administration : {}", report.config.admin_listen);
+    println!("console : https://{}", report.config.console.listen);
+    println!("fichiers :");
     for file in &report.files {
         println!("  {}", file.display());
     }
@@ -293,10 +298,10 @@ async fn run_tickets(data_dir: &DataDir, all: bool, json: bool) -> anyhow::Resul
     Ok(())
 }
 
-async fn run_silence(data_dir: &DataDir, command: SilenceCommand) -> anyhow::Result<()> {
+async fn run_maintenance(data_dir: &DataDir, command: MaintenanceCommand) -> anyhow::Result<()> {
     let mut admin = admin_client::connect(data_dir).await?;
     match command {
-        SilenceCommand::Add {
+        MaintenanceCommand::Add {
             clinic,
             agent,
             duration,
@@ -304,8 +309,8 @@ async fn run_silence(data_dir: &DataDir, command: SilenceCommand) -> anyhow::Res
             by,
             ..
         } => {
-            let silence = admin
-                .add_silence(AddSilenceRequest {
+            let window = admin
+                .add_maintenance_window(AddMaintenanceWindowRequest {
                     clinic_id: clinic.unwrap_or_default(),
                     agent_id: agent.unwrap_or_default(),
                     duration_seconds: duration.as_secs().max(1),
@@ -315,33 +320,36 @@ async fn run_silence(data_dir: &DataDir, command: SilenceCommand) -> anyhow::Res
                 .await
                 .map_err(status_error)?
                 .into_inner();
-            println!("{}", silence.id);
-            let view = SilenceView::from(&silence);
-            eprintln!("silence {} jusqu'à {}", view.id, view.ends_at_local);
+            println!("{}", window.id);
+            let view = MaintenanceWindowView::from(&window);
+            eprintln!(
+                "fenêtre de maintenance {} jusqu'au {} (heure de La Réunion)",
+                view.id, view.ends_at_local
+            );
         }
-        SilenceCommand::List { all, json, .. } => {
-            let silences = admin
-                .list_silences(ListSilencesRequest { all })
+        MaintenanceCommand::List { all, json, .. } => {
+            let windows = admin
+                .list_maintenance_windows(ListMaintenanceWindowsRequest { all })
                 .await
                 .map_err(status_error)?
                 .into_inner()
-                .silences;
-            let views: Vec<_> = silences.iter().map(SilenceView::from).collect();
+                .windows;
+            let views: Vec<_> = windows.iter().map(MaintenanceWindowView::from).collect();
             if json {
                 println!("{}", serde_json::to_string_pretty(&views)?);
             } else {
-                print!("{}", silences_table(&views));
+                print!("{}", maintenance_windows_table(&views));
             }
         }
-        SilenceCommand::Remove { silence_id, by, .. } => {
+        MaintenanceCommand::Remove { window_id, by, .. } => {
             admin
-                .remove_silence(RemoveSilenceRequest {
-                    silence_id,
+                .remove_maintenance_window(RemoveMaintenanceWindowRequest {
+                    window_id,
                     by: by.name,
                 })
                 .await
                 .map_err(status_error)?;
-            eprintln!("silence {silence_id} supprimée");
+            eprintln!("fenêtre de maintenance {window_id} terminée");
         }
     }
     Ok(())
@@ -359,10 +367,10 @@ pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
     let detail = causes.last().cloned();
     match (status.code(), detail) {
         (tonic::Code::Unknown | tonic::Code::Unavailable, Some(detail)) => anyhow!(
-            "the collector admin interface refused the connection ({}): {detail}; \
-             do admin.crt and ca.crt belong to this collector?",
+            "l'interface d'administration du collecteur a refusé la connexion ({}) : {detail} ; \
+             admin.crt et ca.crt sont-ils bien ceux de ce collecteur ?",
             status.message()
         ),
-        (code, _) => anyhow!("the collector refused: {} ({code:?})", status.message()),
+        (code, _) => anyhow!("le collecteur a refusé : {} ({code:?})", status.message()),
     }
 }

@@ -33,23 +33,23 @@ impl Drop for Processes {
 }
 
 pub async fn run() -> Result<()> {
-    let collector = std::env::current_exe().context("locating vigie-collector")?;
+    let collector = std::env::current_exe().context("impossible de situer vigie-collector")?;
     let agent = collector.with_file_name(format!("vigie-agent{}", std::env::consts::EXE_SUFFIX));
     if !agent.exists() {
         bail!(
-            "{} not found: build both binaries first (cargo build --release --workspace --bins)",
+            "{} introuvable : construisez d'abord les deux binaires (cargo build --release --workspace --bins)",
             agent.display()
         );
     }
     let tmp = tempfile::Builder::new()
         .prefix("vigie-demo-")
         .tempdir()
-        .context("creating the demo directory")?;
+        .context("impossible de créer le dossier de démonstration")?;
     let data_dir = tmp.path().join("collector");
     let agent_listen = format!("127.0.0.1:{}", free_port()?);
     let admin_listen = format!("127.0.0.1:{}", free_port()?);
     let console_listen = format!("127.0.0.1:{}", free_port()?);
-    println!("Vigie demo in {}", tmp.path().display());
+    println!("Démonstration Vigie dans {}", tmp.path().display());
 
     let data = data_dir.to_string_lossy().into_owned();
     output(Command::new(&collector).args([
@@ -76,7 +76,7 @@ pub async fn run() -> Result<()> {
         &tmp.path().join("collector.log"),
     )?);
     wait_for_admin(&collector, &data)?;
-    println!("collector listening for agents on {agent_listen} (mutual TLS)");
+    println!("collecteur à l'écoute des agents sur {agent_listen} (TLS mutuel)");
     let password = crate::console::auth::new_secret()?
         .chars()
         .filter(char::is_ascii_alphanumeric)
@@ -152,10 +152,10 @@ pub async fn run() -> Result<()> {
                 .arg(&config),
             &tmp.path().join(format!("agent-{i}.log")),
         )?);
-        println!("clinic {tier} \"{name}\": {role} agent enrolled");
+        println!("cabinet {tier} « {name} » : agent {role} inscrit");
     }
     println!(
-        "\nWhat the agents report (every {}s, ctrl-c to stop):",
+        "\nCe que les agents rapportent (toutes les {} s, ctrl-c pour arrêter) :",
         REFRESH.as_secs()
     );
 
@@ -174,7 +174,7 @@ pub async fn run() -> Result<()> {
             }
         }
     }
-    println!("\nstopping; removing {}", tmp.path().display());
+    println!("\narrêt ; suppression de {}", tmp.path().display());
     drop(children);
     Ok(())
 }
@@ -211,10 +211,10 @@ fn output(cmd: &mut Command) -> Result<String> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
-        .with_context(|| format!("running {cmd:?}"))?;
+        .with_context(|| format!("impossible de lancer {cmd:?}"))?;
     if !out.status.success() {
         bail!(
-            "{cmd:?} failed: {}",
+            "{cmd:?} a échoué : {}",
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
@@ -227,7 +227,7 @@ fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
         .stdout(file.try_clone()?)
         .stderr(file)
         .spawn()
-        .with_context(|| format!("starting {cmd:?}"))
+        .with_context(|| format!("impossible de démarrer {cmd:?}"))
 }
 
 fn wait_for_admin(collector: &PathBuf, data: &str) -> Result<()> {
@@ -237,7 +237,7 @@ fn wait_for_admin(collector: &PathBuf, data: &str) -> Result<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the collector did not start within 30 s");
+            bail!("le collecteur n'a pas démarré en 30 s");
         }
         std::thread::sleep(Duration::from_millis(100));
     }

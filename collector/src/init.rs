@@ -29,11 +29,11 @@ pub struct InitReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
-    #[error("{0} is already initialised ({1} exists); refusing to overwrite its CA and keys")]
+    #[error("{0} est déjà initialisé ({1} existe) : sa CA et ses clés ne sont pas écrasées")]
     AlreadyInitialised(String, String),
-    #[error("invalid options: {0}")]
+    #[error("options invalides : {0}")]
     Invalid(ConfigProblems),
-    #[error("cannot create {path}: {source}")]
+    #[error("impossible de créer {path} : {source}")]
     Write {
         path: PathBuf,
         source: std::io::Error,

@@ -30,6 +30,7 @@ pub mod secrets;
 pub mod server;
 pub mod storage;
 pub mod ticket_output;
+pub mod time_text;
 
 /// The whole binary: command line, logging, runtime, and the exit code. `build` says which
 /// binary this is (only the benchmark one accepts `[bench]` switches).
@@ -48,14 +49,14 @@ pub fn main_of(build: config::Build) -> std::process::ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            eprintln!("erreur : impossible de démarrer le runtime async : {error}");
             return std::process::ExitCode::FAILURE;
         }
     };
     match runtime.block_on(commands::run_as(cli.command, build)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("erreur : {error:#}");
             if let Some(server::ServeError::DurabilityLost(_)) = error.downcast_ref() {
                 // Exit before the runtime drops the database: sled's drop would flush and sync
                 // once more over the failed disk (and panic when that fails).

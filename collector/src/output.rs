@@ -4,7 +4,8 @@ use serde::Serialize;
 use vigie_proto::v1;
 
 use crate::model::SystemSnapshot;
-use crate::server::convert::{role_from_proto, snapshot_from_proto, timestamp_from_proto};
+use crate::server::convert::{role_from_proto, snapshot_from_proto};
+use crate::time_text::{local_rfc3339, rfc3339_proto, rounded_gap};
 
 #[derive(Debug, Serialize)]
 pub struct ClinicView {
@@ -44,17 +45,13 @@ pub struct AgentView {
     pub truncated: Vec<String>,
 }
 
-fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
-    ts.and_then(timestamp_from_proto).map(|t| t.to_string())
-}
-
 impl From<&v1::Clinic> for ClinicView {
     fn from(c: &v1::Clinic) -> Self {
         ClinicView {
             id: c.id.clone(),
             name: c.name.clone(),
             tier: c.tier.clone(),
-            created_at: rfc3339(c.created_at.as_ref()),
+            created_at: rfc3339_proto(c.created_at.as_ref()),
         }
     }
 }
@@ -69,10 +66,10 @@ impl From<&v1::Agent> for AgentView {
             hostname: a.hostname.clone(),
             os: a.os.clone(),
             role: role_from_proto(a.role).as_str().to_owned(),
-            last_seen: rfc3339(a.last_seen.as_ref()),
+            last_seen: rfc3339_proto(a.last_seen.as_ref()),
             reports: a.reports,
             revoked: a.revoked,
-            enrolled_at: rfc3339(a.enrolled_at.as_ref()),
+            enrolled_at: rfc3339_proto(a.enrolled_at.as_ref()),
             agent_version: a.agent_version.clone(),
             outbox_dropped_total: a.outbox_dropped_total,
             clock_offset_seconds: a.clock_offset_seconds,
@@ -151,7 +148,7 @@ pub fn agents_table(
                 a.os.clone(),
                 a.last_seen
                     .as_deref()
-                    .map_or_else(|| "jamais".to_owned(), reunion_time),
+                    .map_or_else(|| "jamais".to_owned(), local_rfc3339),
                 a.reports.to_string(),
                 clock_label(a.clock_offset_seconds),
                 if a.revoked { "révoqué" } else { "actif" }.to_owned(),
@@ -201,14 +198,7 @@ fn clock_label(offset_seconds: Option<i64>) -> String {
         return "ok".to_owned();
     }
     let sign = if offset > 0 { "avance" } else { "retard" };
-    let secs = offset.unsigned_abs();
-    let amount = match secs {
-        // Rounded: a year ahead measured a few milliseconds late is still 365 days.
-        s if s >= 86_400 => format!("{} j", (s + 43_200) / 86_400),
-        s if s >= 3_600 => format!("{} h", (s + 1_800) / 3_600),
-        s if s >= 60 => format!("{} min", (s + 30) / 60),
-        s => format!("{s} s"),
-    };
+    let amount = rounded_gap(offset.unsigned_abs());
     format!("{sign} {amount}")
 }
 
@@ -248,26 +238,17 @@ fn outbox_text(a: &AgentView) -> String {
 
 /// A reason cut for a table cell (`--json` has it whole).
 fn short(reason: &str) -> String {
-    const MAX: usize = 60;
-    if reason.chars().count() <= MAX {
-        return reason.to_owned();
-    }
-    let mut cut: String = reason.chars().take(MAX - 1).collect();
-    cut.push('…');
-    cut
+    fit(reason, 60)
 }
 
-/// `2026-11-28T08:49:20Z` → `28/11 12:49` (Indian/Reunion); unparsable text
-/// is shown as is.
-fn reunion_time(rfc3339: &str) -> String {
-    rfc3339
-        .parse::<jiff::Timestamp>()
-        .map(|t| {
-            t.to_zoned_datetime(crate::alerts::opening_hours::clinic_zone())
-                .strftime("%d/%m %H:%M")
-                .to_string()
-        })
-        .unwrap_or_else(|_| rfc3339.to_owned())
+/// Cuts `text` to `width` characters, marking the cut: a table cell or an 80-column line.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 #[cfg(test)]
@@ -275,17 +256,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn last_contact_reads_in_reunion_time() {
-        assert_eq!(reunion_time("2026-11-28T08:49:20.5Z"), "28/11 12:49");
-        assert_eq!(reunion_time("garbage"), "garbage");
-    }
-
-    #[test]
     fn clock_reads_as_ok_or_how_far_off() {
         assert_eq!(clock_label(None), "?");
         assert_eq!(clock_label(Some(3)), "ok");
         assert_eq!(clock_label(Some(365 * 86_400)), "avance 365 j");
         assert_eq!(clock_label(Some(-7_200)), "retard 2 h");
+    }
+
+    #[test]
+    fn fit_marks_the_cut() {
+        assert_eq!(fit("Cabinet", 7), "Cabinet");
+        assert_eq!(fit("Cabinet", 4), "Cab…");
+        assert_eq!(fit("éèàç", 3), "éè…");
     }
 
     #[test]

@@ -4,24 +4,8 @@
 use serde::Serialize;
 use vigie_proto::v1;
 
-use crate::alerts::opening_hours::clinic_zone;
-use crate::output::table;
-use crate::server::convert::timestamp_from_proto;
-
-fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
-    ts.and_then(timestamp_from_proto).map(|t| t.to_string())
-}
-
-/// Réunion local time, as "28/11 14:05".
-fn local(ts: Option<&prost_types::Timestamp>) -> String {
-    ts.and_then(timestamp_from_proto)
-        .map(|t| {
-            t.to_zoned_datetime(clinic_zone())
-                .strftime("%d/%m %H:%M")
-                .to_string()
-        })
-        .unwrap_or_default()
-}
+use crate::output::{fit, table};
+use crate::time_text::{local_proto, rfc3339_proto};
 
 #[derive(Debug, Serialize)]
 pub struct TicketView {
@@ -65,18 +49,18 @@ impl From<&v1::Escalation> for TicketView {
             severity: e.severity.clone(),
             summary: e.summary.clone(),
             priority: e.priority,
-            create_after: rfc3339(e.create_after.as_ref()),
-            response_due: rfc3339(e.response_due.as_ref()),
+            create_after: rfc3339_proto(e.create_after.as_ref()),
+            response_due: rfc3339_proto(e.response_due.as_ref()),
             response_remote_only: e.response_remote_only,
             pending: e.pending.clone(),
             attempts: e.attempts,
             last_error: (!e.last_error.is_empty()).then(|| e.last_error.clone()),
-            next_attempt_at: rfc3339(e.next_attempt_at.as_ref()),
+            next_attempt_at: rfc3339_proto(e.next_attempt_at.as_ref()),
             follow_ups_sent: e.follow_ups_sent,
             note: e.note.clone(),
-            created_at: rfc3339(e.created_at.as_ref()),
-            updated_at: rfc3339(e.updated_at.as_ref()),
-            response_due_local: local(e.response_due.as_ref()),
+            created_at: rfc3339_proto(e.created_at.as_ref()),
+            updated_at: rfc3339_proto(e.updated_at.as_ref()),
+            response_due_local: local_proto(e.response_due.as_ref()),
         }
     }
 }
@@ -91,15 +75,6 @@ fn state(s: &str) -> &str {
         "cancelled" => "annulé",
         other => other,
     }
-}
-
-fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 /// One row per escalation; the error of a failing sink on the line below.

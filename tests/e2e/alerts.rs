@@ -1,6 +1,6 @@
 //! Alerts end to end: three clinics, one per tier, one agent each. Backup failures alert for
 //! CMP1 and CMP3 only, a LAN device down for CMP3 only; technicians acknowledge, resolve,
-//! silence and change tiers with the real admin commands.
+//! put clinics in maintenance and change tiers with the real admin commands.
 
 use vigie_proto::v1::{BackupStatus, DeviceState};
 use vigie_tests::alerts::{alerts, backup_report, lan_report, of, send_as, wait_for_alerts};
@@ -133,11 +133,59 @@ async fn backup_and_lan_alerts_follow_the_tier() {
     assert_eq!(all.len(), 1);
     assert_eq!(all[0]["state"], "resolved");
     let error = collector.admin(&["alerts", "ack", &id]).failed();
-    assert!(error.contains("already resolved"), "{error}");
+    assert!(error.contains("déjà résolue"), "{error}");
     let error = collector.admin(&["alerts", "ack", "999"]).failed();
-    assert!(error.contains("not found"), "{error}");
+    assert!(error.contains("alerte 999 introuvable"), "{error}");
 
-    // A silence on the CMP3 clinic, listed and removed.
+    // A maintenance window on the CMP3 clinic, listed and removed.
+    let added = collector
+        .admin(&[
+            "maintenance",
+            "add",
+            "--clinic",
+            &cmp3,
+            "--for",
+            "2h",
+            "--reason",
+            "maintenance NAS",
+        ])
+        .ok();
+    let window = added.stdout.trim().to_owned();
+    assert!(
+        added
+            .stderr
+            .contains(&format!("fenêtre de maintenance {window} jusqu'au")),
+        "{}",
+        added.stderr
+    );
+    let table = collector.admin(&["maintenance", "list"]).ok().stdout;
+    assert!(
+        table.starts_with("N°  PORTÉE")
+            && table.lines().any(|l| l.starts_with(&format!("{window} "))
+                && l.contains(&format!("cabinet {}…", &cmp3[..12]))
+                && l.contains("maintenance NAS")),
+        "{table}"
+    );
+    let got = wait_for_alerts(&collector, |a| {
+        of(a, &cmp3, "backup_failed")[0]["silenced"] == true
+    });
+    assert_eq!(of(&got, &cmp3, "lan_device_down")[0]["silenced"], true);
+    let table = collector.admin(&["alerts", "--clinic", &cmp3]).ok().stdout;
+    assert!(table.contains("en maintenance"), "{table}");
+    let removed = collector.admin(&["maintenance", "remove", &window]).ok();
+    assert!(
+        removed
+            .stderr
+            .contains(&format!("fenêtre de maintenance {window} terminée")),
+        "{}",
+        removed.stderr
+    );
+    assert_eq!(
+        collector.admin(&["maintenance", "list"]).ok().stdout,
+        "Aucune fenêtre de maintenance en cours.\n"
+    );
+
+    // Old scripts still say `silence`: a hidden alias of `maintenance`.
     let silence = collector
         .admin(&[
             "silence",

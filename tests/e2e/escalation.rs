@@ -218,7 +218,7 @@ async fn webhook_tickets_are_signed_followed_up_and_solved() {
     let quiet = collector.add_clinic("Cabinet en maintenance", "cmp3");
     collector
         .admin(&[
-            "silence",
+            "maintenance",
             "add",
             "--clinic",
             &quiet,
@@ -368,7 +368,10 @@ async fn webhook_tickets_are_signed_followed_up_and_solved() {
     let error = collector
         .admin(&["escalation", "test", "--sink", "nope"])
         .failed();
-    assert!(error.contains("no escalation sink named"), "{error}");
+    assert!(
+        error.contains("aucune destination de tickets nommée"),
+        "{error}"
+    );
 }
 
 fn t1_ticket_id(collector: &Collector, alert: u64) -> String {

@@ -67,7 +67,14 @@ fn revoked_agent_is_refused_and_keeps_its_outbox() {
     let clinic = collector.add_clinic("Cabinet C", "cmp3");
     let (agent, agent_id) = Agent::enrolled(&collector, &clinic, "server");
     assert_eq!(agent.run_once().0, 1);
-    collector.admin(&["agent", "revoke", &agent_id]).ok();
+    let revoked = collector.admin(&["agent", "revoke", &agent_id]).ok();
+    assert!(
+        revoked
+            .stderr
+            .contains(&format!("agent {agent_id} révoqué")),
+        "{}",
+        revoked.stderr
+    );
     let (sent, queued, run) = agent.run_once_failing();
     assert_eq!((sent, queued), (0, 1));
     assert!(run.stderr.contains("revoked"), "{}", run.stderr);
@@ -79,7 +86,7 @@ fn revoked_agent_is_refused_and_keeps_its_outbox() {
         .admin(&["agent", "revoke", "0190aaaa-0000-7000-8000-000000000000"])
         .failed();
     assert!(
-        err.contains("not found") || err.contains("unknown"),
+        err.contains("agent 0190aaaa-0000-7000-8000-000000000000 introuvable"),
         "{err}"
     );
 }
@@ -91,6 +98,16 @@ fn reused_expired_and_unknown_tokens_are_refused() {
 
     let token = collector.token(&clinic, None);
     Agent::new().enroll(&token, "workstation").ok();
+    let created = collector
+        .admin(&["token", "create", "--clinic", &clinic])
+        .ok();
+    assert!(
+        created.stderr.contains(&format!(
+            "jeton d'inscription pour le cabinet {clinic}, à usage unique, valable jusqu'au "
+        )) && created.stderr.contains("(heure de La Réunion)"),
+        "{}",
+        created.stderr
+    );
     let err = Agent::new().enroll(&token, "workstation").failed();
     assert!(err.contains("already used"), "{err}");
 
@@ -115,10 +132,7 @@ fn reused_expired_and_unknown_tokens_are_refused() {
     let err = collector
         .admin(&["token", "create", "--clinic", "no-such-clinic"])
         .failed();
-    assert!(
-        err.contains("not found") || err.contains("unknown"),
-        "{err}"
-    );
+    assert!(err.contains("cabinet no-such-clinic introuvable"), "{err}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! What the engine keeps: alerts with their history, the series that links the occurrences of
-//! one problem, silences, and the events a ticketing sink consumes.
+//! one problem, maintenance windows, and the events a ticketing sink consumes.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -160,34 +160,35 @@ pub struct Series {
     pub transitions: Vec<Timestamp>,
 }
 
-/// What a silence covers.
+/// What a maintenance window covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "id")]
-pub enum SilenceScope {
+pub enum MaintenanceScope {
     Clinic(String),
     Agent(String),
 }
 
-/// A maintenance window: alerts are still recorded, marked silenced, and not escalated.
+/// A maintenance window: alerts are still recorded, marked silenced (the JSON and wire name
+/// of "under a maintenance window"), and not escalated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Silence {
+pub struct MaintenanceWindow {
     pub id: u64,
-    pub scope: SilenceScope,
+    pub scope: MaintenanceScope,
     pub starts_at: Timestamp,
     pub ends_at: Timestamp,
     pub reason: String,
     pub created_by: String,
 }
 
-impl Silence {
+impl MaintenanceWindow {
     pub fn is_active(&self, now: Timestamp) -> bool {
         self.starts_at <= now && now < self.ends_at
     }
 
     pub fn covers(&self, clinic_id: &str, agent_id: &str) -> bool {
         match &self.scope {
-            SilenceScope::Clinic(id) => id == clinic_id,
-            SilenceScope::Agent(id) => id == agent_id,
+            MaintenanceScope::Clinic(id) => id == clinic_id,
+            MaintenanceScope::Agent(id) => id == agent_id,
         }
     }
 }
@@ -214,7 +215,7 @@ pub struct AlertEvent {
     pub kind: EventKind,
     /// Whether a person should hear about it: false when silenced, flapping, or a mere repeat.
     pub notify: bool,
-    /// The alert as it is after the change (its state, severity, silence and flapping as of
+    /// The alert as it is after the change (its state, severity, maintenance and flapping as of
     /// the change; the rest as it is now).
     pub alert: Alert,
 }

@@ -1,6 +1,6 @@
 //! The alert engine: loads an agent's facts and alerts from storage, runs the rules its
 //! clinic's policy covers, applies the lifecycle and writes the changes with their events in
-//! one transaction. Also the technicians' actions (acknowledge, resolve, silences, tier and
+//! one transaction. Also the technicians' actions (acknowledge, resolve, maintenance windows, tier and
 //! rule changes). Every change goes through one lock, so a technician's acknowledgement is
 //! never overwritten by an evaluation that read the alert just before.
 
@@ -11,7 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 use vigie_domain::Tier;
 
-use super::alert::{Alert, EventKind, Silence, SilenceScope};
+use super::alert::{Alert, EventKind, MaintenanceScope, MaintenanceWindow};
 use super::clock::Clock;
 use super::lifecycle::{self, Book, Changes, LifecycleError, Params, Scope};
 use super::opening_hours::OpeningHours;
@@ -25,7 +25,7 @@ use crate::storage::{AlertWrite, FactKind, Storage, StorageError};
 pub enum EngineError {
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("{0} not found")]
+    #[error("{0} introuvable")]
     NotFound(String),
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
@@ -100,19 +100,19 @@ impl AlertEngine {
         let Some(clinic) = self.storage.clinic(&agent.clinic_id)? else {
             return Ok(0);
         };
-        let silences = self.storage.list_silences()?;
-        self.evaluate_locked(agent, &clinic, &silences)
+        let windows = self.storage.list_maintenance_windows()?;
+        self.evaluate_locked(agent, &clinic, &windows)
     }
 
     /// Evaluates every agent of every clinic (the timer's job); returns how many alerts
     /// changed. A failure is logged with what it concerns and never stops the round.
     pub fn evaluate_all(&self) -> usize {
         let _guard = self.guard();
-        let listed = self.storage.list_silences().and_then(|silences| {
+        let listed = self.storage.list_maintenance_windows().and_then(|windows| {
             let clinics = self.storage.list_clinics()?;
-            Ok((silences, clinics))
+            Ok((windows, clinics))
         });
-        let (silences, clinics) = match listed {
+        let (windows, clinics) = match listed {
             Ok(listed) => listed,
             Err(error) => {
                 tracing::error!(%error, "alert evaluation round failed: cannot list clinics");
@@ -130,7 +130,7 @@ impl AlertEngine {
             };
             for agent in agents {
                 let id = agent.id.clone();
-                match self.evaluate_locked(agent, &clinic, &silences) {
+                match self.evaluate_locked(agent, &clinic, &windows) {
                     Ok(n) => changed += n,
                     Err(error) => {
                         tracing::error!(agent_id = %id, %error, "alert evaluation of an agent failed")
@@ -176,7 +176,7 @@ impl AlertEngine {
         &self,
         agent: AgentRecord,
         clinic: &Clinic,
-        silences: &[Silence],
+        windows: &[MaintenanceWindow],
     ) -> Result<usize, EngineError> {
         let now = self.now();
         let context = ClinicContext {
@@ -185,7 +185,7 @@ impl AlertEngine {
             hours: self.hours.clone(),
         };
         let (agent_id, hostname) = (agent.id.clone(), agent.hostname.clone());
-        let silenced = silences
+        let silenced = windows
             .iter()
             .any(|s| s.is_active(now) && s.covers(&clinic.id, &agent_id));
         let facts = self.facts(agent)?;
@@ -241,7 +241,7 @@ impl AlertEngine {
     fn alert(&self, id: u64) -> Result<Alert, EngineError> {
         self.storage
             .alert(id)?
-            .ok_or_else(|| EngineError::NotFound(format!("alert {id}")))
+            .ok_or_else(|| EngineError::NotFound(format!("alerte {id}")))
     }
 
     pub fn acknowledge(&self, id: u64, by: &str, note: &str) -> Result<Alert, EngineError> {
@@ -297,7 +297,7 @@ impl AlertEngine {
         let clinic = self
             .storage
             .update_clinic(clinic_id, |c| c.tier = tier)?
-            .ok_or_else(|| EngineError::NotFound(format!("clinic {clinic_id}")))?;
+            .ok_or_else(|| EngineError::NotFound(format!("cabinet {clinic_id}")))?;
         let note = format!(
             "contrat passé en {} : catégorie non couverte",
             tier.as_str().to_uppercase()
@@ -322,7 +322,7 @@ impl AlertEngine {
             .find(|f| disable.contains(f) || reset.contains(f))
         {
             return Err(EngineError::Invalid(format!(
-                "rule family {f} is both enabled and disabled or reset"
+                "famille de règles {f} à la fois activée et désactivée ou remise au contrat"
             )));
         }
         let _guard = self.guard();
@@ -339,7 +339,7 @@ impl AlertEngine {
                     c.rule_overrides.0.insert(*f, false);
                 }
             })?
-            .ok_or_else(|| EngineError::NotFound(format!("clinic {clinic_id}")))?;
+            .ok_or_else(|| EngineError::NotFound(format!("cabinet {clinic_id}")))?;
         let resolved = self.resolve_uncovered(&clinic, by, "famille de règles désactivée")?;
         tracing::info!(
             clinic_id,
@@ -394,28 +394,30 @@ impl AlertEngine {
         Ok(alerts)
     }
 
-    // ---- silences ----
+    // ---- maintenance windows ----
 
-    pub fn add_silence(
+    pub fn add_maintenance_window(
         &self,
-        scope: SilenceScope,
+        scope: MaintenanceScope,
         duration: SignedDuration,
         reason: &str,
         by: &str,
-    ) -> Result<Silence, EngineError> {
+    ) -> Result<MaintenanceWindow, EngineError> {
         if reason.trim().is_empty() {
-            return Err(EngineError::Invalid("a silence needs a reason".into()));
+            return Err(EngineError::Invalid(
+                "une fenêtre de maintenance demande un motif".into(),
+            ));
         }
         if duration <= SignedDuration::ZERO {
             return Err(EngineError::Invalid(
-                "a silence needs a positive duration".into(),
+                "une fenêtre de maintenance demande une durée positive".into(),
             ));
         }
         match &scope {
-            SilenceScope::Clinic(id) if self.storage.clinic(id)?.is_none() => {
-                return Err(EngineError::NotFound(format!("clinic {id}")));
+            MaintenanceScope::Clinic(id) if self.storage.clinic(id)?.is_none() => {
+                return Err(EngineError::NotFound(format!("cabinet {id}")));
             }
-            SilenceScope::Agent(id) if self.storage.agent(id)?.is_none() => {
+            MaintenanceScope::Agent(id) if self.storage.agent(id)?.is_none() => {
                 return Err(EngineError::NotFound(format!("agent {id}")));
             }
             _ => {}
@@ -424,51 +426,55 @@ impl AlertEngine {
         let ends_at = now
             .checked_add(duration)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        let silence = self.storage.add_silence(|id| Silence {
-            id,
-            scope: scope.clone(),
-            starts_at: now,
-            ends_at,
-            reason: reason.trim().to_owned(),
-            created_by: by.to_owned(),
-        })?;
-        tracing::info!(silence_id = silence.id, scope = ?silence.scope, ends_at = %ends_at, by, "silence added");
+        let window = self
+            .storage
+            .add_maintenance_window(|id| MaintenanceWindow {
+                id,
+                scope: scope.clone(),
+                starts_at: now,
+                ends_at,
+                reason: reason.trim().to_owned(),
+                created_by: by.to_owned(),
+            })?;
+        tracing::info!(window_id = window.id, scope = ?window.scope, ends_at = %ends_at, by, "maintenance window added");
         self.refresh(&scope)?;
-        Ok(silence)
+        Ok(window)
     }
 
-    /// Silences, oldest first; without `all`, only those not yet over.
-    pub fn silences(&self, all: bool) -> Result<Vec<Silence>, EngineError> {
+    /// Maintenance windows, oldest first; without `all`, only those not yet over.
+    pub fn maintenance_windows(&self, all: bool) -> Result<Vec<MaintenanceWindow>, EngineError> {
         let now = self.now();
         Ok(self
             .storage
-            .list_silences()?
+            .list_maintenance_windows()?
             .into_iter()
             .filter(|s| all || s.ends_at > now)
             .collect())
     }
 
-    pub fn remove_silence(&self, id: u64, by: &str) -> Result<(), EngineError> {
-        let Some(silence) = self
+    pub fn remove_maintenance_window(&self, id: u64, by: &str) -> Result<(), EngineError> {
+        let Some(window) = self
             .storage
-            .list_silences()?
+            .list_maintenance_windows()?
             .into_iter()
             .find(|s| s.id == id)
         else {
-            return Err(EngineError::NotFound(format!("silence {id}")));
+            return Err(EngineError::NotFound(format!(
+                "fenêtre de maintenance {id}"
+            )));
         };
-        self.storage.remove_silence(id)?;
-        tracing::info!(silence_id = id, by, "silence removed");
-        self.refresh(&silence.scope)
+        self.storage.remove_maintenance_window(id)?;
+        tracing::info!(window_id = id, by, "maintenance window removed");
+        self.refresh(&window.scope)
     }
 
-    /// Re-evaluates what a silence covers, so alerts show (un)silenced at once.
-    fn refresh(&self, scope: &SilenceScope) -> Result<(), EngineError> {
+    /// Re-evaluates what a maintenance window covers, so alerts show (un)silenced at once.
+    fn refresh(&self, scope: &MaintenanceScope) -> Result<(), EngineError> {
         match scope {
-            SilenceScope::Agent(id) => {
+            MaintenanceScope::Agent(id) => {
                 self.evaluate_agent(id)?;
             }
-            SilenceScope::Clinic(id) => {
+            MaintenanceScope::Clinic(id) => {
                 for agent in self.storage.list_agents(Some(id))? {
                     self.evaluate_agent(&agent.id)?;
                 }

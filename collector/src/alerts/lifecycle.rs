@@ -61,7 +61,7 @@ impl Changes {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LifecycleError {
-    #[error("alert {0} is already resolved")]
+    #[error("l'alerte {0} est déjà résolue")]
     AlreadyResolved(u64),
 }
 

@@ -15,7 +15,8 @@ pub mod summary;
 pub mod thresholds;
 
 pub use alert::{
-    Alert, AlertEvent, AlertState, EventKind, HistoryEntry, Severity, Silence, StoredEvent,
+    Alert, AlertEvent, AlertState, EventKind, HistoryEntry, MaintenanceWindow, Severity,
+    StoredEvent,
 };
 pub use policy::{Category, Family, Rule, RuleOverrides};
 

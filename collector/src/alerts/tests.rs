@@ -6,7 +6,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use vigie_domain::{AgentRole, Tier};
 
-use super::alert::{AlertState, EventKind, SilenceScope};
+use super::alert::{AlertState, EventKind, MaintenanceScope};
 use super::clock::FixedClock;
 use super::engine::AlertEngine;
 use super::policy::{Family, Rule};
@@ -275,8 +275,8 @@ fn silences_mark_alerts_and_end() {
     let w = World::new(Tier::Cmp1, AgentRole::Server);
     let silence = w
         .engine
-        .add_silence(
-            SilenceScope::Clinic(w.clinic.clone()),
+        .add_maintenance_window(
+            MaintenanceScope::Clinic(w.clinic.clone()),
             SignedDuration::from_hours(2),
             "changement du NAS",
             "marie",
@@ -289,7 +289,7 @@ fn silences_mark_alerts_and_end() {
     let events = w.storage.alert_events_after(0, 10).expect("events");
     assert_eq!(events[0].kind, EventKind::Opened);
     assert!(!events[0].notify, "a silenced alert is not escalated");
-    assert_eq!(w.engine.silences(false).expect("list").len(), 1);
+    assert_eq!(w.engine.maintenance_windows(false).expect("list").len(), 1);
 
     w.advance_minutes(121);
     w.evaluate();
@@ -298,11 +298,20 @@ fn silences_mark_alerts_and_end() {
     let last = w.storage.alert_events_after(1, 10).expect("events");
     assert_eq!(last[0].kind, EventKind::Unsilenced);
     assert!(last[0].notify, "now it is heard");
-    assert!(w.engine.silences(false).expect("list").is_empty());
+    assert!(
+        w.engine
+            .maintenance_windows(false)
+            .expect("list")
+            .is_empty()
+    );
     w.engine
-        .remove_silence(silence.id, "marie")
+        .remove_maintenance_window(silence.id, "marie")
         .expect("remove");
-    assert!(w.engine.remove_silence(silence.id, "marie").is_err());
+    assert!(
+        w.engine
+            .remove_maintenance_window(silence.id, "marie")
+            .is_err()
+    );
 }
 
 #[test]

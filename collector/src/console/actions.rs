@@ -9,7 +9,7 @@ use vigie_domain::Tier;
 use super::auth::{Actor, audit};
 use super::data;
 use crate::alert_output::AlertView;
-use crate::alerts::alert::SilenceScope;
+use crate::alerts::alert::MaintenanceScope;
 use crate::alerts::engine::EngineError;
 use crate::server::CollectorState;
 use crate::storage::StorageError;
@@ -179,8 +179,8 @@ pub async fn add_window(
                 MAX_WINDOW.as_hours() / 24
             )));
         }
-        let window = inner.alerts.add_silence(
-            SilenceScope::Clinic(clinic_id.clone()),
+        let window = inner.alerts.add_maintenance_window(
+            MaintenanceScope::Clinic(clinic_id.clone()),
             duration,
             &reason,
             &actor.name,
@@ -191,7 +191,7 @@ pub async fn add_window(
             &actor.address,
             "maintenance_add",
             &clinic_id,
-            &format!("n° {} jusqu'à {} : {reason}", window.id, super::time::local(ends_at)),
+            &format!("n° {} jusqu'à {} : {reason}", window.id, crate::time_text::local_with_year(ends_at)),
         )?;
         Ok(window.id)
     })
@@ -205,7 +205,7 @@ pub async fn end_window(
 ) -> Result<(), ActionError> {
     let inner = state.clone();
     run(&state, move || {
-        inner.alerts.remove_silence(id, &actor.name)?;
+        inner.alerts.remove_maintenance_window(id, &actor.name)?;
         audit(
             &inner.storage,
             &actor.name,

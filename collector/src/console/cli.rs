@@ -150,12 +150,12 @@ pub fn read_password() -> anyhow::Result<String> {
 
 fn at(ts: Option<&prost_types::Timestamp>) -> String {
     ts.and_then(timestamp_from_proto)
-        .map(super::time::local)
+        .map(crate::time_text::local_with_year)
         .unwrap_or_else(|| "jamais".to_owned())
 }
 
 fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
-    ts.and_then(timestamp_from_proto).map(super::time::rfc3339)
+    ts.and_then(timestamp_from_proto).map(crate::time_text::rfc3339)
 }
 
 fn technician_json(t: &v1::Technician) -> serde_json::Value {

@@ -18,7 +18,6 @@ pub mod cli;
 pub mod config;
 mod data;
 mod pages;
-pub mod time;
 mod web;
 
 use std::net::SocketAddr;

@@ -476,7 +476,7 @@ async fn alerts_page(
             collector.storage.list_agents(None)?,
             collector
                 .alerts
-                .silences(false)
+                .maintenance_windows(false)
                 .map_err(data::DataError::from)?,
             collector.alerts.now(),
         ))

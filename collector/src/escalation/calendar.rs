@@ -126,19 +126,10 @@ impl SupportCalendar {
         None
     }
 
-    /// `at` as a technician reads it: "lundi 29/03/2027 10:00".
+    /// `at` as a technician reads it: "lundi 29/03/2027 10:00" (the calendar's zone is La
+    /// Réunion's, as `time_text` shows it).
     pub fn local_text(&self, at: Timestamp) -> String {
-        let local = at.to_zoned_datetime(self.zone.clone());
-        let day = match local.weekday().to_monday_zero_offset() {
-            0 => "lundi",
-            1 => "mardi",
-            2 => "mercredi",
-            3 => "jeudi",
-            4 => "vendredi",
-            5 => "samedi",
-            _ => "dimanche",
-        };
-        format!("{day} {}", local.strftime("%d/%m/%Y %H:%M"))
+        crate::time_text::local_with_weekday(at)
     }
 }
 

@@ -26,7 +26,7 @@ pub enum EscalationError {
         sink: String,
         source: sinks::SinkError,
     },
-    #[error("no escalation sink named {name:?} (configured: {})", configured.join(", "))]
+    #[error("aucune destination de tickets nommée {name:?} (configurées : {})", configured.join(", "))]
     UnknownSink {
         name: String,
         configured: Vec<String>,

@@ -221,7 +221,7 @@ impl Policy {
             EventKind::Silenced => cancel_unsent_or_queue(
                 &mut record,
                 unsent,
-                "alerte mise en silence avant le ticket",
+                "alerte en fenêtre de maintenance avant le ticket",
                 TicketOp::FollowUp {
                     text: ticket::silenced_text(),
                 },

@@ -223,6 +223,6 @@ pub fn resolved_text(a: &Alert) -> String {
 }
 
 pub fn silenced_text() -> String {
-    "Alerte mise en silence dans Vigie (maintenance) : pas de mise à jour jusqu'à la fin du silence."
+    "Alerte en fenêtre de maintenance dans Vigie : pas de mise à jour jusqu'à la fin de la fenêtre."
         .to_owned()
 }

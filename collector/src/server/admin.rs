@@ -61,7 +61,9 @@ impl Admin for AdminService {
         let req = request.into_inner();
         let name = req.name.trim().to_owned();
         if name.is_empty() {
-            return Err(Status::invalid_argument("clinic name must not be empty"));
+            return Err(Status::invalid_argument(
+                "le nom du cabinet ne peut pas être vide",
+            ));
         }
         if name.chars().count() > MAX_NAME {
             return Err(Status::invalid_argument(format!(
@@ -126,7 +128,9 @@ impl Admin for AdminService {
             .map_err(internal)?
             .is_none()
         {
-            return Err(Status::not_found(format!("clinic {clinic_id} not found")));
+            return Err(Status::not_found(format!(
+                "cabinet {clinic_id} introuvable"
+            )));
         }
 
         let mut secret = [0u8; 32];
@@ -202,7 +206,7 @@ impl Admin for AdminService {
             .await?
             .map_err(internal)?;
         let Some(agent) = revoked else {
-            return Err(Status::not_found(format!("agent {agent_id} not found")));
+            return Err(Status::not_found(format!("agent {agent_id} introuvable")));
         };
         self.durable().await?;
         tracing::warn!(agent_id = %agent.id, clinic_id = %agent.clinic_id, "agent revoked");
@@ -232,25 +236,25 @@ impl Admin for AdminService {
         self.do_alert_action(request, true).await
     }
 
-    async fn add_silence(
+    async fn add_maintenance_window(
         &self,
-        request: Request<v1::AddSilenceRequest>,
-    ) -> Result<Response<v1::Silence>, Status> {
-        self.do_add_silence(request).await
+        request: Request<v1::AddMaintenanceWindowRequest>,
+    ) -> Result<Response<v1::MaintenanceWindow>, Status> {
+        self.do_add_maintenance_window(request).await
     }
 
-    async fn list_silences(
+    async fn list_maintenance_windows(
         &self,
-        request: Request<v1::ListSilencesRequest>,
-    ) -> Result<Response<v1::ListSilencesResponse>, Status> {
-        self.do_list_silences(request).await
+        request: Request<v1::ListMaintenanceWindowsRequest>,
+    ) -> Result<Response<v1::ListMaintenanceWindowsResponse>, Status> {
+        self.do_list_maintenance_windows(request).await
     }
 
-    async fn remove_silence(
+    async fn remove_maintenance_window(
         &self,
-        request: Request<v1::RemoveSilenceRequest>,
-    ) -> Result<Response<v1::RemoveSilenceResponse>, Status> {
-        self.do_remove_silence(request).await
+        request: Request<v1::RemoveMaintenanceWindowRequest>,
+    ) -> Result<Response<v1::RemoveMaintenanceWindowResponse>, Status> {
+        self.do_remove_maintenance_window(request).await
     }
 
     async fn set_clinic_tier(

@@ -1,5 +1,5 @@
 //! The alert part of the `Admin` service: listing, acknowledging and resolving alerts,
-//! silences, and clinic tier and rule changes. `admin.rs` routes the RPCs here.
+//! maintenance windows, and clinic tier and rule changes. `admin.rs` routes the RPCs here.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -10,21 +10,21 @@ use vigie_domain::Tier;
 use vigie_proto::v1;
 
 use super::admin::AdminService;
-use super::convert::{alert_to_proto, policy_to_proto, silence_to_proto};
+use super::convert::{alert_to_proto, maintenance_window_to_proto, policy_to_proto};
 use super::identity::require_admin;
 use super::{blocking, internal};
-use crate::alerts::alert::SilenceScope;
+use crate::alerts::alert::MaintenanceScope;
 use crate::alerts::engine::EngineError;
 use crate::alerts::policy::Family;
 
-/// Longest silence accepted: a maintenance window, not a way to switch alerts off.
-pub const MAX_SILENCE: SignedDuration = SignedDuration::from_hours(24 * 31);
+/// Longest maintenance window accepted: maintenance, not a way to switch alerts off.
+pub const MAX_MAINTENANCE_WINDOW: SignedDuration = SignedDuration::from_hours(24 * 31);
 /// Longest note or reason kept.
 const MAX_NOTE: usize = 1000;
 
 fn status(error: EngineError) -> Status {
     match error {
-        EngineError::NotFound(what) => Status::not_found(format!("{what} not found")),
+        EngineError::NotFound(what) => Status::not_found(format!("{what} introuvable")),
         EngineError::Lifecycle(e) => Status::failed_precondition(e.to_string()),
         EngineError::Invalid(why) => Status::invalid_argument(why),
         EngineError::Storage(e) => internal(e),
@@ -70,7 +70,7 @@ impl AdminService {
             if let Some(id) = filter
                 && storage.clinic(id)?.is_none()
             {
-                return Err(EngineError::NotFound(format!("clinic {id}")));
+                return Err(EngineError::NotFound(format!("cabinet {id}")));
             }
             let clinics: HashMap<_, _> = storage
                 .list_clinics()?
@@ -114,76 +114,80 @@ impl AdminService {
         Ok(Response::new(alert))
     }
 
-    pub(super) async fn do_add_silence(
+    pub(super) async fn do_add_maintenance_window(
         &self,
-        request: Request<v1::AddSilenceRequest>,
-    ) -> Result<Response<v1::Silence>, Status> {
+        request: Request<v1::AddMaintenanceWindowRequest>,
+    ) -> Result<Response<v1::MaintenanceWindow>, Status> {
         require_admin(&request)?;
         let req = request.into_inner();
         let scope = match (req.clinic_id.trim(), req.agent_id.trim()) {
-            (clinic, "") if !clinic.is_empty() => SilenceScope::Clinic(clinic.to_owned()),
-            ("", agent) if !agent.is_empty() => SilenceScope::Agent(agent.to_owned()),
+            (clinic, "") if !clinic.is_empty() => MaintenanceScope::Clinic(clinic.to_owned()),
+            ("", agent) if !agent.is_empty() => MaintenanceScope::Agent(agent.to_owned()),
             _ => {
                 return Err(Status::invalid_argument(
-                    "a silence covers either a clinic or an agent",
+                    "une fenêtre de maintenance couvre soit un cabinet, soit un agent",
                 ));
             }
         };
         let duration = i64::try_from(req.duration_seconds)
             .map(SignedDuration::from_secs)
-            .map_err(|_| Status::invalid_argument("silence duration out of range"))?;
-        if duration > MAX_SILENCE {
+            .map_err(|_| {
+                Status::invalid_argument("durée de la fenêtre de maintenance hors limites")
+            })?;
+        if duration > MAX_MAINTENANCE_WINDOW {
             return Err(Status::invalid_argument(format!(
-                "a silence lasts at most {} days",
-                MAX_SILENCE.as_hours() / 24
+                "une fenêtre de maintenance dure au plus {} jours",
+                MAX_MAINTENANCE_WINDOW.as_hours() / 24
             )));
         }
         let reason = note(&req.reason)?;
         let by = who(&req.by);
         let engine = self.state.alerts.clone();
-        let silence = blocking(move || {
-            let silence = engine.add_silence(scope, duration, &reason, &by)?;
-            Ok(silence_to_proto(&silence, engine.now()))
+        let window = blocking(move || {
+            let window = engine.add_maintenance_window(scope, duration, &reason, &by)?;
+            Ok(maintenance_window_to_proto(&window, engine.now()))
         })
         .await?
         .map_err(status)?;
         self.durable().await?;
-        Ok(Response::new(silence))
+        Ok(Response::new(window))
     }
 
-    pub(super) async fn do_list_silences(
+    pub(super) async fn do_list_maintenance_windows(
         &self,
-        request: Request<v1::ListSilencesRequest>,
-    ) -> Result<Response<v1::ListSilencesResponse>, Status> {
+        request: Request<v1::ListMaintenanceWindowsRequest>,
+    ) -> Result<Response<v1::ListMaintenanceWindowsResponse>, Status> {
         require_admin(&request)?;
         let all = request.into_inner().all;
         let engine = self.state.alerts.clone();
-        let silences = blocking(move || {
+        let windows = blocking(move || {
             let now = engine.now();
             Ok(engine
-                .silences(all)?
+                .maintenance_windows(all)?
                 .iter()
-                .map(|s| silence_to_proto(s, now))
+                .map(|s| maintenance_window_to_proto(s, now))
                 .collect())
         })
         .await?
         .map_err(status)?;
-        Ok(Response::new(v1::ListSilencesResponse { silences }))
+        Ok(Response::new(v1::ListMaintenanceWindowsResponse {
+            windows,
+        }))
     }
 
-    pub(super) async fn do_remove_silence(
+    pub(super) async fn do_remove_maintenance_window(
         &self,
-        request: Request<v1::RemoveSilenceRequest>,
-    ) -> Result<Response<v1::RemoveSilenceResponse>, Status> {
+        request: Request<v1::RemoveMaintenanceWindowRequest>,
+    ) -> Result<Response<v1::RemoveMaintenanceWindowResponse>, Status> {
         require_admin(&request)?;
         let req = request.into_inner();
         let by = who(&req.by);
         let engine = self.state.alerts.clone();
-        blocking(move || engine.remove_silence(req.silence_id, &by))
+        blocking(move || engine.remove_maintenance_window(req.window_id, &by))
             .await?
             .map_err(status)?;
         self.durable().await?;
-        Ok(Response::new(v1::RemoveSilenceResponse {}))
+        Ok(Response::new(v1::RemoveMaintenanceWindowResponse {}))
     }
 
     pub(super) async fn do_set_clinic_tier(

@@ -59,7 +59,9 @@ impl AdminService {
                 Err(error) => {
                     tracing::error!(%error, "backup failed");
                     let _ = tx
-                        .send(Err(Status::internal(format!("backup failed: {error}"))))
+                        .send(Err(Status::internal(format!(
+                            "sauvegarde échouée : {error}"
+                        ))))
                         .await;
                     return;
                 }

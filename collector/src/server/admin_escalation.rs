@@ -78,7 +78,9 @@ impl AdminService {
         let escalator = self.state.escalation.clone();
         let sent = tokio::time::timeout(TEST_TIMEOUT, escalator.send_test(&sink))
             .await
-            .map_err(|_| Status::deadline_exceeded(format!("sink {sink:?} did not answer")))?;
+            .map_err(|_| {
+                Status::deadline_exceeded(format!("la destination {sink:?} n'a pas répondu"))
+            })?;
         match sent {
             Ok(ticket_id) => Ok(Response::new(v1::TestEscalationResponse {
                 sink,

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use vigie_domain::AgentRole;
 use vigie_proto::v1;
 
-use crate::alerts::alert::{Alert, Silence, SilenceScope};
+use crate::alerts::alert::{Alert, MaintenanceScope, MaintenanceWindow};
 use crate::alerts::policy::{Family, covers};
 use crate::alerts::summary;
 use crate::facts::{self, Fact, LanFact};
@@ -379,12 +379,12 @@ pub fn alert_to_proto(a: &Alert, clinic: Option<&Clinic>, now: Timestamp) -> v1:
     }
 }
 
-pub fn silence_to_proto(s: &Silence, now: Timestamp) -> v1::Silence {
+pub fn maintenance_window_to_proto(s: &MaintenanceWindow, now: Timestamp) -> v1::MaintenanceWindow {
     let (clinic_id, agent_id) = match &s.scope {
-        SilenceScope::Clinic(id) => (id.clone(), String::new()),
-        SilenceScope::Agent(id) => (String::new(), id.clone()),
+        MaintenanceScope::Clinic(id) => (id.clone(), String::new()),
+        MaintenanceScope::Agent(id) => (String::new(), id.clone()),
     };
-    v1::Silence {
+    v1::MaintenanceWindow {
         id: s.id,
         clinic_id,
         agent_id,

@@ -1,13 +1,13 @@
 //! Alerts and what they are made of (JSON): `alerts` (id → Alert), `alert_series` (series key →
 //! Series), `alert_events` (sequence → StoredEvent: the alert id and what changed, written in the same
-//! transaction as the alert change it describes), `silences` (id → Silence), and the `counters` that number them.
+//! transaction as the alert change it describes), `silences` (id → MaintenanceWindow: the tree keeps its first name so existing data reads), and the `counters` that number them.
 
 use jiff::Timestamp;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{Storage, StorageError, decode, encode, read_counter};
-use crate::alerts::alert::{Alert, EventKind, Series, Silence, StoredEvent};
+use crate::alerts::alert::{Alert, EventKind, MaintenanceWindow, Series, StoredEvent};
 
 /// One batch of alert changes, written atomically with their events.
 #[derive(Debug, Clone, Default)]
@@ -154,43 +154,47 @@ impl Storage {
             .collect()
     }
 
-    // ---- silences ----
+    // ---- maintenance windows (tree "silences", counter "silence") ----
 
-    /// Stores a new silence under the next silence number, and returns it.
-    pub fn add_silence(&self, make: impl Fn(u64) -> Silence) -> Result<Silence, StorageError> {
+    /// Stores a new maintenance window under the next number, and returns it.
+    pub fn add_maintenance_window(
+        &self,
+        make: impl Fn(u64) -> MaintenanceWindow,
+    ) -> Result<MaintenanceWindow, StorageError> {
         let _turn = self.writing();
-        let result = (&self.silences, &self.counters).transaction(|(silences, counters)| {
-            let id = read_counter("silence", counters.get("silence")?.as_deref())
-                .map_err(ConflictableTransactionError::Abort)?
-                .unwrap_or(1)
-                .max(1);
-            let silence = make(id);
-            let bytes = serde_json::to_vec(&silence).map_err(|e| {
-                ConflictableTransactionError::Abort(StorageError::Encode {
-                    what: "silence",
-                    source: e,
-                })
-            })?;
-            silences.insert(id.to_be_bytes().as_slice(), bytes)?;
-            counters.insert("silence", (id + 1).to_be_bytes().as_slice())?;
-            Ok(silence)
-        });
+        let result =
+            (&self.maintenance_windows, &self.counters).transaction(|(windows, counters)| {
+                let id = read_counter("silence", counters.get("silence")?.as_deref())
+                    .map_err(ConflictableTransactionError::Abort)?
+                    .unwrap_or(1)
+                    .max(1);
+                let window = make(id);
+                let bytes = serde_json::to_vec(&window).map_err(|e| {
+                    ConflictableTransactionError::Abort(StorageError::Encode {
+                        what: "maintenance window",
+                        source: e,
+                    })
+                })?;
+                windows.insert(id.to_be_bytes().as_slice(), bytes)?;
+                counters.insert("silence", (id + 1).to_be_bytes().as_slice())?;
+                Ok(window)
+            });
         result.map_err(|e| match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => StorageError::Sled(e),
         })
     }
 
-    pub fn list_silences(&self) -> Result<Vec<Silence>, StorageError> {
-        self.silences
+    pub fn list_maintenance_windows(&self) -> Result<Vec<MaintenanceWindow>, StorageError> {
+        self.maintenance_windows
             .iter()
-            .map(|item| decode("silence", &item?.1))
+            .map(|item| decode("maintenance window", &item?.1))
             .collect()
     }
 
-    /// Removes a silence; `false` if there was none with that id.
-    pub fn remove_silence(&self, id: u64) -> Result<bool, StorageError> {
+    /// Removes a maintenance window; `false` if there was none with that id.
+    pub fn remove_maintenance_window(&self, id: u64) -> Result<bool, StorageError> {
         let _turn = self.writing();
-        Ok(self.silences.remove(id.to_be_bytes())?.is_some())
+        Ok(self.maintenance_windows.remove(id.to_be_bytes())?.is_some())
     }
 }

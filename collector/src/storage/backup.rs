@@ -352,13 +352,13 @@ mod tests {
 
     #[test]
     fn an_export_never_sees_half_of_a_multi_tree_write() {
-        use crate::alerts::alert::{Silence, SilenceScope};
+        use crate::alerts::alert::{MaintenanceScope, MaintenanceWindow};
         use std::sync::atomic::{AtomicBool, Ordering};
 
         let tmp = tempfile::tempdir().expect("tempdir");
         let storage = Storage::open(&tmp.path().join("db")).expect("open");
         let writing = Arc::new(AtomicBool::new(true));
-        // Each silence and the "next silence" counter are written in one transaction, in two
+        // Each maintenance window and the "next window" counter are written in one transaction, in two
         // trees that the export reads one after the other ("counters" before "silences").
         let writer = {
             let (storage, writing) = (storage.clone(), writing.clone());
@@ -366,9 +366,9 @@ mod tests {
                 while writing.load(Ordering::SeqCst) {
                     let now = jiff::Timestamp::now();
                     storage
-                        .add_silence(|id| Silence {
+                        .add_maintenance_window(|id| MaintenanceWindow {
                             id,
-                            scope: SilenceScope::Clinic("c".into()),
+                            scope: MaintenanceScope::Clinic("c".into()),
                             starts_at: now,
                             ends_at: now,
                             reason: "maintenance".into(),
@@ -398,13 +398,13 @@ mod tests {
             assert_eq!(
                 next,
                 silences + 1,
-                "counter and silences from one point in time"
+                "counter and maintenance windows from one point in time"
             );
         }
         writing.store(false, Ordering::SeqCst);
         writer.join().expect("writer");
         assert!(
-            storage.list_silences().expect("list").len() > 1,
+            storage.list_maintenance_windows().expect("list").len() > 1,
             "the writer wrote"
         );
     }

@@ -6,7 +6,7 @@
 //! - `reports.rs`: reports as received (bytes and time), their count per agent, and those
 //!   this collector could not interpret yet.
 //! - `facts.rs`: what the alert rules judge, recorded as reports arrive.
-//! - `alerts.rs`: alerts, their series and events, silences.
+//! - `alerts.rs`: alerts, their series and events, maintenance windows.
 //! - `escalation.rs`: the ticket queue and its event cursor.
 //! - `durability.rs`: flush + `fsync` (sled's own flush does not survive a power cut).
 //! - `backup.rs`: the write gate every write method holds ([`Storage::writing`]), and the
@@ -108,7 +108,8 @@ pub struct Storage {
     alerts: sled::Tree,
     alert_series: sled::Tree,
     alert_events: sled::Tree,
-    silences: sled::Tree,
+    /// Maintenance windows, in the tree first named "silences".
+    maintenance_windows: sled::Tree,
     counters: sled::Tree,
     escalations: sled::Tree,
     escalation_meta: sled::Tree,
@@ -149,7 +150,7 @@ impl Storage {
             alerts: db.open_tree("alerts")?,
             alert_series: db.open_tree("alert_series")?,
             alert_events: db.open_tree("alert_events")?,
-            silences: db.open_tree("silences")?,
+            maintenance_windows: db.open_tree("silences")?,
             counters: db.open_tree("counters")?,
             escalations: db.open_tree("escalations")?,
             escalation_meta: db.open_tree("escalation_meta")?,

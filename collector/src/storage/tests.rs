@@ -216,3 +216,32 @@ fn a_damaged_counter_is_an_error_not_zero() {
     let err = storage.next_alert_id().expect_err("damaged");
     assert!(err.to_string().contains("alert"), "{err}");
 }
+
+#[test]
+fn maintenance_windows_stored_as_silences_still_read() {
+    use crate::alerts::alert::MaintenanceScope;
+    let (_dir, storage) = open();
+    // A window as a collector from before the rename wrote it: tree "silences", counter "silence".
+    storage
+        .maintenance_windows
+        .insert(
+            1u64.to_be_bytes(),
+            &br#"{"id":1,"scope":{"kind":"clinic","id":"c1"},"starts_at":"2026-11-28T08:00:00Z","ends_at":"2026-11-28T10:00:00Z","reason":"migration NAS","created_by":"marie"}"#[..],
+        )
+        .expect("insert");
+    storage
+        .counters
+        .insert("silence", &2u64.to_be_bytes()[..])
+        .expect("insert");
+    let listed = storage.list_maintenance_windows().expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].scope, MaintenanceScope::Clinic("c1".into()));
+    assert_eq!(listed[0].reason, "migration NAS");
+    let next = storage
+        .add_maintenance_window(|id| crate::alerts::alert::MaintenanceWindow {
+            id,
+            ..listed[0].clone()
+        })
+        .expect("add");
+    assert_eq!(next.id, 2, "numbering goes on from the old counter");
+}

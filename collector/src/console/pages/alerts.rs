@@ -9,7 +9,7 @@ use super::{
     tier_short, when, when_text,
 };
 use crate::alert_output::AlertView;
-use crate::alerts::alert::{Silence, SilenceScope};
+use crate::alerts::alert::{MaintenanceWindow, MaintenanceScope};
 use crate::model::{AgentRecord, Clinic};
 
 /// Rows shown at most: the page stays under 100 KB; filters narrow the rest.
@@ -85,7 +85,7 @@ pub struct AlertsPage<'a> {
     pub alerts: &'a [AlertView],
     pub clinics: &'a [Clinic],
     pub agents: &'a [AgentRecord],
-    pub windows: &'a [Silence],
+    pub windows: &'a [MaintenanceWindow],
     pub now: jiff::Timestamp,
 }
 
@@ -169,7 +169,7 @@ pub fn render(viewer: &Viewer, refresh: u64, p: &AlertsPage<'_>) -> Markup {
                 h2 id="h-windows" { "Fenêtres de maintenance" }
                 p class="muted" { "Pendant une fenêtre, les alertes sont enregistrées et marquées, mais n'ouvrent pas de ticket." }
                 div id="windows-live" data-live {
-                    @let current: Vec<&Silence> = p.windows.iter().filter(|w| w.is_active(p.now)).collect();
+                    @let current: Vec<&MaintenanceWindow> = p.windows.iter().filter(|w| w.is_active(p.now)).collect();
                     @if current.is_empty() {
                         p { "Aucune fenêtre en cours." }
                     } @else {
@@ -216,13 +216,13 @@ pub fn render(viewer: &Viewer, refresh: u64, p: &AlertsPage<'_>) -> Markup {
     )
 }
 
-fn scope_text(scope: &SilenceScope, clinics: &[Clinic], agents: &[AgentRecord]) -> String {
+fn scope_text(scope: &MaintenanceScope, clinics: &[Clinic], agents: &[AgentRecord]) -> String {
     match scope {
-        SilenceScope::Clinic(id) => clinics
+        MaintenanceScope::Clinic(id) => clinics
             .iter()
             .find(|c| &c.id == id)
             .map_or(format!("cabinet {id}"), |c| format!("cabinet {}", c.name)),
-        SilenceScope::Agent(id) => agents
+        MaintenanceScope::Agent(id) => agents
             .iter()
             .find(|a| &a.id == id)
             .map_or(format!("poste {id}"), |a| format!("poste {}", a.hostname)),
