@@ -183,7 +183,15 @@ pub async fn run() -> Result<()> {
 fn add_demo_technician(collector: &PathBuf, data: &str, password: &str) -> Result<()> {
     use std::io::Write as _;
     let mut child = Command::new(collector)
-        .args(["technician", "add", "--data-dir", data, "demo", "--role", "admin"])
+        .args([
+            "technician",
+            "add",
+            "--data-dir",
+            data,
+            "demo",
+            "--role",
+            "admin",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -36,7 +36,12 @@ fn artifacts() -> PathBuf {
 }
 
 /// `technician add NAME --role ROLE`, the password on stdin (`lines` lines).
-fn add_technician(collector: &Collector, name: &str, role: &str, stdin: &str) -> std::process::Output {
+fn add_technician(
+    collector: &Collector,
+    name: &str,
+    role: &str,
+    stdin: &str,
+) -> std::process::Output {
     use std::io::Write as _;
     let mut child = Command::new(vigie_tests::bin("vigie-collector"))
         .args(["technician", "add", name, "--role", role, "--data-dir"])
@@ -184,7 +189,12 @@ impl Browser {
     }
 
     async fn path(&self) -> String {
-        self.client.current_url().await.expect("url").path().to_owned()
+        self.client
+            .current_url()
+            .await
+            .expect("url")
+            .path()
+            .to_owned()
     }
 
     async fn source(&self) -> String {
@@ -206,7 +216,9 @@ impl Browser {
             .execute_async(script, vec![json!(path), form])
             .await
             .expect("fetch");
-        status.as_u64().unwrap_or_else(|| panic!("fetch failed: {status}"))
+        status
+            .as_u64()
+            .unwrap_or_else(|| panic!("fetch failed: {status}"))
     }
 
     /// The session's CSRF token, as the page's logout form carries it.
@@ -235,12 +247,16 @@ impl Browser {
         );
         let bytes = self.source().await.len();
         assert!(bytes < MAX_PAGE_BYTES, "{name} is {bytes} bytes");
-        println!("console page {name}: {bytes} bytes, screenshot {}", file.display());
+        println!(
+            "console page {name}: {bytes} bytes, screenshot {}",
+            file.display()
+        );
     }
 
     /// Clicks what `css` finds and waits for the next document to be loaded.
     async fn click_and_load(&self, css: &str) {
-        self.js("window.vigieOldPage = true; return true", vec![]).await;
+        self.js("window.vigieOldPage = true; return true", vec![])
+            .await;
         self.client
             .find(Locator::Css(css))
             .await
@@ -509,19 +525,23 @@ fn the_api_answers_only_valid_tokens() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let client = https(&s.collector);
-        let base = format!("https://localhost:{}/api/v1", s.collector.console_addr.port());
-        let call = |method: reqwest::Method, path: &str, bearer: Option<&str>, body: Option<Value>| {
-            let mut request = client.request(method, format!("{base}{path}"));
-            if let Some(bearer) = bearer {
-                request = request.bearer_auth(bearer);
-            }
-            if let Some(body) = body {
-                request = request
-                    .header("content-type", "application/json")
-                    .body(body.to_string());
-            }
-            request.send()
-        };
+        let base = format!(
+            "https://localhost:{}/api/v1",
+            s.collector.console_addr.port()
+        );
+        let call =
+            |method: reqwest::Method, path: &str, bearer: Option<&str>, body: Option<Value>| {
+                let mut request = client.request(method, format!("{base}{path}"));
+                if let Some(bearer) = bearer {
+                    request = request.bearer_auth(bearer);
+                }
+                if let Some(body) = body {
+                    request = request
+                        .header("content-type", "application/json")
+                        .body(body.to_string());
+                }
+                request.send()
+            };
         let gets = ["/clinics", "/agents", "/alerts", "/tickets"];
         let posts = [
             format!("/alerts/{}/ack", s.alert_id),
@@ -529,9 +549,16 @@ fn the_api_answers_only_valid_tokens() {
             format!("/clinics/{}/tier", s.clinic),
         ];
         // Without a token, with a wrong one, with a revoked one: 401 everywhere.
-        for bad in [None, Some("vigie_nope"), Some("not even a token"), Some(revoked.as_str())] {
+        for bad in [
+            None,
+            Some("vigie_nope"),
+            Some("not even a token"),
+            Some(revoked.as_str()),
+        ] {
             for path in gets {
-                let answer = call(reqwest::Method::GET, path, bad, None).await.expect("GET");
+                let answer = call(reqwest::Method::GET, path, bad, None)
+                    .await
+                    .expect("GET");
                 assert_eq!(answer.status(), 401, "GET {path} with {bad:?}");
                 assert!(answer.headers().contains_key("www-authenticate"));
             }
@@ -547,55 +574,121 @@ fn the_api_answers_only_valid_tokens() {
             assert_eq!(answer.status(), 200, "{answer:?}");
             serde_json::from_slice::<Value>(&answer.bytes().await.expect("body")).expect("JSON")
         };
-        let clinics = json_of(call(reqwest::Method::GET, "/clinics", Some(&technician), None).await.expect("GET")).await;
+        let clinics = json_of(
+            call(reqwest::Method::GET, "/clinics", Some(&technician), None)
+                .await
+                .expect("GET"),
+        )
+        .await;
         assert_eq!(clinics[0]["id"], s.clinic);
         assert_eq!(clinics[0]["tier"], "cmp3");
-        let agents = json_of(call(reqwest::Method::GET, "/agents", Some(&technician), None).await.expect("GET")).await;
+        let agents = json_of(
+            call(reqwest::Method::GET, "/agents", Some(&technician), None)
+                .await
+                .expect("GET"),
+        )
+        .await;
         assert_eq!(agents[0]["id"], s.agent_id);
-        let alerts = json_of(call(reqwest::Method::GET, "/alerts", Some(&technician), None).await.expect("GET")).await;
+        let alerts = json_of(
+            call(reqwest::Method::GET, "/alerts", Some(&technician), None)
+                .await
+                .expect("GET"),
+        )
+        .await;
         let cli = vigie_tests::alerts::alerts(&s.collector, &[]);
-        assert_eq!(alerts, Value::Array(cli), "the API's alerts are alerts --json's");
-        let tickets = json_of(call(reqwest::Method::GET, "/tickets", Some(&technician), None).await.expect("GET")).await;
+        assert_eq!(
+            alerts,
+            Value::Array(cli),
+            "the API's alerts are alerts --json's"
+        );
+        let tickets = json_of(
+            call(reqwest::Method::GET, "/tickets", Some(&technician), None)
+                .await
+                .expect("GET"),
+        )
+        .await;
         assert_eq!(tickets, json!([]), "no ticket system configured");
 
         let acked = json_of(
-            call(reqwest::Method::POST, &posts[0], Some(&technician), Some(json!({"note": "vu par script"})))
-                .await
-                .expect("POST"),
+            call(
+                reqwest::Method::POST,
+                &posts[0],
+                Some(&technician),
+                Some(json!({"note": "vu par script"})),
+            )
+            .await
+            .expect("POST"),
         )
         .await;
         assert_eq!(acked["state"], "acknowledged");
-        assert_eq!(acked["history"].as_array().and_then(|h| h.last()).expect("history")["by"], "api:script-technicien");
+        assert_eq!(
+            acked["history"]
+                .as_array()
+                .and_then(|h| h.last())
+                .expect("history")["by"],
+            "api:script-technicien"
+        );
         // A technician token may not change a tier; an admin token may.
-        let refused = call(reqwest::Method::POST, &posts[2], Some(&technician), Some(json!({"tier": "cmp1"})))
-            .await
-            .expect("POST");
+        let refused = call(
+            reqwest::Method::POST,
+            &posts[2],
+            Some(&technician),
+            Some(json!({"tier": "cmp1"})),
+        )
+        .await
+        .expect("POST");
         assert_eq!(refused.status(), 403);
         assert_eq!(tier_of(&s.collector, &s.clinic), "cmp3");
         let resolved = json_of(
-            call(reqwest::Method::POST, &posts[1], Some(&admin), Some(json!({"note": "réglé"})))
-                .await
-                .expect("POST"),
+            call(
+                reqwest::Method::POST,
+                &posts[1],
+                Some(&admin),
+                Some(json!({"note": "réglé"})),
+            )
+            .await
+            .expect("POST"),
         )
         .await;
         assert_eq!(resolved["state"], "resolved");
-        let again = call(reqwest::Method::POST, &posts[1], Some(&admin), None).await.expect("POST");
+        let again = call(reqwest::Method::POST, &posts[1], Some(&admin), None)
+            .await
+            .expect("POST");
         assert_eq!(again.status(), 409, "an alert resolved already");
         let changed = json_of(
-            call(reqwest::Method::POST, &posts[2], Some(&admin), Some(json!({"tier": "cmp1"})))
-                .await
-                .expect("POST"),
+            call(
+                reqwest::Method::POST,
+                &posts[2],
+                Some(&admin),
+                Some(json!({"tier": "cmp1"})),
+            )
+            .await
+            .expect("POST"),
         )
         .await;
         assert_eq!(changed["tier"], "cmp1");
         assert_eq!(tier_of(&s.collector, &s.clinic), "cmp1");
-        let missing = call(reqwest::Method::POST, "/alerts/999999/ack", Some(&admin), None).await.expect("POST");
+        let missing = call(
+            reqwest::Method::POST,
+            "/alerts/999999/ack",
+            Some(&admin),
+            None,
+        )
+        .await
+        .expect("POST");
         assert_eq!(missing.status(), 404);
     });
-    let listed = s.collector.admin(&["api-token", "list", "--json"]).ok().stdout;
+    let listed = s
+        .collector
+        .admin(&["api-token", "list", "--json"])
+        .ok()
+        .stdout;
     let tokens: Vec<Value> = serde_json::from_str(&listed).expect("api-token list --json");
     assert_eq!(tokens.len(), 3);
-    assert!(!listed.contains(&technician), "the token itself is never listed");
+    assert!(
+        !listed.contains(&technician),
+        "the token itself is never listed"
+    );
 }
 
 #[test]
@@ -606,10 +699,19 @@ fn accounts_refuse_weak_or_mismatched_passwords() {
     let short = add_technician(&collector, "zoe", "technician", "court\n");
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("trop court"));
-    let differ = add_technician(&collector, "zoe", "technician", "mot-de-passe-un-1\nmot-de-passe-deux\n");
+    let differ = add_technician(
+        &collector,
+        "zoe",
+        "technician",
+        "mot-de-passe-un-1\nmot-de-passe-deux\n",
+    );
     assert!(!differ.status.success());
     assert!(String::from_utf8_lossy(&differ.stderr).contains("diffèrent"));
-    assert!(add_technician(&collector, "zoe", "technician", "mot-de-passe-valable\n").status.success());
+    assert!(
+        add_technician(&collector, "zoe", "technician", "mot-de-passe-valable\n")
+            .status
+            .success()
+    );
     let again = add_technician(&collector, "zoe", "admin", "mot-de-passe-valable\n");
     assert!(String::from_utf8_lossy(&again.stderr).contains("existe déjà"));
     collector.admin(&["technician", "disable", "zoe"]).ok();

@@ -138,7 +138,10 @@ pub async fn set_tier(
                 &actor.address,
                 "refused",
                 &clinic_id,
-                &format!("changement de contrat en {} : réservé aux administrateurs", tier.as_str()),
+                &format!(
+                    "changement de contrat en {} : réservé aux administrateurs",
+                    tier.as_str()
+                ),
             )?;
             return Err(ActionError::Forbidden(
                 "seul un administrateur peut changer le contrat d'un cabinet".into(),
@@ -191,7 +194,11 @@ pub async fn add_window(
             &actor.address,
             "maintenance_add",
             &clinic_id,
-            &format!("n° {} jusqu'à {} : {reason}", window.id, crate::time_text::local_with_year(ends_at)),
+            &format!(
+                "n° {} jusqu'à {} : {reason}",
+                window.id,
+                crate::time_text::local_with_year(ends_at)
+            ),
         )?;
         Ok(window.id)
     })

@@ -6,9 +6,9 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
 use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -76,8 +76,12 @@ impl FromRequestParts<Shared> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
-        let unauthorized =
-            || ApiError(StatusCode::UNAUTHORIZED, "a valid bearer token is required".into());
+        let unauthorized = || {
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                "a valid bearer token is required".into(),
+            )
+        };
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -209,7 +213,8 @@ async fn set_tier(
     bytes: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let request: TierBody = body(&bytes)?;
-    let resolved = actions::set_tier(state.collector.clone(), actor, id.clone(), &request.tier).await?;
+    let resolved =
+        actions::set_tier(state.collector.clone(), actor, id.clone(), &request.tier).await?;
     Ok(Json(json!({
         "clinic_id": id,
         "tier": request.tier,

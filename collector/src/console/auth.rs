@@ -14,8 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use ring::rand::{SecureRandom as _, SystemRandom};
 
 use crate::storage::{
-    ApiTokenRecord, AuditEntry, ConsoleRole, SessionRecord, Storage, StorageError,
-    TechnicianRecord,
+    ApiTokenRecord, AuditEntry, ConsoleRole, SessionRecord, Storage, StorageError, TechnicianRecord,
 };
 
 /// Shortest password accepted.
@@ -66,7 +65,10 @@ pub fn secret_hash(secret: &str) -> [u8; 32] {
 /// Compares two secrets in time that does not depend on where they differ.
 pub fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (secret_hash(a), secret_hash(b));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 pub fn hash_password(password: &str) -> Result<String, AccountError> {
@@ -244,7 +246,14 @@ pub fn create_api_token(
     if !storage.add_api_token(&secret_hash(&token), &record)? {
         return Err(AccountError::Exists(format!("le jeton d'API {name}")));
     }
-    audit(storage, by, "admin", "api_token_create", &name, role.as_str())?;
+    audit(
+        storage,
+        by,
+        "admin",
+        "api_token_create",
+        &name,
+        role.as_str(),
+    )?;
     Ok((token, record))
 }
 
@@ -271,7 +280,10 @@ pub fn revoke_api_token(
 }
 
 /// The API token a bearer header carries, if it is valid and not revoked.
-pub fn api_token_of(storage: &Storage, token: &str) -> Result<Option<ApiTokenRecord>, StorageError> {
+pub fn api_token_of(
+    storage: &Storage,
+    token: &str,
+) -> Result<Option<ApiTokenRecord>, StorageError> {
     if !token.starts_with(API_TOKEN_PREFIX) {
         return Ok(None);
     }
@@ -321,9 +333,7 @@ impl LoginPolicy {
     /// The wait after the `failures`-th bad password in a row: 250 ms, 500 ms, 1 s, ... 4 s.
     pub fn delay(failures: u32) -> Duration {
         let doubling = failures.saturating_sub(1).min(16);
-        FIRST_DELAY
-            .saturating_mul(1u32 << doubling)
-            .min(MAX_DELAY)
+        FIRST_DELAY.saturating_mul(1u32 << doubling).min(MAX_DELAY)
     }
 
     /// Counts a bad password; locks the account at the `max_failures`-th in a row.
@@ -566,7 +576,11 @@ mod tests {
             ));
         }
         let audit = storage.audit_latest(10).expect("audit");
-        assert!(audit.iter().any(|e| e.action == "account_disable" && e.target == "max"));
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.action == "account_disable" && e.target == "max")
+        );
     }
 
     #[test]
@@ -580,7 +594,11 @@ mod tests {
         assert_eq!(keys, [secret_hash(&token).to_vec()]);
         assert_eq!(records[0].name, "glpi");
         assert!(api_token_of(&storage, &token).expect("check").is_some());
-        assert!(api_token_of(&storage, "vigie_other").expect("check").is_none());
+        assert!(
+            api_token_of(&storage, "vigie_other")
+                .expect("check")
+                .is_none()
+        );
         revoke_api_token(&storage, "glpi", "t").expect("revoke");
         assert!(api_token_of(&storage, &token).expect("check").is_none());
         assert!(matches!(

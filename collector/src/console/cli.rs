@@ -25,7 +25,13 @@ pub struct RoleArg {
 /// Who runs the command, for the audit log.
 #[derive(Debug, Args, Clone)]
 pub struct ByUser {
-    #[arg(id = "by", long = "by", env = "USER", default_value = "admin", value_name = "NAME")]
+    #[arg(
+        id = "by",
+        long = "by",
+        env = "USER",
+        default_value = "admin",
+        value_name = "NAME"
+    )]
     pub who: String,
 }
 
@@ -123,9 +129,10 @@ impl ApiTokenCommand {
 /// line, when there is one, must be the same.
 pub fn read_password() -> anyhow::Result<String> {
     if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Mot de passe : ").context("lecture du mot de passe")?;
-        let second =
-            rpassword::prompt_password("Mot de passe (encore) : ").context("lecture du mot de passe")?;
+        let first =
+            rpassword::prompt_password("Mot de passe : ").context("lecture du mot de passe")?;
+        let second = rpassword::prompt_password("Mot de passe (encore) : ")
+            .context("lecture du mot de passe")?;
         if first != second {
             bail!("les deux mots de passe diffèrent");
         }
@@ -137,7 +144,10 @@ pub fn read_password() -> anyhow::Result<String> {
         .transpose()
         .context("lecture du mot de passe sur l'entrée standard")?
         .unwrap_or_default();
-    if let Some(second) = lines.next().transpose().context("lecture de l'entrée standard")?
+    if let Some(second) = lines
+        .next()
+        .transpose()
+        .context("lecture de l'entrée standard")?
         && second != first
     {
         bail!("les deux lignes de l'entrée standard diffèrent : mot de passe non changé");
@@ -155,7 +165,8 @@ fn at(ts: Option<&prost_types::Timestamp>) -> String {
 }
 
 fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
-    ts.and_then(timestamp_from_proto).map(crate::time_text::rfc3339)
+    ts.and_then(timestamp_from_proto)
+        .map(crate::time_text::rfc3339)
 }
 
 fn technician_json(t: &v1::Technician) -> serde_json::Value {
@@ -254,7 +265,10 @@ pub async fn run_technician(command: TechnicianCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(crate::commands::status_error)?
                 .into_inner();
-            eprintln!("mot de passe de {} changé, ses sessions sont fermées", t.name);
+            eprintln!(
+                "mot de passe de {} changé, ses sessions sont fermées",
+                t.name
+            );
         }
     }
     Ok(())

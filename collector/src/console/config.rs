@@ -64,7 +64,9 @@ impl ConsoleConfig {
             ("refresh_seconds", self.refresh_seconds, 3600),
         ] {
             if value == 0 || value > max {
-                problems.push(format!("console.{name} = {value} must be between 1 and {max}"));
+                problems.push(format!(
+                    "console.{name} = {value} must be between 1 and {max}"
+                ));
             }
         }
         problems

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Form;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
@@ -15,7 +16,6 @@ use axum::http::{StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Form;
 use jiff::Timestamp;
 use maud::Markup;
 use serde::Deserialize;
@@ -56,7 +56,10 @@ pub fn router(state: Shared) -> Router {
         .route("/postes/{id}", get(agent_page))
         .route("/tickets", get(tickets_page))
         .route("/journal", get(journal_page))
-        .route("/assets/console.css", get(|| asset(CSS, "text/css; charset=utf-8")))
+        .route(
+            "/assets/console.css",
+            get(|| asset(CSS, "text/css; charset=utf-8")),
+        )
         .route(
             "/assets/console.js",
             get(|| asset(JS, "text/javascript; charset=utf-8")),
@@ -134,8 +137,9 @@ impl PageError {
         PageError {
             status: StatusCode::FORBIDDEN,
             title: "Requête refusée",
-            text: "Requête refusée : jeton CSRF absent ou invalide. Rechargez la page et recommencez."
-                .into(),
+            text:
+                "Requête refusée : jeton CSRF absent ou invalide. Rechargez la page et recommencez."
+                    .into(),
         }
     }
 }
@@ -372,7 +376,10 @@ async fn login(
     }
     match outcome {
         LoginOutcome::Accepted { cookie, session } => {
-            let max_age = session.expires_at.duration_since(session.created_at).as_secs();
+            let max_age = session
+                .expires_at
+                .duration_since(session.created_at)
+                .as_secs();
             let mut response = Redirect::to(&next).into_response();
             let headers = response.headers_mut();
             headers.append(header::SET_COOKIE, session_cookie(&cookie, max_age));
@@ -397,9 +404,7 @@ async fn login(
             tokio::time::sleep(delay).await;
             let text = format!(
                 "Compte verrouillé après des mots de passe refusés à la suite, jusqu'à {} (heure de La Réunion).",
-                until
-                    .to_zoned_datetime(clinic_zone())
-                    .strftime("%H:%M")
+                until.to_zoned_datetime(clinic_zone()).strftime("%H:%M")
             );
             login_page(StatusCode::TOO_MANY_REQUESTS, &next, Some(&text), &name)
         }
@@ -422,7 +427,14 @@ async fn logout(
     let (hash, actor) = (session.cookie_hash, session.actor.clone());
     blocking(move || {
         storage.remove_session(&hash)?;
-        audit(&storage, &actor.name, &actor.address, "logout", &actor.name, "")?;
+        audit(
+            &storage,
+            &actor.name,
+            &actor.address,
+            "logout",
+            &actor.name,
+            "",
+        )?;
         Ok(())
     })
     .await?;
@@ -514,8 +526,14 @@ async fn alert_form(
     form: NoteForm,
 ) -> Result<Response, PageError> {
     session.check(&form.csrf)?;
-    actions::alert_action(state.collector.clone(), session.actor, id, resolve, &form.note)
-        .await?;
+    actions::alert_action(
+        state.collector.clone(),
+        session.actor,
+        id,
+        resolve,
+        &form.note,
+    )
+    .await?;
     Ok(Redirect::to(&back_to(&form.retour, "/alertes")).into_response())
 }
 
@@ -745,7 +763,13 @@ async fn change_tier(
     Form(form): Form<TierForm>,
 ) -> Result<Response, PageError> {
     session.check(&form.csrf)?;
-    actions::set_tier(state.collector.clone(), session.actor, id.clone(), &form.contrat).await?;
+    actions::set_tier(
+        state.collector.clone(),
+        session.actor,
+        id.clone(),
+        &form.contrat,
+    )
+    .await?;
     Ok(Redirect::to(&format!("/cabinets/{}", encode(&id))).into_response())
 }
 
@@ -833,7 +857,10 @@ fn disk_history(
                 .as_ref()
                 .and_then(crate::server::convert::timestamp_from_proto)
                 .or(stored.received_at)?;
-            Some((at, crate::server::convert::snapshot_from_proto(snapshot).disks))
+            Some((
+                at,
+                crate::server::convert::snapshot_from_proto(snapshot).disks,
+            ))
         })
         .collect();
     samples.sort_by_key(|(at, _)| *at);
@@ -878,7 +905,12 @@ mod tests {
     #[test]
     fn forms_only_go_back_to_this_site() {
         assert_eq!(back_to("/alertes?etat=all", "/"), "/alertes?etat=all");
-        for outside in ["https://evil.example/", "//evil.example", "/\\evil", "alertes"] {
+        for outside in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil",
+            "alertes",
+        ] {
             assert_eq!(back_to(outside, "/"), "/", "{outside}");
         }
     }

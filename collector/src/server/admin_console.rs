@@ -23,9 +23,8 @@ fn status(error: AccountError) -> Status {
 }
 
 fn role(text: &str) -> Result<ConsoleRole, Status> {
-    ConsoleRole::parse(text).ok_or_else(|| {
-        Status::invalid_argument(format!("rôle {text:?} : technician ou admin"))
-    })
+    ConsoleRole::parse(text)
+        .ok_or_else(|| Status::invalid_argument(format!("rôle {text:?} : technician ou admin")))
 }
 
 fn who(by: &str) -> String {
@@ -123,11 +122,10 @@ impl AdminService {
         require_admin(&request)?;
         let req = request.into_inner();
         let storage = self.state.storage.clone();
-        let record = blocking(move || {
-            auth::set_password(&storage, &req.name, &req.password, &who(&req.by))
-        })
-        .await?
-        .map_err(status)?;
+        let record =
+            blocking(move || auth::set_password(&storage, &req.name, &req.password, &who(&req.by)))
+                .await?
+                .map_err(status)?;
         self.durable().await?;
         tracing::info!(technician = %record.name, "console password changed");
         Ok(Response::new(technician_to_proto(
@@ -166,10 +164,7 @@ impl AdminService {
             .await?
             .map_err(super::internal)?;
         Ok(Response::new(v1::ListApiTokensResponse {
-            tokens: records
-                .iter()
-                .map(|(_, t)| api_token_to_proto(t))
-                .collect(),
+            tokens: records.iter().map(|(_, t)| api_token_to_proto(t)).collect(),
         }))
     }
 

@@ -162,7 +162,11 @@ impl Storage {
 
     // ---- sessions ----
 
-    pub fn put_session(&self, hash: &[u8; 32], session: &SessionRecord) -> Result<(), StorageError> {
+    pub fn put_session(
+        &self,
+        hash: &[u8; 32],
+        session: &SessionRecord,
+    ) -> Result<(), StorageError> {
         let _turn = self.writing();
         self.console
             .sessions
@@ -431,7 +435,9 @@ mod tests {
         storage
             .put_session(&[2; 32], &session("max", 2_000_000))
             .expect("put");
-        storage.put_session(&[3; 32], &session("max", 10)).expect("put");
+        storage
+            .put_session(&[3; 32], &session("max", 10))
+            .expect("put");
         assert_eq!(storage.remove_sessions(None, now).expect("prune"), 1);
         assert_eq!(storage.remove_sessions(Some("lea"), now).expect("end"), 1);
         assert!(storage.session(&[2; 32]).expect("get").is_some());

@@ -36,10 +36,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use alerts::AlertWrite;
+pub use backup::{ExportError, ExportSink, ExportStats, ImportError, Importer, WriteTurn};
 pub use console::{
     AUDIT_KEPT, ApiTokenRecord, AuditEntry, ConsoleRole, SessionRecord, TechnicianRecord,
 };
-pub use backup::{ExportError, ExportSink, ExportStats, ImportError, Importer, WriteTurn};
 pub use enrollment::{EnrollError, TokenRejection};
 pub use facts::{FactKind, RUNS_KEPT};
 pub use reports::{EncodedReport, StoreOutcome, StoredReport, UninterpretedReport};

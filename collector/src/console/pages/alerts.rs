@@ -9,7 +9,7 @@ use super::{
     tier_short, when, when_text,
 };
 use crate::alert_output::AlertView;
-use crate::alerts::alert::{MaintenanceWindow, MaintenanceScope};
+use crate::alerts::alert::{MaintenanceScope, MaintenanceWindow};
 use crate::model::{AgentRecord, Clinic};
 
 /// Rows shown at most: the page stays under 100 KB; filters narrow the rest.
@@ -89,13 +89,7 @@ pub struct AlertsPage<'a> {
     pub now: jiff::Timestamp,
 }
 
-fn select(
-    id: &str,
-    label: &str,
-    current: &str,
-    options: &[(String, String)],
-    any: &str,
-) -> Markup {
+fn select(id: &str, label: &str, current: &str, options: &[(String, String)], any: &str) -> Markup {
     html! {
         p {
             label for=(id) { (label) }

@@ -13,7 +13,9 @@ use super::{
 use crate::alert_output::AlertView;
 use crate::alerts::opening_hours::clinic_zone;
 use crate::console::data::{Presence, presence};
-use crate::facts::{BackupRun, BackupStatus, DeclaredJobRecord, DeviceRecord, DeviceState, RunKind};
+use crate::facts::{
+    BackupRun, BackupStatus, DeclaredJobRecord, DeviceRecord, DeviceState, RunKind,
+};
 use crate::model::{AgentRecord, Clinic};
 use crate::ticket_output::TicketView;
 
@@ -107,7 +109,10 @@ fn strip(job: &JobStrip, now: Timestamp) -> Markup {
     let today = now.to_zoned_datetime(clinic_zone()).date();
     let days = strip_days(&job.runs, today);
     let failed = days.iter().filter(|(_, r)| *r == DayResult::Failed).count();
-    let ok = days.iter().filter(|(_, r)| *r == DayResult::Success).count();
+    let ok = days
+        .iter()
+        .filter(|(_, r)| *r == DayResult::Success)
+        .count();
     let label = format!(
         "{} derniers jours de « {} » : {ok} réussis, {failed} en échec",
         STRIP_DAYS, job.job

@@ -14,8 +14,8 @@ use jiff::Timestamp;
 use maud::{DOCTYPE, Markup, html};
 use vigie_domain::Tier;
 
-use crate::time_text;
 use crate::storage::ConsoleRole;
+use crate::time_text;
 
 /// Who is looking at a page.
 #[derive(Debug, Clone)]
@@ -176,7 +176,9 @@ pub fn badge(class: &str, text: &str) -> Markup {
 /// A time as RFC 3339 in the markup and Réunion local time on screen.
 pub fn when(at: Option<Timestamp>) -> Markup {
     match at {
-        Some(at) => html! { time datetime=(time_text::rfc3339(at)) { (time_text::local_with_year(at)) } },
+        Some(at) => {
+            html! { time datetime=(time_text::rfc3339(at)) { (time_text::local_with_year(at)) } }
+        }
         None => html! { span class="muted" { "jamais" } },
     }
 }
