@@ -58,6 +58,22 @@ pub fn api_token_to_proto(t: &ApiTokenRecord) -> v1::ApiToken {
 }
 
 impl AdminService {
+    /// An admin command's action in the console's audit log, as `admin-cli:USER` from `admin`
+    /// (the admin listener is on the collector's host).
+    pub(super) async fn audit_cli(
+        &self,
+        by: &str,
+        action: &'static str,
+        target: String,
+        note: String,
+    ) -> Result<(), Status> {
+        let storage = self.state.storage.clone();
+        let by = who(by);
+        blocking(move || auth::audit(&storage, &by, "admin", action, &target, &note))
+            .await?
+            .map_err(super::internal)
+    }
+
     pub(super) async fn do_add_technician(
         &self,
         request: Request<v1::AddTechnicianRequest>,

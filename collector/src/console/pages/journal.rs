@@ -16,6 +16,7 @@ pub fn action_label(action: &str) -> &'static str {
         "maintenance_add" => "fenêtre de maintenance ouverte",
         "maintenance_end" => "fenêtre de maintenance terminée",
         "tier_change" => "contrat changé",
+        "rules_change" => "règles du cabinet changées",
         "refused" => "action refusée",
         "account_add" => "compte créé",
         "account_disable" => "compte désactivé",
