@@ -72,9 +72,15 @@ pub fn router(state: Shared) -> Router {
 }
 
 /// Every response: no inline script, no framing, no sniffing, no referrer, not cached.
+/// Also says how long the collector took (`Server-Timing`, read by `vigie-bench console`).
 async fn security_headers(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let mut response = next.run(request).await;
+    let took = format!("app;dur={:.2}", started.elapsed().as_secs_f64() * 1000.0);
     let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&took) {
+        headers.insert("server-timing", value);
+    }
     let set = |headers: &mut HeaderMap, name: &'static str, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
     };
