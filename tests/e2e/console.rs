@@ -439,6 +439,37 @@ fn a_technician_works_in_the_console() {
         .await;
         assert_eq!(b.js("return window.vigieMarker", vec![]).await, json!("same page"));
 
+        // A maintenance window on the clinic, ending two hours from now (La Réunion time).
+        b.js(
+            "const end = new Date(Date.now() + 6 * 3600 * 1000).toISOString().slice(0, 16);\
+             document.getElementById('window-end').value = end; return end;",
+            vec![],
+        )
+        .await;
+        b.client
+            .find(Locator::Css(&format!("#window-clinic option[value='{}']", s.clinic)))
+            .await
+            .expect("clinic option")
+            .click()
+            .await
+            .expect("select clinic");
+        b.client
+            .find(Locator::Id("window-reason"))
+            .await
+            .expect("reason field")
+            .send_keys("remplacement du NAS")
+            .await
+            .expect("type reason");
+        b.click_and_load("form.window button").await;
+        assert!(b.source().await.contains("remplacement du NAS"));
+        let windows = s
+            .collector
+            .admin(&["maintenance", "list", "--json"])
+            .ok()
+            .stdout;
+        assert!(windows.contains("remplacement du NAS"), "{windows}");
+        assert!(windows.contains(TECHNICIAN.0), "{windows}");
+
         // The other pages, and the audit log saying who did what from where.
         b.goto(&format!("/postes/{}", s.agent_id)).await;
         assert!(b.source().await.contains("config-version"));
@@ -448,6 +479,7 @@ fn a_technician_works_in_the_console() {
         b.goto("/journal").await;
         let journal = b.source().await;
         assert!(journal.contains("alerte acquittée"), "{journal}");
+        assert!(journal.contains("fenêtre de maintenance ouverte"), "{journal}");
         assert!(journal.contains("action refusée"), "{journal}");
         assert!(journal.contains("127.0.0.1"), "{journal}");
         b.check_page("journal").await;

@@ -600,13 +600,35 @@ async fn add_window(
             form.fin
         )))
     })?;
-    if form.clinic.trim().is_empty() {
+    let wanted = form.clinic.trim().to_owned();
+    if wanted.is_empty() {
         return Err(ActionError::Invalid("choisissez un cabinet".into()).into());
     }
+    // An id from the list, or a name typed where there are too many clinics for a list.
+    let collector = state.collector.clone();
+    let clinic_id = blocking(move || {
+        let clinics = data::clinics(&collector)?;
+        if clinics.iter().any(|c| c.id == wanted) {
+            return Ok(wanted);
+        }
+        let named: Vec<_> = clinics
+            .iter()
+            .filter(|c| c.name.to_lowercase() == wanted.to_lowercase())
+            .collect();
+        match named.as_slice() {
+            [one] => Ok(one.id.clone()),
+            [] => Err(ActionError::NotFound(format!("cabinet « {wanted} » introuvable")).into()),
+            _ => Err(ActionError::Invalid(format!(
+                "plusieurs cabinets s'appellent « {wanted} » : donnez son identifiant"
+            ))
+            .into()),
+        }
+    })
+    .await?;
     actions::add_window(
         state.collector.clone(),
         session.actor,
-        form.clinic.trim().to_owned(),
+        clinic_id,
         ends_at,
         &form.motif,
     )

@@ -14,6 +14,9 @@ use crate::model::{AgentRecord, Clinic};
 
 /// Rows shown at most: the page stays under 100 KB; filters narrow the rest.
 pub const MAX_ROWS: usize = 150;
+/// Up to this many clinics, a list to choose from; beyond, a text field (id or part of the
+/// name), so that a thousand clinics do not weigh 100 KB of options.
+pub const CLINIC_CHOICES: usize = 100;
 
 /// The filters, as the query string carries them (French names: technicians see the URL).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -38,7 +41,11 @@ impl Filters {
 
     pub fn keeps(&self, a: &AlertView) -> bool {
         let is = |filter: &str, value: &str| filter.is_empty() || filter == value;
-        is(&self.cabinet, &a.clinic_id)
+        let clinic = self.cabinet.trim();
+        (is(clinic, &a.clinic_id)
+            || a.clinic_name
+                .to_lowercase()
+                .contains(&clinic.to_lowercase()))
             && is(&self.contrat, &a.tier)
             && is(&self.gravite, &a.severity)
             && is(&self.categorie, &a.category)
@@ -128,7 +135,7 @@ pub fn render(viewer: &Viewer, refresh: u64, p: &AlertsPage<'_>) -> Markup {
         refresh,
         html! {
             form class="filters" method="get" action="/alertes" aria-label="Filtrer les alertes" {
-                (select("cabinet", "Cabinet", &f.cabinet, &clinic_options, "tous"))
+                (clinic_field("cabinet", "Cabinet", &f.cabinet, &clinic_options, "tous", false))
                 (select("contrat", "Contrat", &f.contrat, &tiers, "tous"))
                 (select("gravite", "Gravité", &f.gravite, &own(&["critical", "major", "warning"], severity_label), "toutes"))
                 (select("etat", "État", &f.etat, &[
@@ -194,7 +201,7 @@ pub fn render(viewer: &Viewer, refresh: u64, p: &AlertsPage<'_>) -> Markup {
                 form class="window" method="post" action="/maintenance" {
                     (csrf_field(viewer))
                     input type="hidden" name="retour" value=(back);
-                    (select("window-clinic", "Cabinet", "", &clinic_options, "choisir un cabinet"))
+                    (clinic_field("window-clinic", "Cabinet", "", &clinic_options, "choisir un cabinet", true))
                     p {
                         label for="window-end" { "Fin (heure de La Réunion)" }
                         input id="window-end" name="fin" type="datetime-local" required;
@@ -208,6 +215,26 @@ pub fn render(viewer: &Viewer, refresh: u64, p: &AlertsPage<'_>) -> Markup {
             }
         },
     )
+}
+
+/// A clinic: chosen from a list when there are few, typed (id or name) when there are many.
+fn clinic_field(
+    id: &str,
+    label: &str,
+    current: &str,
+    options: &[(String, String)],
+    any: &str,
+    required: bool,
+) -> Markup {
+    if options.len() <= CLINIC_CHOICES {
+        return select(id, label, current, options, any);
+    }
+    html! {
+        p {
+            label for=(id) { (label) " (nom ou identifiant)" }
+            input id=(id) name=(id) type="text" value=(current) required[required];
+        }
+    }
 }
 
 fn scope_text(scope: &MaintenanceScope, clinics: &[Clinic], agents: &[AgentRecord]) -> String {
@@ -270,5 +297,89 @@ pub fn row(viewer: &Viewer, a: &AlertView, back: &str) -> Markup {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(clinic: &str, name: &str, severity: &str, state: &str) -> AlertView {
+        let text = |t: &str| t.to_owned();
+        AlertView {
+            id: 1,
+            clinic_id: text(clinic),
+            clinic_name: text(name),
+            tier: text("cmp3"),
+            agent_id: text("a"),
+            hostname: text("pc"),
+            device: None,
+            rule: text("backup_failed"),
+            category: text("backup"),
+            family: text("backup"),
+            subject: text("nas"),
+            severity: text(severity),
+            state: text(state),
+            summary: String::new(),
+            detail: String::new(),
+            since: None,
+            first_seen: None,
+            last_seen: None,
+            count: 1,
+            silenced: false,
+            flapping: false,
+            previous_id: None,
+            resolved_at: None,
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn filters_pick_by_clinic_id_or_name_severity_and_state() {
+        let open = alert("c1", "Cabinet du Port", "critical", "open");
+        let resolved = alert("c2", "Cabinet de Cilaos", "warning", "resolved");
+        let keeps = |f: Filters| (f.keeps(&open), f.keeps(&resolved));
+        assert_eq!(keeps(Filters::default()), (true, false), "resolved hidden");
+        let all = |f: Filters| Filters {
+            etat: "all".into(),
+            ..f
+        };
+        assert_eq!(
+            keeps(all(Filters {
+                cabinet: "c2".into(),
+                ..Default::default()
+            })),
+            (false, true)
+        );
+        assert_eq!(
+            keeps(all(Filters {
+                cabinet: "port".into(),
+                ..Default::default()
+            })),
+            (true, false)
+        );
+        assert_eq!(
+            keeps(all(Filters {
+                gravite: "warning".into(),
+                ..Default::default()
+            })),
+            (false, true)
+        );
+        assert_eq!(
+            keeps(Filters {
+                etat: "resolved".into(),
+                ..Default::default()
+            }),
+            (false, true)
+        );
+        assert_eq!(
+            Filters {
+                gravite: "major".into(),
+                cabinet: "a b".into(),
+                ..Default::default()
+            }
+            .query(),
+            "?cabinet=a%20b&gravite=major"
+        );
     }
 }
