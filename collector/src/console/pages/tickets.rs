@@ -6,7 +6,7 @@ use super::{Nav, Viewer, badge, frame, severity_label, ticket_state_label, tier_
 use crate::ticket_output::TicketView;
 
 /// Rows shown at most (active ones come first).
-pub const MAX_ROWS: usize = 200;
+pub const MAX_ROWS: usize = 100;
 
 pub fn render(viewer: &Viewer, refresh: u64, tickets: &[TicketView], sinks: &[String]) -> Markup {
     frame(
