@@ -105,7 +105,7 @@ fn seed(db: &std::path::Path, o: &Options) -> Result<(String, String)> {
                 })
                 .map_err(|e| anyhow::anyhow!("enroll: {e}"))?;
             // One nightly job per agent; one agent in 25 has failed since a week.
-            let failing = (c * o.agents_per_clinic + a) % 25 == 0;
+            let failing = (c * o.agents_per_clinic + a).is_multiple_of(25);
             let runs: Vec<BackupRun> = (0..o.days)
                 .rev()
                 .map(|back| {
