@@ -10,7 +10,7 @@ export CARGO_INCREMENTAL=0
 
 # faketime, fiu-utils: fault injection; restic, borgbackup, rsync: the backup e2e tests run
 # them for real through `vigie-agent exec`; dpkg-dev, lintian, wixl, msitools, systemd: packages.
-apt_packages=(gcc-mingw-w64-x86-64 wine wine64 faketime fiu-utils restic borgbackup rsync dpkg-dev lintian wixl msitools systemd poppler-utils)
+apt_packages=(gcc-mingw-w64-x86-64 wine wine64 faketime fiu-utils restic borgbackup rsync dpkg-dev lintian wixl msitools systemd poppler-utils chromium chromium-driver)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -81,7 +81,11 @@ impl Collector {
                 .arg("--data-dir")
                 .arg(data_dir)
                 .args(["--agent-listen", &agent_addr.to_string()])
-                .args(["--admin-listen", &admin_addr.to_string()]),
+                .args(["--admin-listen", &admin_addr.to_string()])
+                .args([
+                    "--console-listen",
+                    &format!("127.0.0.1:{}", process::free_port()?),
+                ]),
             Duration::from_secs(60),
         )?;
         let config = data_dir.join("collector.toml");

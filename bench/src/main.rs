@@ -6,6 +6,7 @@
 
 mod backlog;
 mod collector;
+mod console;
 mod durability;
 mod escalation;
 mod fleet;
@@ -72,6 +73,9 @@ enum Part {
     /// Costs as data grows: ingest with millions of reports stored, bytes per report before
     /// and after retention, one evaluation round over 1,000 / 10,000 agents.
     Growth,
+    /// The technician console: 1,000 clinics × 10 agents, a year of backups; server time and
+    /// bytes of each page.
+    Console,
 }
 
 fn main() -> Result<()> {
@@ -178,6 +182,17 @@ async fn run(cli: Cli, fd_limit: u64) -> Result<()> {
         };
         growth::run(&growth, &mut results).await?;
         growth::judge(&mut results, &growth);
+    }
+    if want(Part::Console) {
+        let console = console::Options {
+            bin_dir: bin_dir.clone(),
+            work: work.clone(),
+            clinics: if q { 100 } else { 1000 },
+            agents_per_clinic: 10,
+            days: 365,
+            samples: if q { 10 } else { 50 },
+        };
+        console::run(&console, &mut results).await?;
     }
 
     results.context("load_average_end", json!(procfs::load_average()));

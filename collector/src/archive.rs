@@ -628,6 +628,7 @@ mod tests {
                 agent_listen: "127.0.0.1:0".parse().expect("addr"),
                 public_addr: None,
                 admin_listen: "127.0.0.1:0".parse().expect("addr"),
+                console_listen: "127.0.0.1:0".parse().expect("addr"),
             },
         )
         .expect("init");

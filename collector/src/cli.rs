@@ -69,6 +69,12 @@ pub enum Command {
     /// Central configuration of clinics and agents: show, set (validated whole), history.
     #[command(subcommand)]
     Config(crate::central_config::command::ConfigCommand),
+    /// Technician console accounts (argon2id passwords).
+    #[command(subcommand)]
+    Technician(crate::console::cli::TechnicianCommand),
+    /// API tokens for `/api/v1` (stored hashed).
+    #[command(subcommand)]
+    ApiToken(crate::console::cli::ApiTokenCommand),
     /// Run a throwaway collector with one clinic per tier and a local agent each, printing
     /// what they report until ctrl-c (uses `vigie-agent` from this binary's directory).
     Demo,
@@ -87,6 +93,9 @@ pub struct InitArgs {
     /// Address the admin listener binds (keep it on loopback).
     #[arg(long, default_value = DEFAULT_ADMIN_LISTEN, value_name = "ADDR")]
     pub admin_listen: SocketAddr,
+    /// Address the technician console (HTTPS) binds.
+    #[arg(long, default_value = crate::console::DEFAULT_CONSOLE_LISTEN, value_name = "ADDR")]
+    pub console_listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -373,6 +382,8 @@ impl Command {
         Some(match self {
             Command::Demo => return None,
             Command::Config(command) => command.data_dir(),
+            Command::Technician(command) => command.data_dir(),
+            Command::ApiToken(command) => command.data_dir(),
             Command::Init(args) => &args.dir.data_dir,
             Command::Serve(dir) | Command::Agents(AgentsArgs { dir, .. }) => &dir.data_dir,
             Command::Backup(BackupArgs { dir, .. }) | Command::Restore(RestoreArgs { dir, .. }) => {

@@ -41,6 +41,8 @@ pub async fn run_as(command: Command, build: Build) -> anyhow::Result<()> {
     let data_dir = DataDir::new(dir);
     match command {
         Command::Demo => crate::demo::run().await,
+        Command::Technician(command) => crate::console::cli::run_technician(command).await,
+        Command::ApiToken(command) => crate::console::cli::run_api_token(command).await,
         Command::Init(args) => run_init(&data_dir, args),
         Command::Serve(_) => {
             let running = server::start_as(&data_dir, build).await?;
@@ -199,6 +201,7 @@ fn run_init(data_dir: &DataDir, args: InitArgs) -> anyhow::Result<()> {
             agent_listen: args.agent_listen,
             public_addr: args.public_addr,
             admin_listen: args.admin_listen,
+            console_listen: args.console_listen,
         },
     )
     .with_context(|| format!("impossible d'initialiser {}", data_dir.path().display()))?;
@@ -207,6 +210,7 @@ fn run_init(data_dir: &DataDir, args: InitArgs) -> anyhow::Result<()> {
     println!("écoute des agents : {}", report.config.agent_listen);
     println!("adresse publique : {}", report.config.public_addr());
     println!("écoute d'administration : {}", report.config.admin_listen);
+    println!("console : https://{}", report.config.console.listen);
     println!("fichiers :");
     for file in &report.files {
         println!("  {}", file.display());

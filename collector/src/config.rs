@@ -48,6 +48,8 @@ pub struct CollectorConfig {
     /// `[reports]`: the monthly clinic reports' schedule (see `report/schedule.rs`).
     #[serde(skip_serializing_if = "ReportsConfig::is_default")]
     pub reports: ReportsConfig,
+    /// `[console]`: the technician console and JSON API (see `console/config.rs`).
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// `[bench]`: switches for `vigie-bench` only (see `docs/PERFORMANCE.md`). The defaults are
@@ -263,6 +265,7 @@ impl Default for CollectorConfig {
             bench: BenchSwitches::default(),
             escalation: EscalationConfig::default(),
             reports: ReportsConfig::default(),
+            console: Default::default(),
         }
     }
 }
@@ -331,6 +334,7 @@ impl CollectorConfig {
         problems.extend(self.escalation.problems());
         problems.extend(self.retention.problems());
         problems.extend(self.reports.problems(self));
+        problems.extend(self.console.problems());
         if self.agent_listen == self.admin_listen && self.agent_listen.port() != 0 {
             problems.push(format!(
                 "agent_listen and admin_listen are the same address ({})",

@@ -48,6 +48,7 @@ pub async fn run() -> Result<()> {
     let data_dir = tmp.path().join("collector");
     let agent_listen = format!("127.0.0.1:{}", free_port()?);
     let admin_listen = format!("127.0.0.1:{}", free_port()?);
+    let console_listen = format!("127.0.0.1:{}", free_port()?);
     println!("Démonstration Vigie dans {}", tmp.path().display());
 
     let data = data_dir.to_string_lossy().into_owned();
@@ -59,6 +60,8 @@ pub async fn run() -> Result<()> {
         &agent_listen,
         "--admin-listen",
         &admin_listen,
+        "--console-listen",
+        &console_listen,
     ]))?;
     // The demo should not make anyone wait ten minutes for the LAN alert.
     let collector_toml = data_dir.join("collector.toml");
@@ -74,6 +77,17 @@ pub async fn run() -> Result<()> {
     )?);
     wait_for_admin(&collector, &data)?;
     println!("collecteur à l'écoute des agents sur {agent_listen} (TLS mutuel)");
+    let password = crate::console::auth::new_secret()?
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect::<String>();
+    add_demo_technician(&collector, &data, &password)?;
+    println!(
+        "console : https://{console_listen}  (identifiant : demo, mot de passe : {password} ; \
+         certificat signé par l'autorité du collecteur {}/ca.crt)",
+        data_dir.display()
+    );
 
     // Every agent watches a "PACS" on a loopback port nobody listens on, and declares a nightly
     // backup whose last run failed: what a CMP3 clinic pays to hear about, and what CMP0 does not.
@@ -162,6 +176,37 @@ pub async fn run() -> Result<()> {
     }
     println!("\narrêt ; suppression de {}", tmp.path().display());
     drop(children);
+    Ok(())
+}
+
+/// `technician add demo --role admin`, the password on stdin.
+fn add_demo_technician(collector: &PathBuf, data: &str, password: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut child = Command::new(collector)
+        .args([
+            "technician",
+            "add",
+            "--data-dir",
+            data,
+            "demo",
+            "--role",
+            "admin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("creating the demo console account")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        writeln!(stdin, "{password}")?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "creating the demo console account failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     Ok(())
 }
 

@@ -15,6 +15,8 @@ pub struct InitOptions {
     /// `HOST:PORT` agents use; `None` means `agent_listen`.
     pub public_addr: Option<String>,
     pub admin_listen: SocketAddr,
+    /// The technician console's HTTPS address.
+    pub console_listen: SocketAddr,
 }
 
 /// What `init` made.
@@ -65,6 +67,10 @@ pub fn init(data_dir: &DataDir, options: &InitOptions) -> Result<InitReport, Ini
         bench: Default::default(),
         escalation: Default::default(),
         reports: Default::default(),
+        console: crate::console::ConsoleConfig {
+            listen: options.console_listen,
+            ..Default::default()
+        },
     };
     config.validate().map_err(InitError::Invalid)?;
     let config_text = format!(
@@ -148,6 +154,7 @@ mod tests {
             agent_listen: "127.0.0.1:0".parse().expect("addr"),
             public_addr: Some("collector.example:7443".into()),
             admin_listen: "127.0.0.1:0".parse().expect("addr"),
+            console_listen: "127.0.0.1:0".parse().expect("addr"),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod central_config;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod escalation;
 pub mod facts;

@@ -52,6 +52,7 @@ async fn harness() -> Harness {
             agent_listen: any,
             public_addr: Some("localhost:7443".into()),
             admin_listen: any,
+            console_listen: any,
         },
     )
     .expect("init");

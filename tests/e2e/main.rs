@@ -8,6 +8,7 @@ mod bench_switches;
 mod bounds;
 mod collector_backup;
 mod config;
+mod console;
 mod disk_faults;
 mod durability;
 mod enrollment;

@@ -124,11 +124,28 @@ impl Run {
     }
 }
 
+/// `[console] listen` in a data directory's `collector.toml` (the default when absent).
+fn console_listen_of(data_dir: &Path) -> SocketAddr {
+    let text = std::fs::read_to_string(data_dir.join("collector.toml")).unwrap_or_default();
+    text.split("[console]")
+        .nth(1)
+        .and_then(|section| {
+            section
+                .lines()
+                .take_while(|l| !l.starts_with('['))
+                .find_map(|l| l.strip_prefix("listen = "))
+        })
+        .and_then(|v| v.trim().trim_matches('"').parse().ok())
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)))
+}
+
 /// A collector data directory, and the `serve` process when running.
 pub struct Collector {
     pub data_dir: PathBuf,
     pub agent_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The technician console (HTTPS).
+    pub console_addr: SocketAddr,
     serve: Option<Child>,
     /// Environment variables `serve` gets besides the test's own (secrets, credentials).
     pub serve_env: Vec<(String, String)>,
@@ -152,6 +169,7 @@ impl Collector {
     pub fn init_in(data_dir: &Path) -> Self {
         let agent_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let admin_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let console_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let run = collector_cmd(&[
             "init",
             "--data-dir",
@@ -160,12 +178,15 @@ impl Collector {
             &agent_addr.to_string(),
             "--admin-listen",
             &admin_addr.to_string(),
+            "--console-listen",
+            &console_addr.to_string(),
         ]);
         run.ok();
         Collector {
             data_dir: data_dir.to_owned(),
             agent_addr,
             admin_addr,
+            console_addr,
             serve: None,
             serve_env: Vec::new(),
             serve_fd_limit: None,
@@ -181,6 +202,7 @@ impl Collector {
             data_dir: data_dir.to_owned(),
             agent_addr,
             admin_addr,
+            console_addr: console_listen_of(data_dir),
             serve: None,
             log: data_dir.with_extension("serve.log"),
             _tmp: None,

@@ -343,6 +343,56 @@ impl Admin for AdminService {
     ) -> Result<Response<v1::ConfigHistoryResponse>, Status> {
         self.do_config_history(request).await
     }
+
+    // Technician console (issue 14): `admin_console.rs`.
+    async fn add_technician(
+        &self,
+        request: Request<v1::AddTechnicianRequest>,
+    ) -> Result<Response<v1::Technician>, Status> {
+        self.do_add_technician(request).await
+    }
+
+    async fn list_technicians(
+        &self,
+        request: Request<v1::ListTechniciansRequest>,
+    ) -> Result<Response<v1::ListTechniciansResponse>, Status> {
+        self.do_list_technicians(request).await
+    }
+
+    async fn disable_technician(
+        &self,
+        request: Request<v1::DisableTechnicianRequest>,
+    ) -> Result<Response<v1::Technician>, Status> {
+        self.do_disable_technician(request).await
+    }
+
+    async fn set_technician_password(
+        &self,
+        request: Request<v1::SetTechnicianPasswordRequest>,
+    ) -> Result<Response<v1::Technician>, Status> {
+        self.do_set_technician_password(request).await
+    }
+
+    async fn create_api_token(
+        &self,
+        request: Request<v1::CreateApiTokenRequest>,
+    ) -> Result<Response<v1::CreateApiTokenResponse>, Status> {
+        self.do_create_api_token(request).await
+    }
+
+    async fn list_api_tokens(
+        &self,
+        request: Request<v1::ListApiTokensRequest>,
+    ) -> Result<Response<v1::ListApiTokensResponse>, Status> {
+        self.do_list_api_tokens(request).await
+    }
+
+    async fn revoke_api_token(
+        &self,
+        request: Request<v1::RevokeApiTokenRequest>,
+    ) -> Result<Response<v1::ApiToken>, Status> {
+        self.do_revoke_api_token(request).await
+    }
 }
 
 impl AdminService {

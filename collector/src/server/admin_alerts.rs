@@ -98,6 +98,7 @@ impl AdminService {
         let req = request.into_inner();
         let text = note(&req.note)?;
         let by = who(&req.by);
+        let audit = (by.clone(), text.clone());
         let (engine, storage) = (self.state.alerts.clone(), self.state.storage.clone());
         let alert = blocking(move || {
             let alert = if resolve {
@@ -110,6 +111,9 @@ impl AdminService {
         })
         .await?
         .map_err(status)?;
+        let action = if resolve { "resolve" } else { "acknowledge" };
+        self.audit_cli(&audit.0, action, format!("alerte {}", alert.id), audit.1)
+            .await?;
         self.durable().await?;
         Ok(Response::new(alert))
     }
@@ -142,6 +146,7 @@ impl AdminService {
         }
         let reason = note(&req.reason)?;
         let by = who(&req.by);
+        let audit = (by.clone(), reason.clone());
         let engine = self.state.alerts.clone();
         let window = blocking(move || {
             let window = engine.add_maintenance_window(scope, duration, &reason, &by)?;
@@ -149,6 +154,9 @@ impl AdminService {
         })
         .await?
         .map_err(status)?;
+        let target = format!("{}{}", window.clinic_id, window.agent_id);
+        self.audit_cli(&audit.0, "maintenance_add", target, audit.1)
+            .await?;
         self.durable().await?;
         Ok(Response::new(window))
     }
@@ -182,10 +190,18 @@ impl AdminService {
         require_admin(&request)?;
         let req = request.into_inner();
         let by = who(&req.by);
+        let (audit_by, id) = (by.clone(), req.window_id);
         let engine = self.state.alerts.clone();
         blocking(move || engine.remove_maintenance_window(req.window_id, &by))
             .await?
             .map_err(status)?;
+        self.audit_cli(
+            &audit_by,
+            "maintenance_end",
+            format!("fenêtre {id}"),
+            String::new(),
+        )
+        .await?;
         self.durable().await?;
         Ok(Response::new(v1::RemoveMaintenanceWindowResponse {}))
     }
@@ -199,6 +215,7 @@ impl AdminService {
         let tier =
             Tier::from_str(&req.tier).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let by = who(&req.by);
+        let (audit_by, clinic_id) = (by.clone(), req.clinic_id.trim().to_owned());
         let engine = self.state.alerts.clone();
         let policy = blocking(move || {
             let (clinic, resolved) = engine.set_tier(req.clinic_id.trim(), tier, &by)?;
@@ -206,6 +223,13 @@ impl AdminService {
         })
         .await?
         .map_err(status)?;
+        self.audit_cli(
+            &audit_by,
+            "tier_change",
+            clinic_id,
+            tier.as_str().to_owned(),
+        )
+        .await?;
         self.durable().await?;
         Ok(Response::new(policy))
     }
@@ -222,6 +246,15 @@ impl AdminService {
             families(&req.reset)?,
         );
         let by = who(&req.by);
+        let changes = !(req.enable.is_empty() && req.disable.is_empty() && req.reset.is_empty());
+        let audit = (
+            by.clone(),
+            req.clinic_id.trim().to_owned(),
+            format!(
+                "activées : {:?} ; désactivées : {:?} ; par défaut : {:?}",
+                req.enable, req.disable, req.reset
+            ),
+        );
         let engine = self.state.alerts.clone();
         let policy = blocking(move || {
             let (clinic, resolved) =
@@ -230,6 +263,10 @@ impl AdminService {
         })
         .await?
         .map_err(status)?;
+        if changes {
+            self.audit_cli(&audit.0, "rules_change", audit.1, audit.2)
+                .await?;
+        }
         self.durable().await?;
         Ok(Response::new(policy))
     }

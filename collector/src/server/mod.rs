@@ -6,6 +6,7 @@ pub mod admin;
 mod admin_alerts;
 mod admin_backup;
 mod admin_config;
+mod admin_console;
 mod admin_escalation;
 mod admin_report;
 pub mod admission;
@@ -16,6 +17,8 @@ pub mod identity;
 pub mod ingest;
 pub mod tls;
 mod wire;
+
+pub use admin_escalation::escalation_to_proto;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -114,6 +117,8 @@ pub enum ServeError {
     Escalation(#[from] crate::escalation::EscalationError),
     #[error("[reports]: {0}")]
     Reports(String),
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 /// Runs a storage call on the blocking pool (sled may touch the disk).
@@ -148,6 +153,8 @@ pub struct RunningCollector {
     pub agent_addr: SocketAddr,
     /// Where the admin listener is bound.
     pub admin_addr: SocketAddr,
+    /// Where the technician console is bound (`None`: `[console] enabled = false`).
+    pub console_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     agent_task: JoinHandle<Result<(), tonic::transport::Error>>,
     admin_task: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -385,6 +392,7 @@ async fn start_with(
         admin_admission,
         stopped.clone(),
     );
+    let console = crate::console::start(state.clone(), stopped.clone()).await?;
     let admin_task =
         tokio::spawn(admin_server.serve_with_incoming_shutdown(admin_incoming, signal(stopped)));
 
@@ -398,6 +406,7 @@ async fn start_with(
     Ok(RunningCollector {
         agent_addr,
         admin_addr,
+        console_addr: console.map(|c| c.addr),
         stop,
         agent_task,
         admin_task,

@@ -15,6 +15,7 @@
 //! - `history.rs`: the change log of device states and machine facts (the monthly report's
 //!   month), and the report schedule's delivery markers.
 //! - `config.rs`: central configuration versions per clinic and per agent, all kept.
+//! - `console.rs`: the technician console's accounts, sessions, audit log and API tokens.
 //! - `retention.rs`: pruning what is older than `[retention]` says (no tree of its own).
 //!
 //! Records are JSON (serde) so they can gain fields; reports are protobuf. Text keys join their
@@ -23,6 +24,7 @@
 mod alerts;
 mod backup;
 mod config;
+mod console;
 mod durability;
 mod enrollment;
 mod escalation;
@@ -41,6 +43,9 @@ use serde::de::DeserializeOwned;
 
 pub use alerts::AlertWrite;
 pub use backup::{ExportError, ExportSink, ExportStats, ImportError, Importer, WriteTurn};
+pub use console::{
+    AUDIT_KEPT, ApiTokenRecord, AuditEntry, ConsoleRole, SessionRecord, TechnicianRecord,
+};
 pub use enrollment::{EnrollError, TokenRejection};
 pub use facts::{FactKind, RUNS_KEPT};
 pub use history::{DeviceTransition, HISTORY_KEPT, HistoryTopic};
@@ -146,6 +151,8 @@ pub struct Storage {
     escalation_meta: sled::Tree,
     escalation_todo: sled::Tree,
     config_versions: sled::Tree,
+    /// Technician console: accounts, sessions, audit log, API tokens (`console.rs`).
+    console: console::ConsoleTrees,
     durability: Arc<Durability>,
     gate: WriteGate,
 }
@@ -190,6 +197,7 @@ impl Storage {
             escalation_meta: db.open_tree("escalation_meta")?,
             escalation_todo: db.open_tree("escalation_todo")?,
             config_versions: db.open_tree("config_versions")?,
+            console: console::ConsoleTrees::open(&db)?,
             db,
             durability: Arc::new(durability),
             gate: WriteGate::default(),

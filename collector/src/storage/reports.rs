@@ -577,6 +577,40 @@ impl Storage {
         Ok(found)
     }
 
+    /// An agent's newest `limit` stored reports, newest first (the console draws the disk
+    /// free-space trend from their system snapshots). Batches are newer than the values of
+    /// collectors from before them, so those are read only when the batches do not suffice.
+    pub fn newest_reports(
+        &self,
+        agent_id: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredReport>, StorageError> {
+        let agent = agent_key(agent_id)?;
+        let mut found = Vec::new();
+        for item in self.report_batches.scan_prefix(agent).rev() {
+            if found.len() >= limit {
+                return Ok(found);
+            }
+            let (_, value) = item?;
+            let entries = batch::decode(&value).map_err(corrupt)?;
+            found.extend(
+                entries
+                    .iter()
+                    .rev()
+                    .take(limit - found.len())
+                    .map(StoredReport::of_entry),
+            );
+        }
+        for item in self.reports.scan_prefix(agent).rev() {
+            if found.len() >= limit {
+                break;
+            }
+            let (_, value) = item?;
+            found.push(StoredReport::decode_legacy(&value));
+        }
+        Ok(found)
+    }
+
     /// How many of an agent's reports this collector has not interpreted.
     pub fn uninterpreted_count(&self, agent_id: &str) -> Result<u64, StorageError> {
         let agent = agent_key(agent_id)?;
