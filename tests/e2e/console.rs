@@ -358,6 +358,34 @@ fn a_technician_works_in_the_console() {
         assert_eq!(failed_days, json!(1), "one failed day on the strip");
         b.check_page("cabinet").await;
 
+        // The clinic's monthly report downloads from its page as a PDF; a bad month is refused.
+        let download = "const done = arguments[arguments.length - 1];\
+            fetch(arguments[0], {credentials: 'same-origin'})\
+            .then(async r => { const b = new Uint8Array(await r.arrayBuffer());\
+              done([r.status, r.headers.get('content-type'),\
+                String.fromCharCode(...b.slice(0, 5)), b.length]); }, e => done(String(e)));";
+        let month = b
+            .js("return document.getElementById('report-month').value", vec![])
+            .await;
+        let pdf = b
+            .client
+            .execute_async(
+                download,
+                vec![json!(format!("/cabinets/{}/rapport?mois={}", s.clinic, month.as_str().expect("month")))],
+            )
+            .await
+            .expect("fetch the report");
+        assert_eq!(pdf[0], json!(200), "{pdf}");
+        assert_eq!(pdf[1], json!("application/pdf"), "{pdf}");
+        assert_eq!(pdf[2], json!("%PDF-"), "{pdf}");
+        assert!(pdf[3].as_u64().unwrap_or(0) > 10_000, "{pdf}");
+        let refused = b
+            .client
+            .execute_async(download, vec![json!(format!("/cabinets/{}/rapport?mois=novembre", s.clinic))])
+            .await
+            .expect("fetch a bad month");
+        assert_eq!(refused[0], json!(400), "{refused}");
+
         // A technician (not an admin) cannot change a tier: no form, and a forged POST with
         // the right CSRF token is refused.
         assert!(b.client.find(Locator::Css("form.tier")).await.is_err());

@@ -53,6 +53,7 @@ pub fn router(state: Shared) -> Router {
         .route("/cabinets", get(clinics_page))
         .route("/cabinets/{id}", get(clinic_page))
         .route("/cabinets/{id}/contrat", post(change_tier))
+        .route("/cabinets/{id}/rapport", get(clinic_report))
         .route("/postes/{id}", get(agent_page))
         .route("/tickets", get(tickets_page))
         .route("/journal", get(journal_page))
@@ -747,6 +748,11 @@ async fn clinic_page(
             .filter(|t| t.clinic_id == id)
             .collect();
         let alerts = data::alert_views(&collector, Some(&id), false)?;
+        let hours = storage
+            .latest_config(&crate::central_config::ConfigScope::Clinic(id.clone()))?
+            .and_then(|version| version.clinic)
+            .filter(|section| section.opening_hours.is_some())
+            .map(|section| format!("{} ({})", section.label(), section.time_zone));
         Ok(Some((
             clinic,
             agents,
@@ -755,10 +761,11 @@ async fn clinic_page(
             tickets,
             alerts,
             collector.alerts.now(),
+            hours,
         )))
     })
     .await?;
-    let Some((clinic, agents, devices, jobs, tickets, alerts, now)) = loaded else {
+    let Some((clinic, agents, devices, jobs, tickets, alerts, now, hours)) = loaded else {
         return Err(PageError::not_found("Ce cabinet n'existe pas."));
     };
     Ok(pages::clinic::render(
@@ -772,8 +779,60 @@ async fn clinic_page(
             tickets: &tickets,
             alerts: &alerts,
             now,
+            hours,
         },
     ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReportQuery {
+    /// "2026-11"; empty: last month.
+    #[serde(default)]
+    mois: String,
+}
+
+/// The clinic's monthly report as a PDF download, with the collector's configured SLAs.
+async fn clinic_report(
+    State(state): State<Shared>,
+    _session: Session,
+    Path(id): Path<String>,
+    Query(query): Query<ReportQuery>,
+) -> Result<Response, PageError> {
+    let collector = state.collector.clone();
+    let now = collector.alerts.now();
+    let month = if query.mois.trim().is_empty() {
+        crate::report::Month::containing(now, &clinic_zone()).previous()
+    } else {
+        query.mois.trim().parse().map_err(|_| PageError {
+            status: StatusCode::BAD_REQUEST,
+            title: "Requête refusée",
+            text: format!("« {} » n'est pas un mois comme 2026-11.", query.mois),
+        })?
+    };
+    let report = blocking(move || {
+        let Some(clinic) = collector.storage.clinic(&id)? else {
+            return Ok(None);
+        };
+        let context = crate::report::schedule::context_of(&collector.config);
+        let (pdf, _) =
+            crate::report::monthly_pdf_with(&collector.storage, &id, month, now, &context)
+                .map_err(PageError::internal)?;
+        Ok(Some((pdf, crate::report::file_name(&clinic.name, month, "pdf"))))
+    })
+    .await?;
+    let Some((pdf, name)) = report else {
+        return Err(PageError::not_found("Ce cabinet n'existe pas."));
+    };
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        .map_err(PageError::internal)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        pdf,
+    )
+        .into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -30,10 +30,25 @@ pub struct AgentPage<'a> {
     pub now: Timestamp,
 }
 
-/// The configuration version the agent runs. Central configuration (issue 12) fills this in;
-/// until then agents do not report one.
-pub fn config_version(_agent: &AgentRecord) -> Option<String> {
-    None
+/// The central configuration version the agent runs, and the latest one it refused with why;
+/// `None` when it runs on its local file alone.
+pub fn config_version(agent: &AgentRecord) -> Option<String> {
+    let c = &agent.config;
+    if c.running_version == 0 && c.refused_version == 0 {
+        return None;
+    }
+    let mut text = if c.running_version == 0 {
+        "aucune version appliquée".to_owned()
+    } else {
+        format!("v{}", c.running_version)
+    };
+    if c.refused_version != 0 {
+        text.push_str(&format!(
+            " (v{} refusée : {})",
+            c.refused_version, c.refused_reason
+        ));
+    }
+    Some(text)
 }
 
 fn free_percent(d: &Disk) -> f64 {
@@ -125,7 +140,7 @@ pub fn render(viewer: &Viewer, refresh: u64, p: &AgentPage<'_>) -> Markup {
                         dt { "Version de configuration" }
                         dd id="config-version" { @match config_version(a) {
                             Some(version) => { (version) }
-                            None => { span class="muted" { "non suivie pour l'instant (configuration centrale à venir)" } }
+                            None => { span class="muted" { "aucune configuration centrale (fichier local seul)" } }
                         } }
                     }
                 }

@@ -43,6 +43,8 @@ pub struct ClinicPage<'a> {
     pub tickets: &'a [TicketView],
     pub alerts: &'a [AlertView],
     pub now: Timestamp,
+    /// `[clinic]` of its central configuration: its own opening hours and time zone.
+    pub hours: Option<String>,
 }
 
 /// The worst result of a day: failure before warning before success.
@@ -155,6 +157,13 @@ pub fn presence_badge(last_seen: Option<Timestamp>, now: Timestamp) -> Markup {
     }
 }
 
+/// The month before `now`'s, in Réunion time: the report a clinic asks for.
+fn last_month(now: Timestamp) -> String {
+    crate::report::Month::containing(now, &clinic_zone())
+        .previous()
+        .to_string()
+}
+
 pub fn render(viewer: &Viewer, refresh: u64, p: &ClinicPage<'_>) -> Markup {
     let c = p.clinic;
     frame(
@@ -166,7 +175,17 @@ pub fn render(viewer: &Viewer, refresh: u64, p: &ClinicPage<'_>) -> Markup {
             section aria-labelledby="h-contract" {
                 h2 id="h-contract" { "Contrat et horaires" }
                 p id="clinic-tier" { "Contrat : " strong { (tier_label(c.tier.as_str())) } }
-                p { "Horaires d'ouverture (heure de La Réunion) : du lundi au vendredi 07:30–19:00, le samedi 08:00–12:00 ; fermé le dimanche et les jours fériés." }
+                @match &p.hours {
+                    Some(hours) => { p id="clinic-hours" { "Horaires d'ouverture : " (hours) } }
+                    None => { p id="clinic-hours" { "Horaires d'ouverture (heure de La Réunion, par défaut) : du lundi au vendredi 07:30–19:00, le samedi 08:00–12:00 ; fermé le dimanche et les jours fériés." } }
+                }
+                form class="report" method="get" action={ "/cabinets/" (c.id) "/rapport" } {
+                    p {
+                        label for="report-month" { "Rapport mensuel (PDF)" }
+                        " " input id="report-month" type="month" name="mois" value=(last_month(p.now));
+                        " " button type="submit" { "Télécharger" }
+                    }
+                }
                 @if viewer.is_admin() {
                     form class="tier" method="post" action={ "/cabinets/" (c.id) "/contrat" } {
                         (csrf_field(viewer))
