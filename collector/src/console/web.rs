@@ -817,7 +817,10 @@ async fn clinic_report(
         let (pdf, _) =
             crate::report::monthly_pdf_with(&collector.storage, &id, month, now, &context)
                 .map_err(PageError::internal)?;
-        Ok(Some((pdf, crate::report::file_name(&clinic.name, month, "pdf"))))
+        Ok(Some((
+            pdf,
+            crate::report::file_name(&clinic.name, month, "pdf"),
+        )))
     })
     .await?;
     let Some((pdf, name)) = report else {
@@ -827,7 +830,10 @@ async fn clinic_report(
         .map_err(PageError::internal)?;
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pdf"),
+            ),
             (header::CONTENT_DISPOSITION, disposition),
         ],
         pdf,

@@ -51,7 +51,9 @@ pub fn monthly_figures(
     // The clinic's own time zone (`[clinic]` of its central configuration) counts its days.
     let mut context = context.clone();
     if let Some(zone) = storage
-        .latest_config(&crate::central_config::ConfigScope::Clinic(clinic.id.clone()))?
+        .latest_config(&crate::central_config::ConfigScope::Clinic(
+            clinic.id.clone(),
+        ))?
         .and_then(|version| version.clinic)
         .and_then(|section| jiff::tz::TimeZone::get(&section.time_zone).ok())
     {
