@@ -18,7 +18,6 @@ use super::opening_hours::OpeningHours;
 use super::policy::{Family, covers};
 use super::rules::{self, AgentFacts, ClinicContext, minutes};
 use super::thresholds::AlertsConfig;
-use crate::central_config::ConfigScope;
 use crate::model::{AgentRecord, Clinic};
 use crate::storage::{AlertWrite, FactKind, Storage, StorageError};
 
@@ -109,11 +108,9 @@ impl AlertEngine {
     /// The clinic's own opening hours (`[clinic]` of its central configuration), else the
     /// defaults.
     fn hours_of(&self, clinic_id: &str) -> Result<OpeningHours, StorageError> {
-        let latest = self
+        Ok(self
             .storage
-            .latest_config(&ConfigScope::Clinic(clinic_id.to_owned()))?;
-        Ok(latest
-            .and_then(|v| v.clinic)
+            .clinic_section(clinic_id)?
             .map_or_else(|| self.hours.clone(), |c| c.hours()))
     }
 

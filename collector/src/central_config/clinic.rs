@@ -90,8 +90,7 @@ impl ClinicSection {
     /// The hours the silent-agent rule uses (invalid parts, which `problems` refused at
     /// `set`, are left out).
     pub fn hours(&self) -> OpeningHours {
-        let zone = TimeZone::get(&self.time_zone)
-            .unwrap_or_else(|_| crate::alerts::opening_hours::clinic_zone());
+        let zone = self.zone();
         let Some(days) = &self.opening_hours else {
             return OpeningHours::default().in_zone(zone);
         };
@@ -103,6 +102,12 @@ impl ClinicSection {
                 .collect()
         });
         OpeningHours::new(week, zone)
+    }
+
+    /// The clinic's time zone (one `set` refused when invalid), else Réunion's.
+    pub fn zone(&self) -> TimeZone {
+        TimeZone::get(&self.time_zone)
+            .unwrap_or_else(|_| crate::alerts::opening_hours::clinic_zone())
     }
 
     /// "lun. 07:30-12:00 13:30-18:00, sam. 08:00-12:00" (French, for technicians).

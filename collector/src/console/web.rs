@@ -749,8 +749,7 @@ async fn clinic_page(
             .collect();
         let alerts = data::alert_views(&collector, Some(&id), false)?;
         let hours = storage
-            .latest_config(&crate::central_config::ConfigScope::Clinic(id.clone()))?
-            .and_then(|version| version.clinic)
+            .clinic_section(&id)?
             .filter(|section| section.opening_hours.is_some())
             .map(|section| format!("{} ({})", section.label(), section.time_zone));
         Ok(Some((

@@ -50,14 +50,8 @@ pub fn monthly_figures(
         .ok_or_else(|| ReportError::NoClinic(clinic_id.to_owned()))?;
     // The clinic's own time zone (`[clinic]` of its central configuration) counts its days.
     let mut context = context.clone();
-    if let Some(zone) = storage
-        .latest_config(&crate::central_config::ConfigScope::Clinic(
-            clinic.id.clone(),
-        ))?
-        .and_then(|version| version.clinic)
-        .and_then(|section| jiff::tz::TimeZone::get(&section.time_zone).ok())
-    {
-        context.zone = zone;
+    if let Some(section) = storage.clinic_section(&clinic.id)? {
+        context.zone = section.zone();
     }
     let context = &context;
     let at = month.end(&context.zone).min(now);

@@ -71,6 +71,13 @@ impl Storage {
             .transpose()
     }
 
+    /// `[clinic]` of the clinic's newest version: its own time zone and opening hours.
+    pub fn clinic_section(&self, clinic_id: &str) -> Result<Option<ClinicSection>, StorageError> {
+        Ok(self
+            .latest_config(&ConfigScope::Clinic(clinic_id.to_owned()))?
+            .and_then(|version| version.clinic))
+    }
+
     /// Every version of `scope`, newest first.
     pub fn config_history(
         &self,
