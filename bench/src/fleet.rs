@@ -14,8 +14,10 @@ use vigie_proto::v1::ingest_client::IngestClient;
 
 use crate::collector::Collector;
 
-/// Enrollments (and connections) in flight at once.
-const PARALLEL: usize = 48;
+/// Enrollments (and connections) in flight at once. The enrollments share one connection, and
+/// the collector allows 32 requests at once on a connection (`MAX_STREAMS_PER_CONNECTION`):
+/// more, sent before its HTTP/2 settings arrive, are refused (`REFUSED_STREAM`).
+const PARALLEL: usize = 24;
 
 /// One simulated agent: its identity and its own connection.
 #[derive(Debug, Clone)]

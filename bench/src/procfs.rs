@@ -22,6 +22,8 @@ pub struct Sample {
     /// Anonymous memory (heap, stacks): RSS minus the pages of mapped files (code, libraries).
     pub anon_kib: u64,
     pub cpu_seconds: f64,
+    /// Bytes the tree caused to be written to the disk (`write_bytes` of `/proc/PID/io`).
+    pub disk_write_bytes: u64,
 }
 
 impl Sample {
@@ -74,9 +76,19 @@ pub fn sample_tree(pid: u32) -> Result<Sample> {
         total.pss_kib += pss;
         total.anon_kib += anon;
         total.cpu_seconds += stat.cpu_ticks as f64 / TICKS_PER_SECOND;
+        total.disk_write_bytes += disk_write_bytes(p).unwrap_or(0);
     }
     anyhow::ensure!(total.processes > 0, "process {pid} is gone");
     Ok(total)
+}
+
+/// `write_bytes` of `/proc/PID/io`: what the process sent to the block layer (page cache
+/// write-back it dirtied included), the measure of write amplification.
+fn disk_write_bytes(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("write_bytes:"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 struct StatFields {

@@ -39,6 +39,8 @@ pub struct Measured {
     pub collector_cpu_s: f64,
     pub bench_cpu_s: f64,
     pub rss_mib: f64,
+    /// Bytes the collector wrote to the disk during the run.
+    pub disk_write_bytes: u64,
 }
 
 /// Starts a collector with `switches`, enrolls and connects `opts.agents` agents, runs `plan`.
@@ -76,6 +78,9 @@ pub async fn measure(
         collector_cpu_s: after.cpu_seconds - before.cpu_seconds,
         bench_cpu_s: bench_after - bench_before,
         rss_mib: after.rss_mib(),
+        disk_write_bytes: after
+            .disk_write_bytes
+            .saturating_sub(before.disk_write_bytes),
     })
 }
 
@@ -126,6 +131,18 @@ fn record(results: &mut Results, key: &str, label: &str, m: &Measured, plan: &Pl
         &format!(
             "collector {:.1}s CPU, load generator {:.1}s CPU, same 2 cores; collector RSS {:.0} MiB",
             m.collector_cpu_s, m.bench_cpu_s, m.rss_mib
+        ),
+    );
+    results.figure(
+        SECTION,
+        &format!("{key}.disk_bytes_per_report"),
+        &format!("{label}: bytes written to disk per report"),
+        m.disk_write_bytes as f64 / total_reports,
+        "B",
+        &format!(
+            "{:.1} MiB in all (/proc/PID/io write_bytes); mean report {:.0} B as received",
+            m.disk_write_bytes as f64 / (1024.0 * 1024.0),
+            payload::mean_report_bytes()
         ),
     );
 }

@@ -119,6 +119,7 @@ pub fn spawn(
                         escalations = p.escalations,
                         series = p.series,
                         backup_runs = p.backup_runs,
+                        report_log_files = p.report_log_files,
                         reports_days = config.reports_days,
                         alert_events_days = config.alert_events_days,
                         resolved_alerts_days = config.resolved_alerts_days,

@@ -1,4 +1,5 @@
-//! Durability: sled's flush, then the `fsync`s it leaves undone (`vigie_durable`). A failed
+//! Durability: `fsync` of the report log, sled's flush, then the `fsync`s it leaves undone
+//! (`vigie_durable`). A failed
 //! flush is returned to the group-commit flusher, which treats it as fatal.
 
 use std::path::{Path, PathBuf};
@@ -35,8 +36,13 @@ impl Storage {
     /// Makes every write done before the call durable: sled flush, then `fsync` of the log
     /// file and of new blob files. Returns the bytes sled flushed.
     pub fn flush_durably(&self) -> Result<usize, StorageError> {
+        let fsync = self.durability.fsync.load(Ordering::Relaxed);
+        // The report bytes first: a batch index sled writes must find its bytes on disk.
+        if fsync {
+            self.report_log.sync()?;
+        }
         let flushed = self.db.flush()?;
-        if self.durability.fsync.load(Ordering::Relaxed) {
+        if fsync {
             self.durability.files.sync()?;
         }
         Ok(flushed)

@@ -6,6 +6,8 @@
 //! - `reports.rs`: reports as received (bytes and time), one value per batch with its id
 //!   index, their count per agent, those this collector could not interpret yet, and the
 //!   batches whose facts are recorded after the acknowledgement.
+//! - `report_log.rs`: the reports' bytes, appended to segment files beside sled (not in its
+//!   tree, where every node rewrite copied them again).
 //! - `facts.rs`: what the alert rules judge, recorded as reports arrive.
 //! - `alerts.rs`: alerts, their series and events, maintenance windows.
 //! - `escalation.rs`: the ticket queue and its event cursor.
@@ -30,6 +32,7 @@ mod enrollment;
 mod escalation;
 mod facts;
 mod history;
+mod report_log;
 mod reports;
 mod retention;
 #[cfg(test)]
@@ -133,6 +136,9 @@ pub struct Storage {
     /// Reports in the format before issue 16 (one key each): read, never written.
     reports: sled::Tree,
     report_batches: sled::Tree,
+    /// Segment of the report log → how many batch values point into it (`report_log.rs`).
+    report_segments: sled::Tree,
+    report_log: Arc<report_log::ReportLog>,
     facts_pending: sled::Tree,
     report_locks: Arc<AgentLocks>,
     report_counts: sled::Tree,
@@ -174,12 +180,20 @@ impl Storage {
             .segment_size(segment_bytes(dir))
             .open()?;
         let durability = Durability::open(dir)?;
+        let report_log = report_log::ReportLog::open(dir)?;
+        let report_segments = db.open_tree("report_segments")?;
+        // Segments no batch points to: left by a crash between a retention pass and its
+        // deletion, or bytes whose transaction never committed.
+        let kept = reports::counted_segments(&report_segments)?;
+        report_log.delete_except(&kept)?;
         Ok(Storage {
             clinics: db.open_tree("clinics")?,
             tokens: db.open_tree("tokens")?,
             agents: db.open_tree("agents")?,
             reports: db.open_tree("reports")?,
             report_batches: db.open_tree("report_batches")?,
+            report_segments,
+            report_log: Arc::new(report_log),
             facts_pending: db.open_tree("facts_pending")?,
             report_locks: Arc::default(),
             report_counts: db.open_tree("report_counts")?,

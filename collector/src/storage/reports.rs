@@ -18,7 +18,8 @@
 //! Writes of one agent's reports hold that agent's lock (one of [`AgentLocks`]): deduplication
 //! reads the batches outside the transaction that writes them.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
 
 use jiff::Timestamp;
 use sled::Transactional;
@@ -89,13 +90,6 @@ impl StoredReport {
                 received_at: None,
                 bytes: value.to_vec(),
             }
-        }
-    }
-
-    fn of_entry(entry: &batch::Entry<'_>) -> StoredReport {
-        StoredReport {
-            received_at: Timestamp::from_microsecond(entry.received_at).ok(),
-            bytes: entry.bytes.to_vec(),
         }
     }
 }
@@ -200,15 +194,44 @@ impl AgentLocks {
     }
 }
 
-/// The batch value: `0x01` ‖ count (u32) ‖ count × (id 16 ‖ received µs i64 ‖ length u32),
-/// sorted by id ‖ the reports' bytes in the same order. All big-endian.
+/// The batch values. Two formats, both with a table of rows sorted by id:
+/// - inline (`0x01`, before the report log, and what an export writes): `0x01` ‖ count (u32)
+///   ‖ count × (id 16 ‖ received µs i64 ‖ length u32) ‖ the reports' bytes in row order;
+/// - located (`0x02`, written since the report log): `0x02` ‖ count (u32) ‖ segment (u32) ‖
+///   offset (u64) ‖ count × (id 16 ‖ received µs i64 ‖ length u32 ‖ CRC-32 u32); the bytes
+///   are in the report log, in row order from that place.
+///
+/// All big-endian.
 mod batch {
     use uuid::Uuid;
 
-    const FORMAT: u8 = 0x01;
-    const ENTRY: usize = 28;
-    const HEAD: usize = 5;
+    use super::super::report_log::Place;
 
+    const INLINE: u8 = 0x01;
+    const LOCATED: u8 = 0x02;
+    const INLINE_ROW: usize = 28;
+    const LOCATED_ROW: usize = 32;
+    const INLINE_HEAD: usize = 5;
+    const LOCATED_HEAD: usize = 17;
+
+    #[derive(Debug, Clone, Copy)]
+    pub(super) struct Row {
+        pub id: Uuid,
+        pub received_at: i64,
+        pub len: usize,
+        /// Only located rows carry one.
+        pub crc: Option<u32>,
+    }
+
+    /// Where a batch's bytes are.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) enum Body {
+        /// In the value, from this offset.
+        Inline(usize),
+        Located(Place),
+    }
+
+    /// A report to write: its id, time received and bytes.
     #[derive(Debug, Clone, Copy)]
     pub(super) struct Entry<'a> {
         pub id: Uuid,
@@ -216,11 +239,11 @@ mod batch {
         pub bytes: &'a [u8],
     }
 
-    /// `entries` sorted by id, ids unique.
-    pub(super) fn encode(entries: &[Entry<'_>]) -> Vec<u8> {
-        let total: usize = entries.iter().map(|e| ENTRY + e.bytes.len()).sum();
-        let mut value = Vec::with_capacity(HEAD + total);
-        value.push(FORMAT);
+    /// `entries` sorted by id, ids unique: an inline value.
+    pub(super) fn encode_inline(entries: &[Entry<'_>]) -> Vec<u8> {
+        let total: usize = entries.iter().map(|e| INLINE_ROW + e.bytes.len()).sum();
+        let mut value = Vec::with_capacity(INLINE_HEAD + total);
+        value.push(INLINE);
         value.extend_from_slice(&(entries.len() as u32).to_be_bytes());
         for e in entries {
             value.extend_from_slice(e.id.as_bytes());
@@ -233,69 +256,119 @@ mod batch {
         value
     }
 
-    fn count(value: &[u8]) -> Result<usize, &'static str> {
-        if value.len() < HEAD || value[0] != FORMAT {
-            return Err("unknown batch format");
+    /// `rows` sorted by id, ids unique, each with its CRC: a located value.
+    pub(super) fn encode_located(place: Place, rows: &[Row]) -> Vec<u8> {
+        let mut value = Vec::with_capacity(LOCATED_HEAD + rows.len() * LOCATED_ROW);
+        value.push(LOCATED);
+        value.extend_from_slice(&(rows.len() as u32).to_be_bytes());
+        value.extend_from_slice(&place.segment.to_be_bytes());
+        value.extend_from_slice(&place.offset.to_be_bytes());
+        for r in rows {
+            value.extend_from_slice(r.id.as_bytes());
+            value.extend_from_slice(&r.received_at.to_be_bytes());
+            value.extend_from_slice(&(r.len as u32).to_be_bytes());
+            value.extend_from_slice(&r.crc.unwrap_or(0).to_be_bytes());
         }
-        let n = u32::from_be_bytes([value[1], value[2], value[3], value[4]]) as usize;
-        if value.len() < HEAD + n * ENTRY {
+        value
+    }
+
+    fn be<const N: usize>(value: &[u8], at: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        out.copy_from_slice(&value[at..at + N]);
+        out
+    }
+
+    /// Format, count, table offset and row size.
+    fn shape(value: &[u8]) -> Result<(u8, usize, usize, usize), &'static str> {
+        let (head, row) = match value.first() {
+            Some(&INLINE) => (INLINE_HEAD, INLINE_ROW),
+            Some(&LOCATED) => (LOCATED_HEAD, LOCATED_ROW),
+            _ => return Err("unknown batch format"),
+        };
+        if value.len() < head {
+            return Err("batch header cut short");
+        }
+        let n = u32::from_be_bytes(be(value, 1)) as usize;
+        if value.len() < head + n * row {
             return Err("batch index cut short");
         }
-        Ok(n)
+        Ok((value[0], n, head, row))
     }
 
-    fn row(value: &[u8], i: usize) -> (Uuid, i64, usize) {
-        let at = HEAD + i * ENTRY;
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&value[at..at + 16]);
-        let mut micros = [0u8; 8];
-        micros.copy_from_slice(&value[at + 16..at + 24]);
-        let mut len = [0u8; 4];
-        len.copy_from_slice(&value[at + 24..at + 28]);
-        (
-            Uuid::from_bytes(id),
-            i64::from_be_bytes(micros),
-            u32::from_be_bytes(len) as usize,
-        )
-    }
-
-    pub(super) fn decode(value: &[u8]) -> Result<Vec<Entry<'_>>, &'static str> {
-        let n = count(value)?;
-        let mut offset = HEAD + n * ENTRY;
-        let mut entries = Vec::with_capacity(n);
-        for i in 0..n {
-            let (id, received_at, len) = row(value, i);
-            let bytes = value
-                .get(offset..offset + len)
-                .ok_or("batch bytes cut short")?;
-            offset += len;
-            entries.push(Entry {
-                id,
-                received_at,
-                bytes,
-            });
+    fn row_at(value: &[u8], format: u8, at: usize) -> Row {
+        Row {
+            id: Uuid::from_bytes(be(value, at)),
+            received_at: i64::from_be_bytes(be(value, at + 16)),
+            len: u32::from_be_bytes(be(value, at + 24)) as usize,
+            crc: (format == LOCATED).then(|| u32::from_be_bytes(be(value, at + 28))),
         }
-        Ok(entries)
     }
 
-    /// The ids of the batch, sorted (reads only the index).
-    pub(super) fn ids(value: &[u8]) -> Result<Vec<Uuid>, &'static str> {
-        let n = count(value)?;
-        Ok((0..n).map(|i| row(value, i).0).collect())
+    /// The rows and where their bytes are.
+    pub(super) fn rows(value: &[u8]) -> Result<(Vec<Row>, Body), &'static str> {
+        let (format, n, head, size) = shape(value)?;
+        let rows = (0..n)
+            .map(|i| row_at(value, format, head + i * size))
+            .collect();
+        let body = if format == LOCATED {
+            Body::Located(Place {
+                segment: u32::from_be_bytes(be(value, 5)),
+                offset: u64::from_be_bytes(be(value, 9)),
+            })
+        } else {
+            let body = head + n * size;
+            let total: usize = (0..n)
+                .map(|i| row_at(value, format, head + i * size).len)
+                .sum();
+            if value.len() < body + total {
+                return Err("batch bytes cut short");
+            }
+            Body::Inline(body)
+        };
+        Ok((rows, body))
     }
 
     /// The greatest id of the batch.
     pub(super) fn last_id(value: &[u8]) -> Result<Option<Uuid>, &'static str> {
-        let n = count(value)?;
-        Ok(n.checked_sub(1).map(|i| row(value, i).0))
+        let (format, n, head, size) = shape(value)?;
+        Ok(n.checked_sub(1)
+            .map(|i| row_at(value, format, head + i * size).id))
     }
 
-    pub(super) fn find<'a>(value: &'a [u8], id: &Uuid) -> Result<Option<Entry<'a>>, &'static str> {
-        let n = count(value)?;
-        if !(0..n).any(|i| row(value, i).0 == *id) {
-            return Ok(None);
-        }
-        Ok(decode(value)?.into_iter().find(|e| e.id == *id))
+    /// The segment a located value's bytes are in.
+    pub(super) fn segment(value: &[u8]) -> Option<u32> {
+        (value.first() == Some(&LOCATED) && value.len() >= LOCATED_HEAD)
+            .then(|| u32::from_be_bytes(be(value, 5)))
+    }
+}
+
+/// One report of a batch as read back: `bytes` is `None` when they fail their CRC or cannot
+/// be read (a batch whose index reached the disk without its bytes: never acknowledged).
+#[derive(Debug, Clone)]
+struct LoadedEntry {
+    id: Uuid,
+    received_at: i64,
+    bytes: Option<Vec<u8>>,
+}
+
+impl LoadedEntry {
+    fn stored(&self) -> Option<StoredReport> {
+        self.bytes.as_ref().map(|bytes| StoredReport {
+            received_at: Timestamp::from_microsecond(self.received_at).ok(),
+            bytes: bytes.clone(),
+        })
+    }
+}
+
+/// Counts the reports of a batch that cannot be read back (they are skipped and logged).
+fn warn_damaged(entries: &[LoadedEntry]) {
+    let damaged = entries.iter().filter(|e| e.bytes.is_none()).count();
+    if damaged > 0 {
+        tracing::error!(
+            damaged,
+            first = %entries.iter().find(|e| e.bytes.is_none()).map(|e| e.id).unwrap_or_default(),
+            "stored reports whose bytes fail their checksum are skipped (never acknowledged; the agent sends them again)"
+        );
     }
 }
 
@@ -303,10 +376,63 @@ fn corrupt(reason: &'static str) -> StorageError {
     StorageError::CorruptBatch(reason)
 }
 
-/// One write of a batch plan: a value under a key of `report_batches`.
+/// One write of a batch plan: the reports of one value of `report_batches`, sorted by id.
+struct PlannedWrite<'r> {
+    key: [u8; 32],
+    entries: Vec<(Uuid, i64, Cow<'r, [u8]>)>,
+    /// The located value this one replaces: its segment loses a batch.
+    replaces_segment: Option<u32>,
+}
+
+/// What a batch plan writes and how the agent's count changes.
+struct BatchPlan<'r> {
+    writes: Vec<PlannedWrite<'r>>,
+    /// The reports written now (new ones, and fresh copies of damaged ones).
+    stored: Vec<&'r EncodedReport>,
+    /// New ids, minus damaged reports dropped from a rewritten batch.
+    count_delta: i64,
+}
+
+/// One value to write, with the change of its segments' counts.
 struct BatchWrite {
     key: [u8; 32],
     value: Vec<u8>,
+    segment: Option<u32>,
+    replaces_segment: Option<u32>,
+}
+
+/// Adds `delta` to the batch count of a segment (removing the key at zero).
+fn count_segment(
+    segments: &sled::transaction::TransactionalTree,
+    segment: u32,
+    delta: i64,
+) -> Result<(), ConflictableTransactionError<StorageError>> {
+    let key = segment.to_be_bytes();
+    let count = read_counter("segment count", segments.get(key)?.as_deref())
+        .map_err(ConflictableTransactionError::Abort)?
+        .unwrap_or(0);
+    let count = count.saturating_add_signed(delta);
+    if count == 0 {
+        segments.remove(key.as_slice())?;
+    } else {
+        segments.insert(key.as_slice(), count.to_be_bytes().as_slice())?;
+    }
+    Ok(())
+}
+
+/// Net change of each segment's batch count for these writes.
+fn segment_deltas(writes: &[BatchWrite]) -> BTreeMap<u32, i64> {
+    let mut deltas = BTreeMap::new();
+    for write in writes {
+        if let Some(s) = write.segment {
+            *deltas.entry(s).or_insert(0) += 1;
+        }
+        if let Some(s) = write.replaces_segment {
+            *deltas.entry(s).or_insert(0) -= 1;
+        }
+    }
+    deltas.retain(|_, d| *d != 0);
+    deltas
 }
 
 impl Storage {
@@ -362,14 +488,18 @@ impl Storage {
         }
         fresh.sort_by_key(|r| r.id);
         let micros = received_at.as_microsecond();
-        let (writes, stored) = self.plan_batches(&agent, &fresh, micros, &mut outcome)?;
-        let uninterpreted: Vec<[u8; 32]> = stored
+        let plan = self.plan_batches(&agent, &fresh, micros, &mut outcome)?;
+        let writes = self.write_bytes(plan.writes)?;
+        let uninterpreted: Vec<[u8; 32]> = plan
+            .stored
             .iter()
             .filter(|r| !r.interpreted)
             .map(|r| report_key(&agent, &r.id))
             .collect();
-        outcome.new = stored.len();
+        outcome.new = plan.stored.len();
         outcome.uninterpreted = uninterpreted.len();
+        let count_delta = plan.count_delta;
+        let segments = segment_deltas(&writes);
         let marker = deferred.filter(|d| !d.ids.is_empty()).map(|d| {
             (
                 report_key(&agent, &d.ids[0]),
@@ -383,33 +513,40 @@ impl Storage {
             &self.uninterpreted,
             &self.agents,
             &self.facts_pending,
+            &self.report_segments,
         );
-        let result = trees.transaction(|(batches, counts, unread, agents, pending)| {
-            if let Some(old) = agents.get(agent_id.as_bytes())? {
-                let mut record: AgentRecord =
-                    decode("agent", &old).map_err(ConflictableTransactionError::Abort)?;
-                note(&mut record);
-                let new = encode("agent", &record).map_err(ConflictableTransactionError::Abort)?;
-                agents.insert(agent_id.as_bytes(), new)?;
-            }
-            for write in &writes {
-                batches.insert(write.key.as_slice(), write.value.as_slice())?;
-            }
-            for key in &uninterpreted {
-                unread.insert(key.as_slice(), &[])?;
-            }
-            if let Some((key, value)) = &marker {
-                pending.insert(key.as_slice(), value.as_slice())?;
-            }
-            if outcome.new > 0 {
-                let count = read_counter("report count", counts.get(agent)?.as_deref())
-                    .map_err(ConflictableTransactionError::Abort)?
-                    .unwrap_or(0);
-                let count = count + outcome.new as u64;
-                counts.insert(agent.as_slice(), count.to_be_bytes().as_slice())?;
-            }
-            Ok::<_, ConflictableTransactionError<StorageError>>(())
-        });
+        let result = trees.transaction(
+            |(batches, counts, unread, agents, pending, segment_counts)| {
+                if let Some(old) = agents.get(agent_id.as_bytes())? {
+                    let mut record: AgentRecord =
+                        decode("agent", &old).map_err(ConflictableTransactionError::Abort)?;
+                    note(&mut record);
+                    let new =
+                        encode("agent", &record).map_err(ConflictableTransactionError::Abort)?;
+                    agents.insert(agent_id.as_bytes(), new)?;
+                }
+                for write in &writes {
+                    batches.insert(write.key.as_slice(), write.value.as_slice())?;
+                }
+                for (segment, delta) in &segments {
+                    count_segment(segment_counts, *segment, *delta)?;
+                }
+                for key in &uninterpreted {
+                    unread.insert(key.as_slice(), &[])?;
+                }
+                if let Some((key, value)) = &marker {
+                    pending.insert(key.as_slice(), value.as_slice())?;
+                }
+                if count_delta != 0 {
+                    let count = read_counter("report count", counts.get(agent)?.as_deref())
+                        .map_err(ConflictableTransactionError::Abort)?
+                        .unwrap_or(0);
+                    let count = count.saturating_add_signed(count_delta);
+                    counts.insert(agent.as_slice(), count.to_be_bytes().as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<StorageError>>(())
+            },
+        );
         result.map_err(|e| match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => StorageError::Sled(e),
@@ -417,19 +554,50 @@ impl Storage {
         Ok((outcome, marker.map(|(key, _)| key)))
     }
 
+    /// Appends each planned value's bytes to the report log: the values to write. Bytes
+    /// appended for a transaction that then fails are never referenced.
+    fn write_bytes(&self, planned: Vec<PlannedWrite<'_>>) -> Result<Vec<BatchWrite>, StorageError> {
+        let mut writes = Vec::with_capacity(planned.len());
+        for write in planned {
+            let parts: Vec<&[u8]> = write.entries.iter().map(|(_, _, b)| b.as_ref()).collect();
+            let place = self.report_log.append(&parts)?;
+            let rows: Vec<batch::Row> = write
+                .entries
+                .iter()
+                .map(|(id, received_at, bytes)| batch::Row {
+                    id: *id,
+                    received_at: *received_at,
+                    len: bytes.len(),
+                    crc: Some(crc32fast::hash(bytes)),
+                })
+                .collect();
+            writes.push(BatchWrite {
+                key: write.key,
+                value: batch::encode_located(place, &rows),
+                segment: Some(place.segment),
+                replaces_segment: write.replaces_segment,
+            });
+        }
+        Ok(writes)
+    }
+
     /// Which batch values to write for `fresh` (sorted by id, unique): usually one new batch;
-    /// ids inside a stored batch's range are checked against it (a duplicate) or merged into
-    /// it, the rest become new batches in the gaps between stored ranges. Returns the writes
-    /// and the reports they store.
+    /// ids inside a stored batch's range are checked against it (a duplicate, unless its
+    /// stored bytes fail their checksum: then the fresh copy replaces them) or merged into it,
+    /// the rest become new batches in the gaps between stored ranges.
     fn plan_batches<'r>(
         &self,
         agent: &[u8; 16],
         fresh: &[&'r EncodedReport],
         micros: i64,
         outcome: &mut StoreOutcome,
-    ) -> Result<(Vec<BatchWrite>, Vec<&'r EncodedReport>), StorageError> {
+    ) -> Result<BatchPlan<'r>, StorageError> {
         let (Some(first), Some(last)) = (fresh.first(), fresh.last()) else {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(BatchPlan {
+                writes: Vec::new(),
+                stored: Vec::new(),
+                count_delta: 0,
+            });
         };
         let (low, high) = (report_key(agent, &first.id), report_key(agent, &last.id));
         // Stored batches whose range meets [first, last]: the one starting at or before
@@ -451,49 +619,54 @@ impl Storage {
         )) {
             overlapping.push(item?);
         }
-        let new_entry = |r: &'r EncodedReport| batch::Entry {
-            id: r.id,
-            received_at: micros,
-            bytes: &r.bytes,
-        };
+        let new_entry = |r: &'r EncodedReport| (r.id, micros, Cow::Borrowed(r.bytes.as_slice()));
         if overlapping.is_empty() {
-            let entries: Vec<_> = fresh.iter().map(|r| new_entry(r)).collect();
-            return Ok((
-                vec![BatchWrite {
+            return Ok(BatchPlan {
+                writes: vec![PlannedWrite {
                     key: low,
-                    value: batch::encode(&entries),
+                    entries: fresh.iter().map(|r| new_entry(r)).collect(),
+                    replaces_segment: None,
                 }],
-                fresh.to_vec(),
-            ));
+                stored: fresh.to_vec(),
+                count_delta: fresh.len() as i64,
+            });
         }
 
-        // Ranges of the stored batches, in key (so id) order, disjoint.
+        // The stored batches, in key (so id) order, disjoint, read back with their bytes.
         let mut ranges = Vec::with_capacity(overlapping.len());
         for (key, value) in &overlapping {
-            let ids = batch::ids(value).map_err(corrupt)?;
+            let entries = self.load_batch(value)?;
             let start = report_id_of(key);
-            let end = ids.last().copied().unwrap_or(start);
-            ranges.push((start, end, ids));
+            let end = entries.last().map_or(start, |e| e.id);
+            ranges.push((start, end, entries));
         }
         let mut merged: Vec<Vec<&'r EncodedReport>> = vec![Vec::new(); ranges.len()];
-        let mut gaps: std::collections::BTreeMap<usize, Vec<&'r EncodedReport>> =
-            Default::default();
+        let mut gaps: BTreeMap<usize, Vec<&'r EncodedReport>> = BTreeMap::new();
         let mut stored = Vec::with_capacity(fresh.len());
+        let mut count_delta = 0i64;
         for report in fresh {
             // Stored ranges starting at or before this id.
             let at = ranges.partition_point(|(start, _, _)| *start <= report.id);
             match at.checked_sub(1).map(|i| (i, &ranges[i])) {
-                Some((i, (_, end, ids))) if report.id <= *end => {
-                    if ids.binary_search(&report.id).is_ok() {
-                        outcome.duplicates += 1;
-                    } else {
-                        merged[i].push(report);
-                        stored.push(*report);
+                Some((i, (_, end, entries))) if report.id <= *end => {
+                    match entries.binary_search_by_key(&report.id, |e| e.id) {
+                        Ok(j) if entries[j].bytes.is_some() => outcome.duplicates += 1,
+                        // Stored, but its bytes never reached the disk: this copy replaces them.
+                        Ok(_) => {
+                            merged[i].push(report);
+                            stored.push(*report);
+                        }
+                        Err(_) => {
+                            merged[i].push(report);
+                            stored.push(*report);
+                            count_delta += 1;
+                        }
                     }
                 }
                 _ => {
                     gaps.entry(at).or_default().push(report);
                     stored.push(*report);
+                    count_delta += 1;
                 }
             }
         }
@@ -503,22 +676,73 @@ impl Storage {
                 continue;
             }
             let (key, value) = &overlapping[i];
-            let mut entries = batch::decode(value).map_err(corrupt)?;
+            let added: HashSet<Uuid> = additions.iter().map(|r| r.id).collect();
+            let mut entries: Vec<(Uuid, i64, Cow<'r, [u8]>)> = Vec::new();
+            for old in &ranges[i].2 {
+                match &old.bytes {
+                    Some(bytes) if !added.contains(&old.id) => {
+                        entries.push((old.id, old.received_at, Cow::Owned(bytes.clone())));
+                    }
+                    Some(_) => {}
+                    // Damaged and not resent now: dropped; the agent still has it queued.
+                    None if !added.contains(&old.id) => count_delta -= 1,
+                    None => {}
+                }
+            }
             entries.extend(additions.iter().map(|r| new_entry(r)));
-            entries.sort_by_key(|e| e.id);
-            writes.push(BatchWrite {
+            entries.sort_by_key(|(id, _, _)| *id);
+            writes.push(PlannedWrite {
                 key: key.as_ref().try_into().map_err(|_| corrupt("batch key"))?,
-                value: batch::encode(&entries),
+                entries,
+                replaces_segment: batch::segment(value),
             });
         }
         for run in gaps.values() {
-            let entries: Vec<_> = run.iter().map(|r| new_entry(r)).collect();
-            writes.push(BatchWrite {
+            writes.push(PlannedWrite {
                 key: report_key(agent, &run[0].id),
-                value: batch::encode(&entries),
+                entries: run.iter().map(|r| new_entry(r)).collect(),
+                replaces_segment: None,
             });
         }
-        Ok((writes, stored))
+        Ok(BatchPlan {
+            writes,
+            stored,
+            count_delta,
+        })
+    }
+
+    /// A batch's reports with their bytes (read from the report log for a located value);
+    /// a report whose bytes fail their checksum or cannot be read has none.
+    fn load_batch(&self, value: &[u8]) -> Result<Vec<LoadedEntry>, StorageError> {
+        let (rows, body) = batch::rows(value).map_err(corrupt)?;
+        let total: usize = rows.iter().map(|r| r.len).sum();
+        let read;
+        let (bytes, mut at): (Option<&[u8]>, usize) = match body {
+            batch::Body::Inline(start) => (Some(value), start),
+            batch::Body::Located(place) => match self.report_log.read(place, total) {
+                Ok(bytes) => {
+                    read = bytes;
+                    (Some(read.as_slice()), 0)
+                }
+                Err(error) => {
+                    tracing::error!(segment = place.segment, offset = place.offset, %error, "stored report bytes cannot be read");
+                    (None, 0)
+                }
+            },
+        };
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let slice = bytes.and_then(|b| b.get(at..at + row.len));
+                at += row.len;
+                let valid = slice.filter(|s| row.crc.is_none_or(|crc| crc32fast::hash(s) == crc));
+                LoadedEntry {
+                    id: row.id,
+                    received_at: row.received_at,
+                    bytes: valid.map(<[u8]>::to_vec),
+                }
+            })
+            .collect())
     }
 
     /// How many reports are stored for this agent (kept by [`Storage::store_reports`]).
@@ -549,14 +773,49 @@ impl Storage {
             .next_back()
         {
             let (_, value) = item?;
-            if let Some(entry) = batch::find(&value, id).map_err(corrupt)? {
-                return Ok(Some(StoredReport::of_entry(&entry)));
+            if let Some(found) = self.find_in_batch(&value, id)? {
+                return Ok(found);
             }
         }
         Ok(self
             .reports
             .get(report_key(agent, id))?
             .map(|v| StoredReport::decode_legacy(&v)))
+    }
+
+    /// `Some(report)` if the batch holds the id (`Some(None)` when its bytes are damaged),
+    /// reading only that report's bytes.
+    fn find_in_batch(
+        &self,
+        value: &[u8],
+        id: &Uuid,
+    ) -> Result<Option<Option<StoredReport>>, StorageError> {
+        let (rows, body) = batch::rows(value).map_err(corrupt)?;
+        let Ok(i) = rows.binary_search_by_key(id, |r| r.id) else {
+            return Ok(None);
+        };
+        let row = rows[i];
+        let before: usize = rows[..i].iter().map(|r| r.len).sum();
+        let bytes = match body {
+            batch::Body::Inline(start) => value
+                .get(start + before..start + before + row.len)
+                .map(<[u8]>::to_vec),
+            batch::Body::Located(place) => {
+                let at = super::report_log::Place {
+                    segment: place.segment,
+                    offset: place.offset + before as u64,
+                };
+                self.report_log.read(at, row.len).ok()
+            }
+        };
+        let valid = bytes.filter(|b| row.crc.is_none_or(|crc| crc32fast::hash(b) == crc));
+        if valid.is_none() {
+            tracing::error!(report_id = %id, "stored report bytes fail their checksum (never acknowledged; the agent sends it again)");
+        }
+        Ok(Some(valid.map(|bytes| StoredReport {
+            received_at: Timestamp::from_microsecond(row.received_at).ok(),
+            bytes,
+        })))
     }
 
     /// An agent's stored reports, in id (so collection time) order.
@@ -569,9 +828,9 @@ impl Storage {
         }
         for item in self.report_batches.scan_prefix(agent) {
             let (_, value) = item?;
-            for entry in batch::decode(&value).map_err(corrupt)? {
-                found.push((entry.id, StoredReport::of_entry(&entry)));
-            }
+            let entries = self.load_batch(&value)?;
+            warn_damaged(&entries);
+            found.extend(entries.iter().filter_map(|e| e.stored().map(|r| (e.id, r))));
         }
         found.sort_by_key(|(id, _)| *id);
         Ok(found)
@@ -592,13 +851,15 @@ impl Storage {
                 return Ok(found);
             }
             let (_, value) = item?;
-            let entries = batch::decode(&value).map_err(corrupt)?;
+            let entries = self.load_batch(&value)?;
+            warn_damaged(&entries);
+            let wanted = limit - found.len();
             found.extend(
                 entries
                     .iter()
                     .rev()
-                    .take(limit - found.len())
-                    .map(StoredReport::of_entry),
+                    .filter_map(LoadedEntry::stored)
+                    .take(wanted),
             );
         }
         for item in self.reports.scan_prefix(agent).rev() {
@@ -701,16 +962,50 @@ impl Storage {
             let mut rewrites: Vec<BatchWrite> = Vec::new();
             let mut gone_ids: Vec<[u8; 32]> = Vec::new();
             for (key, value) in &found {
-                let entries = batch::decode(value).map_err(corrupt)?;
-                let (old, kept): (Vec<_>, Vec<_>) =
-                    entries.into_iter().partition(|e| e.id < *bound);
-                gone_ids.extend(old.iter().map(|e| report_key(agent, &e.id)));
+                let (rows, body) = batch::rows(value).map_err(corrupt)?;
+                let cut = rows.partition_point(|r| r.id < *bound);
+                gone_ids.extend(rows[..cut].iter().map(|r| report_key(agent, &r.id)));
                 removes.push(key.clone());
-                if let Some(first) = kept.first() {
-                    rewrites.push(BatchWrite {
-                        key: report_key(agent, &first.id),
-                        value: batch::encode(&kept),
-                    });
+                let Some(first) = rows.get(cut) else {
+                    continue;
+                };
+                let key = report_key(agent, &first.id);
+                let value = match body {
+                    // The kept reports are the tail of the bytes: no copy, a later start.
+                    batch::Body::Located(place) => {
+                        let skipped: usize = rows[..cut].iter().map(|r| r.len).sum();
+                        let place = super::report_log::Place {
+                            segment: place.segment,
+                            offset: place.offset + skipped as u64,
+                        };
+                        batch::encode_located(place, &rows[cut..])
+                    }
+                    batch::Body::Inline(_) => {
+                        let entries = self.load_batch(value)?;
+                        let kept: Vec<batch::Entry<'_>> = entries[cut..]
+                            .iter()
+                            .filter_map(|e| {
+                                e.bytes.as_deref().map(|bytes| batch::Entry {
+                                    id: e.id,
+                                    received_at: e.received_at,
+                                    bytes,
+                                })
+                            })
+                            .collect();
+                        batch::encode_inline(&kept)
+                    }
+                };
+                rewrites.push(BatchWrite {
+                    key,
+                    segment: batch::segment(&value),
+                    value,
+                    replaces_segment: None,
+                });
+            }
+            let mut segments = segment_deltas(&rewrites);
+            for (_, value) in &found {
+                if let Some(segment) = batch::segment(value) {
+                    *segments.entry(segment).or_insert(0) -= 1;
                 }
             }
             let gone = gone_ids.len() as u64;
@@ -718,13 +1013,19 @@ impl Storage {
                 &self.report_batches,
                 &self.report_counts,
                 &self.uninterpreted,
+                &self.report_segments,
             );
-            let result = trees.transaction(|(batches, counts, unread)| {
+            let result = trees.transaction(|(batches, counts, unread, segment_counts)| {
                 for key in &removes {
                     batches.remove(key)?;
                 }
                 for write in &rewrites {
                     batches.insert(write.key.as_slice(), write.value.as_slice())?;
+                }
+                for (segment, delta) in &segments {
+                    if *delta != 0 {
+                        count_segment(segment_counts, *segment, *delta)?;
+                    }
                 }
                 for key in &gone_ids {
                     unread.remove(key.as_slice())?;
@@ -746,6 +1047,55 @@ impl Storage {
             })?;
             removed += gone;
         }
+    }
+}
+
+/// The segments some batch value points into.
+pub(super) fn counted_segments(segments: &sled::Tree) -> Result<HashSet<u32>, StorageError> {
+    let mut kept = HashSet::new();
+    for key in segments.iter().keys() {
+        let key = key?;
+        if let Ok(segment) = <[u8; 4]>::try_from(key.as_ref()) {
+            kept.insert(u32::from_be_bytes(segment));
+        }
+    }
+    Ok(kept)
+}
+
+impl Storage {
+    /// A `report_batches` value as an export writes it: inline, the bytes inside, so that a
+    /// backup holds every report without the report log. Damaged reports (never
+    /// acknowledged) are left out; `None` when none is left.
+    pub(super) fn exported_batch(&self, value: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        if batch::segment(value).is_none() {
+            return Ok(Some(value.to_vec()));
+        }
+        let entries = self.load_batch(value)?;
+        warn_damaged(&entries);
+        let kept: Vec<batch::Entry<'_>> = entries
+            .iter()
+            .filter_map(|e| {
+                e.bytes.as_deref().map(|bytes| batch::Entry {
+                    id: e.id,
+                    received_at: e.received_at,
+                    bytes,
+                })
+            })
+            .collect();
+        Ok((!kept.is_empty()).then(|| batch::encode_inline(&kept)))
+    }
+
+    /// Deletes the report log's segments no batch points into any more; returns how many
+    /// files and bytes went.
+    pub(super) fn drop_unused_segments(&self) -> Result<(u64, u64), StorageError> {
+        let _turn = self.writing();
+        let kept = counted_segments(&self.report_segments)?;
+        Ok(self.report_log.delete_except(&kept)?)
+    }
+
+    /// Bytes of the report log's files (the benchmark's bytes per stored report).
+    pub fn report_log_bytes(&self) -> u64 {
+        self.report_log.disk_bytes()
     }
 }
 
@@ -821,6 +1171,148 @@ mod tests {
         }
         let all = storage.reports_of(&agent).expect("all");
         assert_eq!(all.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids);
+    }
+
+    /// The segment files of the report log, sorted.
+    fn segment_files(dir: &tempfile::TempDir) -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(dir.path().join("db").join("report-log"))
+            .expect("report log")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn report_bytes_live_in_the_report_log_not_in_the_tree() {
+        let (dir, storage) = open();
+        let agent = Uuid::now_v7().to_string();
+        let ids: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
+        let at = Timestamp::from_second(1_800_000_000).expect("ts");
+        storage
+            .store_reports(&agent, at, &encoded(&ids))
+            .expect("store");
+        storage.flush_durably().expect("flush");
+        let (_, value) = storage
+            .report_batches
+            .iter()
+            .next()
+            .expect("one batch")
+            .expect("read");
+        // The index only: 17 bytes of header and 32 per report, no report bytes.
+        assert_eq!(value.len(), 17 + 20 * 32);
+        assert_eq!(storage.report_log_bytes(), 20 * 8);
+        drop(storage);
+        let storage = Storage::open(&dir.path().join("db")).expect("reopen");
+        let all = storage.reports_of(&agent).expect("all");
+        assert_eq!(all.len(), 20);
+        for (id, report) in &all {
+            assert_eq!(report.bytes, id.as_bytes()[8..]);
+            assert_eq!(report.received_at, Some(at));
+        }
+        // The reopen appends to a new segment; the first one is still referenced and kept.
+        assert_eq!(segment_files(&dir).len(), 2);
+    }
+
+    #[test]
+    fn torn_bytes_are_skipped_then_replaced_by_the_resend() {
+        let (dir, storage) = open();
+        let agent = Uuid::now_v7().to_string();
+        let ids: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
+        let at = Timestamp::from_second(1_800_000_000).expect("ts");
+        storage
+            .store_reports(&agent, at, &encoded(&ids))
+            .expect("store");
+        storage.flush_durably().expect("flush");
+        drop(storage);
+        // A power cut kept the index but not the bytes of reports 3 and 4 (8 bytes each).
+        let segment = segment_files(&dir)[0].clone();
+        let mut bytes = std::fs::read(&segment).expect("segment");
+        bytes[24..40].fill(0);
+        std::fs::write(&segment, &bytes).expect("tear");
+        let storage = Storage::open(&dir.path().join("db")).expect("reopen");
+        let all = storage.reports_of(&agent).expect("all");
+        assert_eq!(
+            all.len(),
+            8,
+            "the damaged reports are skipped, not returned wrong"
+        );
+        assert_eq!(storage.report(&agent, &ids[3]).expect("get"), None);
+        assert!(storage.report(&agent, &ids[2]).expect("get").is_some());
+        // The agent never got an ack: it sends all ten again. Two are stored anew.
+        let outcome = storage
+            .store_reports(&agent, at, &encoded(&ids))
+            .expect("resend");
+        assert_eq!((outcome.new, outcome.duplicates), (2, 8));
+        assert_eq!(storage.report_count(&agent).expect("count"), 10);
+        let all = storage.reports_of(&agent).expect("all");
+        assert_eq!(all.len(), 10);
+        for (id, report) in &all {
+            assert_eq!(report.bytes, id.as_bytes()[8..]);
+        }
+    }
+
+    #[test]
+    fn an_export_carries_the_bytes_and_imports_whole() {
+        let (_dir, storage) = open();
+        let agent = Uuid::now_v7().to_string();
+        let ids: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+        let at = Timestamp::from_second(1_800_000_000).expect("ts");
+        storage
+            .store_reports(&agent, at, &encoded(&ids))
+            .expect("store");
+        let (_, value) = storage
+            .report_batches
+            .iter()
+            .next()
+            .expect("one batch")
+            .expect("read");
+        let inline = storage
+            .exported_batch(&value)
+            .expect("export")
+            .expect("kept");
+        assert_eq!(batch::segment(&inline), None);
+        let (restored_dir, restored) = open();
+        restored
+            .report_batches
+            .insert(
+                report_key(&agent_key(&agent).expect("key"), &ids[0]),
+                inline,
+            )
+            .expect("import");
+        let all = restored.reports_of(&agent).expect("all");
+        assert_eq!(all.len(), 5);
+        assert_eq!(all[4].1.bytes, ids[4].as_bytes()[8..]);
+        drop(restored_dir);
+    }
+
+    #[test]
+    fn retention_deletes_segments_no_batch_points_into() {
+        let (dir, storage) = open();
+        let agent = Uuid::now_v7().to_string();
+        let old: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+        let at = Timestamp::from_second(1_800_000_000).expect("ts");
+        storage
+            .store_reports(&agent, at, &encoded(&old))
+            .expect("store");
+        storage.flush_durably().expect("flush");
+        drop(storage);
+        let storage = Storage::open(&dir.path().join("db")).expect("reopen");
+        let new: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        storage
+            .store_reports(&agent, at, &encoded(&new))
+            .expect("store");
+        assert_eq!(segment_files(&dir).len(), 2);
+        let bound = new[0];
+        let removed = storage
+            .prune_report_batches(&agent_key(&agent).expect("key"), &bound, 10)
+            .expect("prune");
+        assert_eq!(removed, 5);
+        assert_eq!(storage.drop_unused_segments().expect("drop"), (1, 40));
+        assert_eq!(segment_files(&dir).len(), 1);
+        assert_eq!(storage.reports_of(&agent).expect("all").len(), 3);
+        assert_eq!(storage.report_count(&agent).expect("count"), 3);
     }
 
     #[test]

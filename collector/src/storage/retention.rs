@@ -27,6 +27,8 @@ pub struct Pruned {
     pub escalations: u64,
     pub series: u64,
     pub backup_runs: u64,
+    /// Report log segment files deleted (no batch pointed into them any more).
+    pub report_log_files: u64,
 }
 
 impl Pruned {
@@ -60,6 +62,11 @@ impl Storage {
             ..Pruned::default()
         };
         self.prune_resolved_alerts(cutoffs.resolved_alerts, &mut pruned)?;
+        if pruned.reports > 0 {
+            // Only once no batch that points into a segment can come back after a crash.
+            self.flush_durably()?;
+            pruned.report_log_files = self.drop_unused_segments()?.0;
+        }
         Ok(pruned)
     }
 
