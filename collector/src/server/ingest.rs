@@ -155,6 +155,38 @@ struct Meaning {
     fact: Option<Fact>,
 }
 
+/// Why a batch was not stored: refused (identity, durability lost) or a storage error.
+enum IngestError {
+    Refused(Status),
+    Storage(StorageError),
+}
+
+impl From<StorageError> for IngestError {
+    fn from(error: StorageError) -> Self {
+        IngestError::Storage(error)
+    }
+}
+
+/// The agent of the certificate must be known to this collector, in that clinic, and not
+/// revoked: checked on every call (revocation takes effect at once).
+fn check_agent(storage: &Storage, agent_id: &str, clinic_id: &str) -> Result<(), Status> {
+    match storage.agent(agent_id).map_err(internal)? {
+        Some(agent) if !agent.revoked && agent.clinic_id == clinic_id => Ok(()),
+        Some(agent) if agent.revoked => {
+            tracing::warn!(agent_id = %agent_id, clinic_id = %clinic_id, "report refused: agent revoked");
+            Err(Status::permission_denied(format!(
+                "agent {agent_id} is revoked"
+            )))
+        }
+        _ => {
+            tracing::warn!(agent_id = %agent_id, clinic_id = %clinic_id, "report refused: agent unknown");
+            Err(Status::permission_denied(format!(
+                "agent {agent_id} is unknown to this collector (revoked or never enrolled)"
+            )))
+        }
+    }
+}
+
 /// The answer when reports cannot be made durable: `Unavailable`, so the agent keeps them in
 /// its outbox and sends them again later, to a restarted collector.
 fn not_durable(agent_id: &str, error: &DurabilityError) -> Status {
@@ -425,27 +457,6 @@ impl Ingest for IngestService {
                 ));
             }
         };
-        let storage = self.state.storage.clone();
-        let id = agent_id.clone();
-        let known = blocking(move || storage.agent(&id))
-            .await?
-            .map_err(internal)?;
-        match known {
-            Some(agent) if !agent.revoked && agent.clinic_id == clinic_id => {}
-            Some(agent) if agent.revoked => {
-                tracing::warn!(agent_id = %agent_id, clinic_id = %clinic_id, "report refused: agent revoked");
-                return Err(Status::permission_denied(format!(
-                    "agent {agent_id} is revoked"
-                )));
-            }
-            _ => {
-                tracing::warn!(agent_id = %agent_id, clinic_id = %clinic_id, "report refused: agent unknown");
-                return Err(Status::permission_denied(format!(
-                    "agent {agent_id} is unknown to this collector (revoked or never enrolled)"
-                )));
-            }
-        }
-
         let batch = request.into_inner();
         let limit = self.state.config.limits.max_reports_per_batch;
         if batch.reports.len() > limit {
@@ -472,7 +483,12 @@ impl Ingest for IngestService {
         // Only `vigie-collector-bench` gets here with the switch on (`BenchSwitches::refusal`).
         #[cfg(feature = "bench")]
         if self.state.config.bench.discard_reports {
-            // Benchmark only (`[bench] discard_reports`): the same gRPC path, no storage.
+            // Benchmark only (`[bench] discard_reports`): the same gRPC path, no storage; the
+            // identity check still reads the agent's record (the durable path does it in the
+            // same storage call as the write).
+            let storage = self.state.storage.clone();
+            let (id, clinic) = (agent_id.clone(), clinic_id.clone());
+            blocking(move || check_agent(&storage, &id, &clinic)).await??;
             return Ok(Response::new(ReportAck {
                 stored_ids: ack_ids,
                 rejected,
@@ -503,15 +519,17 @@ impl Ingest for IngestService {
         let version = batch.agent_version;
         let config_version = batch.config_version;
 
-        // After a failed flush nothing written now could be acknowledged honestly.
-        self.state
-            .commit
-            .check()
-            .map_err(|e| not_durable(&agent_id, &e))?;
-
         let storage = self.state.storage.clone();
-        let id = agent_id.clone();
+        let commit = self.state.commit.clone();
+        let (id, clinic) = (agent_id.clone(), clinic_id.clone());
+        // One storage call: the identity check, then the write (each hop to the blocking pool
+        // is two context switches).
         let (outcome, facts) = blocking(move || {
+            check_agent(&storage, &id, &clinic).map_err(IngestError::Refused)?;
+            // After a failed flush nothing written now could be acknowledged honestly.
+            commit
+                .check()
+                .map_err(|e| IngestError::Refused(not_durable(&id, &e)))?;
             let Trusted { latest, facts } = at_trusted_times(received_at, clock.as_ref(), meanings);
             let note = BatchNote {
                 now: received_at,
@@ -535,17 +553,17 @@ impl Ingest for IngestService {
                 marker,
                 facts,
             });
-            Ok::<_, StorageError>((outcome, facts))
+            Ok::<_, IngestError>((outcome, facts))
         })
         .await?
-        .map_err(|error| {
-            if error.is_io_failure() {
+        .map_err(|error| match error {
+            IngestError::Refused(status) => status,
+            IngestError::Storage(error) if error.is_io_failure() => {
                 // sled keeps an I/O error and fails every later write: only a restart helps.
                 self.state.commit.declare_lost(error.to_string());
                 not_durable(&agent_id, &DurabilityError::Lost(error.to_string()))
-            } else {
-                internal(error)
             }
+            IngestError::Storage(error) => internal(error),
         })?;
 
         if let Err(error) = self.state.commit.durable().await {
