@@ -325,7 +325,9 @@ struct OwnSample {
     rss_kib: u64,
     pss_kib: u64,
     anon_kib: u64,
-    /// utime + stime of its own threads.
+    /// Time on CPU of its own threads, to the nanosecond (`/proc/PID/task/*/schedstat`; the
+    /// clock ticks of `stat` are 10 ms, too coarse for a few ms per cycle). A thread that
+    /// exits takes its time with it: the agent's blocking threads live 15 minutes.
     cpu_seconds: f64,
     /// cutime + cstime: the programs it ran and waited for.
     children_cpu_seconds: f64,
@@ -336,22 +338,34 @@ impl OwnSample {
         let (rss_kib, pss_kib, anon_kib) = procfs::smaps_rollup(pid)?;
         let path = format!("/proc/{pid}/stat");
         let text = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
-        // After the command name in parentheses: field 3 onwards; utime is field 14.
+        // After the command name in parentheses: field 3 onwards; cutime, cstime are 16, 17.
         let rest = &text[text.rfind(')').context("stat without a command name")? + 1..];
-        let ticks: Vec<u64> = rest
+        let children_ticks: Vec<u64> = rest
             .split_whitespace()
-            .skip(11)
-            .take(4)
+            .skip(13)
+            .take(2)
             .map(|f| f.parse().unwrap_or(0))
             .collect();
-        anyhow::ensure!(ticks.len() == 4, "short {path}");
+        anyhow::ensure!(children_ticks.len() == 2, "short {path}");
+        let mut on_cpu_ns = 0u64;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
+            // Gone between the listing and the read: its time is lost either way.
+            let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+                continue;
+            };
+            on_cpu_ns += text
+                .split_whitespace()
+                .next()
+                .and_then(|ns| ns.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
         // USER_HZ is 100 on Linux.
         Ok(OwnSample {
             rss_kib,
             pss_kib,
             anon_kib,
-            cpu_seconds: (ticks[0] + ticks[1]) as f64 / 100.0,
-            children_cpu_seconds: (ticks[2] + ticks[3]) as f64 / 100.0,
+            cpu_seconds: on_cpu_ns as f64 / 1e9,
+            children_cpu_seconds: children_ticks.iter().sum::<u64>() as f64 / 100.0,
         })
     }
 }
