@@ -253,8 +253,7 @@ pub async fn run(opts: &Options, results: &mut Results) -> Result<()> {
     }
     own_figures(
         results,
-        &agent_own[t1_tick as usize],
-        &agent_own[ticks as usize],
+        &agent_own[t1_tick as usize..=ticks as usize],
         window_cycles,
         opts,
     );
@@ -370,13 +369,11 @@ impl OwnSample {
     }
 }
 
-fn own_figures(
-    results: &mut Results,
-    first: &OwnSample,
-    last: &OwnSample,
-    window_cycles: f64,
-    opts: &Options,
-) {
+/// `window`: one sample per tick from T1 to T2.
+fn own_figures(results: &mut Results, window: &[OwnSample], window_cycles: f64, opts: &Options) {
+    let (Some(first), Some(last)) = (window.first(), window.last()) else {
+        return;
+    };
     let mib = |kib: u64| kib as f64 / 1024.0;
     let t2 = format!("at {}s; the agent process alone", opts.t2.as_secs());
     for (key, label, value) in [
@@ -435,6 +432,28 @@ fn own_figures(
             fmt(cpu_ms)
         ),
     );
+    // The typical cycle: the window's mean also holds what runs once after the start (the
+    // updates and software checks parse their programs' output) or every few cycles.
+    let mut per_tick: Vec<f64> = window
+        .windows(2)
+        .map(|pair| (pair[1].cpu_seconds - pair[0].cpu_seconds) * 1000.0)
+        .collect();
+    per_tick.sort_by(f64::total_cmp);
+    if let Some(median) = per_tick.get(per_tick.len() / 2) {
+        results.figure(
+            SECTION,
+            "vigie-agent.own_cpu_cycle_median_ms",
+            "vigie-agent process CPU per snapshot cycle (median tick)",
+            *median,
+            "ms",
+            &format!(
+                "median of {} ticks; least {} ms, most {} ms",
+                per_tick.len(),
+                fmt(per_tick[0]),
+                fmt(per_tick[per_tick.len() - 1])
+            ),
+        );
+    }
     results.figure(
         SECTION,
         "vigie-agent.children_cpu_window_ms",
