@@ -8,7 +8,8 @@
 #
 # Needs: dpkg-dev (dpkg-shlibdeps), wixl, gcc-mingw-w64-x86-64, rustup target x86_64-pc-windows-gnu.
 # VIGIE_PACKAGE_PROFILE=debug packages the debug builds (what the tests do: no release build in
-# CI); the default is the release profile.
+# CI); the default is the release profile, and for the agent the size profile `agent`
+# (Cargo.toml: its resident code is most of its memory on every clinic PC; docs/PERFORMANCE.md).
 #
 # The .debs are made with dpkg-deb from this script rather than cargo-deb: same result
 # (control, conffiles, maintainer scripts, md5sums, shlibs), nothing to compile first
@@ -20,8 +21,8 @@ root=$(pwd)
 
 profile=${VIGIE_PACKAGE_PROFILE:-release}
 case "$profile" in
-  release) cargo_profile=release; out_subdir=release ;;
-  debug | dev) cargo_profile=dev; out_subdir=debug ;;
+  release) cargo_profile=release; out_subdir=release; agent_profile=agent; agent_subdir=agent ;;
+  debug | dev) cargo_profile=dev; out_subdir=debug; agent_profile=dev; agent_subdir=debug ;;
   *) echo "VIGIE_PACKAGE_PROFILE must be release or debug" >&2; exit 2 ;;
 esac
 
@@ -37,9 +38,15 @@ mkdir -p "$out"
 echo "== build ($profile): vigie-agent, vigie-collector; vigie-agent.exe"
 # --workspace, as tests/run.sh builds: the same feature set, so CI reuses that build.
 cargo build --locked --profile "$cargo_profile" --workspace --bins
-cargo build --locked --profile "$cargo_profile" -p vigie-agent --bins --target x86_64-pc-windows-gnu
+# The agent alone in its own profile: alone, it also links only the features it asks for
+# (built with the workspace, it would get the collector's, e.g. tracing-subscriber's regex).
+if [ "$agent_profile" != "$cargo_profile" ]; then
+  cargo build --locked --profile "$agent_profile" -p vigie-agent --bins
+fi
+cargo build --locked --profile "$agent_profile" -p vigie-agent --bins --target x86_64-pc-windows-gnu
 linux_bin="$target_dir/$out_subdir"
-windows_exe="$target_dir/x86_64-pc-windows-gnu/$out_subdir/vigie-agent.exe"
+agent_bin="$target_dir/$agent_subdir"
+windows_exe="$target_dir/x86_64-pc-windows-gnu/$agent_subdir/vigie-agent.exe"
 
 # Libraries the binary links, as Debian package dependencies (dpkg-shlibdeps wants a
 # debian/control to exist, nothing more).
@@ -57,7 +64,9 @@ make_deb() {
   local stage="$work/$name" doc="$work/$name/usr/share/doc/$name"
   mkdir -p "$stage/DEBIAN" "$stage/usr/bin" "$stage/lib/systemd/system" "$doc" \
     "$stage/usr/share/lintian/overrides"
-  install -m 0755 "$linux_bin/$name" "$stage/usr/bin/$name"
+  local bin_dir=$linux_bin
+  [ "$name" != vigie-agent ] || bin_dir=$agent_bin
+  install -m 0755 "$bin_dir/$name" "$stage/usr/bin/$name"
   strip --strip-unneeded --remove-section=.comment --remove-section=.note "$stage/usr/bin/$name"
   sed -e "s|/usr/local/bin/$name|/usr/bin/$name|" \
       -e "s|^Documentation=.*|Documentation=file:///usr/share/doc/$name/README.md|" \

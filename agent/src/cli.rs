@@ -203,6 +203,8 @@ impl From<RoleArg> for AgentRole {
 /// only warn, so their stderr stays readable.
 pub fn init_logging(command: &Command) {
     use std::io::IsTerminal as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     use vigie_agent::service::{ServiceArgs, ServiceCommand};
     let default = match command {
         // The Windows service logs to its own file and the event log (service/windows.rs).
@@ -212,16 +214,15 @@ pub fn init_logging(command: &Command) {
         Command::Run(RunArgs { once: false, .. })
         | Command::Service(ServiceArgs {
             command: ServiceCommand::Run(_),
-        }) => "info,sled=warn,h2=warn,hyper=warn",
-        _ => "warn",
+        }) => tracing::Level::INFO,
+        _ => tracing::Level::WARN,
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
+        .finish()
+        .with(vigie_agent::logging::filter(default))
         .init();
 }
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod duration_text;
 pub mod enroll;
 pub mod facts;
+pub mod logging;
 pub mod outbox;
 pub mod pin;
 pub mod probe;

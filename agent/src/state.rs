@@ -5,7 +5,7 @@
 //! STATE_DIR/agent.crt   client certificate issued by the collector, PEM
 //! STATE_DIR/ca.crt      the collector's CA, PEM: the only CA the agent trusts
 //! STATE_DIR/agent.json  collector_addr, clinic_id, agent_id, role, enrolled_at
-//! STATE_DIR/outbox/     the sled outbox (see `outbox.rs`)
+//! STATE_DIR/outbox/     the outbox: one file per queued report (see `outbox/mod.rs`)
 //! STATE_DIR/central-config.json  the last central configuration applied (`central`)
 //! ```
 //!

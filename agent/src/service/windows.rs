@@ -405,14 +405,14 @@ fn init_file_logging(log_dir: &Path) -> Result<(), String> {
         Compression::None,
         None,
     );
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIE_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,sled=warn,h2=warn,hyper=warn")
-    });
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(Mutex::new(file))
         .with_ansi(false)
         .with_target(false)
+        .finish()
+        .with(crate::logging::filter(tracing::Level::INFO))
         .try_init()
         .map_err(|e| e.to_string())
 }
