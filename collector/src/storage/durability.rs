@@ -36,16 +36,29 @@ impl Storage {
     /// Makes every write done before the call durable: sled flush, then `fsync` of the log
     /// file and of new blob files. Returns the bytes sled flushed.
     pub fn flush_durably(&self) -> Result<usize, StorageError> {
-        let fsync = self.durability.fsync.load(Ordering::Relaxed);
-        // The report bytes first: a batch index sled writes must find its bytes on disk.
-        if fsync {
-            self.report_log.sync()?;
+        if !self.durability.fsync.load(Ordering::Relaxed) {
+            return Ok(self.db.flush()?);
         }
-        let flushed = self.db.flush()?;
-        if fsync {
-            self.durability.files.sync()?;
-        }
-        Ok(flushed)
+        // The report log's sync and sled's run side by side: the acknowledgement waits for
+        // both, and their order does not matter, because sled may write an index before its
+        // bytes anyway (on its own, between flushes), which the CRCs catch.
+        std::thread::scope(|scope| {
+            let log = scope.spawn(|| self.report_log.sync());
+            let sled = self
+                .db
+                .flush()
+                .map_err(StorageError::from)
+                .and_then(|flushed| Ok((flushed, self.durability.files.sync()?)));
+            let log = log.join().unwrap_or_else(|_| {
+                Err(vigie_durable::SyncError {
+                    path: self.durability.dir.clone(),
+                    source: std::io::Error::other("the report log sync panicked"),
+                })
+            });
+            let (flushed, ()) = sled?;
+            log?;
+            Ok(flushed)
+        })
     }
 
     /// Benchmark only (`[bench] fsync = false`, to measure what the `fsync`s cost): `false`

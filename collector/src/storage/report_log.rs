@@ -10,7 +10,7 @@
 //! Invariants:
 //! - A segment is only ever appended to, and only by this process (sled's lock on the folder
 //!   is held). Each open starts a new segment, so a segment torn by a crash is never extended.
-//! - [`ReportLog::sync`] (the group-commit flush runs it before sled's flush) makes every
+//! - [`ReportLog::sync`] (the group-commit flush runs it beside sled's flush) makes every
 //!   append that returned before it durable, new segment files and their folder entry
 //!   included. So every batch acknowledged has its bytes on disk. A batch whose index reached
 //!   the disk without its bytes (sled also writes on its own between flushes) was never
@@ -170,12 +170,13 @@ impl ReportLog {
         };
         let result = (|| {
             for closed in &closed {
-                closed.sync_all().map_err(io_error(&self.dir))?;
+                closed.sync_data().map_err(io_error(&self.dir))?;
             }
             if dir_unsynced {
                 vigie_durable::sync_dir(&self.dir)?;
             }
-            file.sync_all()
+            // fdatasync: the data and the file's length, not its times.
+            file.sync_data()
                 .map_err(io_error(&self.dir.join(name_of(segment))))
         })();
         if result.is_err() {

@@ -1288,6 +1288,35 @@ mod tests {
     }
 
     #[test]
+    fn retention_by_id_time_prunes_reports_spread_over_500_days() {
+        let (_dir, storage) = open();
+        let agent = Uuid::now_v7().to_string();
+        let now = Timestamp::now().as_second();
+        let span = 500 * 86_400;
+        let step = span / 1000;
+        for j0 in (0..1000).step_by(50) {
+            let ids: Vec<Uuid> = (j0..j0 + 50)
+                .map(|j| {
+                    let at = (now - span + j * step) as u64;
+                    Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, at, 0))
+                })
+                .collect();
+            storage
+                .store_reports(&agent, Timestamp::now(), &encoded(&ids))
+                .expect("store");
+        }
+        let config = crate::retention::RetentionConfig::default();
+        let pruned = storage
+            .prune(&config.cutoffs(Timestamp::now(), u64::MAX))
+            .expect("prune");
+        assert!((199..=201).contains(&pruned.reports), "{pruned:?}");
+        assert_eq!(
+            storage.report_count(&agent).expect("count"),
+            1000 - pruned.reports
+        );
+    }
+
+    #[test]
     fn retention_deletes_segments_no_batch_points_into() {
         let (dir, storage) = open();
         let agent = Uuid::now_v7().to_string();
