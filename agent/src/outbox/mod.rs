@@ -513,6 +513,13 @@ impl Outbox {
         })
     }
 
+    /// An outbox left by an older agent (sled) is in `dir`, not yet moved: [`Outbox::open`]
+    /// moves it. `run` has a child process open it first (`vigie-agent outbox-import`), because
+    /// sled keeps its I/O threads for the life of a process that used it once.
+    pub fn old_outbox_present(dir: &Path) -> bool {
+        sled_import::old_outbox_present(dir)
+    }
+
     /// Runs `op` on the state (listing the folders again first after a disk failure). A disk
     /// failure is counted and logged.
     fn with_state<T>(
