@@ -1,4 +1,4 @@
-//! An agent upgraded from 0.1 finds the sled outbox the old one left: `run` moves it into its
+//! An upgraded agent finds the sled outbox the old one left: `run` moves it into its
 //! plain files (in a child process, so sled never runs in the agent itself) and delivers every
 //! report in it once, with its counters; sled's files are gone afterwards.
 
@@ -26,7 +26,7 @@ fn an_old_sled_outbox_is_delivered_whole_after_the_upgrade() {
     let clinic = collector.add_clinic("Cabinet de Saint-Pierre", "cmp1");
     let (agent, agent_id) = Agent::enrolled(&collector, &clinic, "server");
     let outbox = agent.state_dir.join("outbox");
-    // The layout of the 0.1 outbox (agent/src/outbox/sled_import.rs): tree `reports`, key =
+    // The layout of the old sled outbox (agent/src/outbox/sled_import.rs): tree `reports`, key =
     // the UUID's 16 bytes, value = kind byte (1: system snapshot) + the report; tree `meta`.
     {
         let db = sled::Config::new().path(&outbox).open().expect("sled");

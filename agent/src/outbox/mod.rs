@@ -35,7 +35,7 @@
 //! duplicates). After a failure the folders are listed again before the next use, because what
 //! memory holds may no longer match them.
 //!
-//! Agents up to 0.1 kept this outbox in sled, in the same folder: [`sled_import`] moves it here
+//! Earlier agents kept this outbox in sled, in the same folder: [`sled_import`] moves it here
 //! once, at the first open, and is the only code that touches sled.
 
 mod sled_import;
