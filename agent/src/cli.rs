@@ -40,6 +40,10 @@ pub enum Command {
     /// Run a backup (or check) command as the scheduler would, and record its result in the
     /// spool. Its output passes through; the exit code is the command's.
     Exec(ExecArgs),
+    /// Moves an outbox left by an older agent (sled) into the plain-file outbox and exits;
+    /// `run` starts it, so that sled never runs in the agent itself.
+    #[command(hide = true, name = vigie_agent::run::OUTBOX_IMPORT_COMMAND)]
+    OutboxImport(OutboxImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +53,12 @@ pub struct QuarantineArgs {
     /// Print as JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OutboxImportArgs {
+    #[arg(long)]
+    outbox_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +222,7 @@ pub fn init_logging(command: &Command) {
             command: ServiceCommand::Run(_),
         }) if cfg!(windows) => return,
         Command::Run(RunArgs { once: false, .. })
+        | Command::OutboxImport(_)
         | Command::Service(ServiceArgs {
             command: ServiceCommand::Run(_),
         }) => tracing::Level::INFO,
@@ -307,6 +318,13 @@ pub async fn execute(command: Command) -> anyhow::Result<ExitCode> {
             println!("{}", path.display());
         }
         Command::Service(args) => vigie_agent::service::execute(args).await?,
+        Command::OutboxImport(args) => {
+            let _outbox = vigie_agent::outbox::Outbox::open(&args.outbox_dir, u64::MAX)?;
+            // Open goes on when the move fails (it counts and logs why); say so to `run`.
+            if vigie_agent::outbox::Outbox::old_outbox_present(&args.outbox_dir) {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Quarantine(args) => {
             let state = StateDir::new(args.state_dir);
             let outbox = vigie_agent::outbox::Outbox::open(&state.outbox_dir(), u64::MAX)?;

@@ -94,7 +94,12 @@ fn open(
     timeouts: Timeouts,
 ) -> Result<(Sender, tonic::transport::Channel), RunError> {
     let credentials = state.load()?;
-    let outbox = Arc::new(Outbox::open(&state.outbox_dir(), config.outbox.max_bytes)?);
+    let outbox_dir = state.outbox_dir();
+    if Outbox::old_outbox_present(&outbox_dir) {
+        import_old_outbox_in_child(&outbox_dir);
+    }
+    // Also moves an old outbox the child could not (then sled runs here, once).
+    let outbox = Arc::new(Outbox::open(&outbox_dir, config.outbox.max_bytes)?);
     let channel = transport::agent_channel(&credentials, timeouts)?;
     let link = Link {
         client: transport::ingest_client(channel.clone()),
@@ -103,6 +108,32 @@ fn open(
         connect_timeout: timeouts.connect,
     };
     Ok((Sender::new(outbox, link, config.sender.clone()), channel))
+}
+
+/// The hidden command that moves an old sled outbox and exits.
+pub const OUTBOX_IMPORT_COMMAND: &str = "outbox-import";
+
+/// Moves an outbox left by an older agent (sled) in a child process, `vigie-agent
+/// outbox-import`: sled keeps 7 idle I/O threads (and its code pages) for the life of a
+/// process that opened a database once, and the agent runs for months.
+fn import_old_outbox_in_child(dir: &std::path::Path) {
+    let status = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .arg(OUTBOX_IMPORT_COMMAND)
+            .arg("--outbox-dir")
+            .arg(dir)
+            .stdin(std::process::Stdio::null())
+            .status()
+    });
+    match status {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            tracing::warn!(%status, "moving the old outbox in a child process failed: moving it here")
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot start the child that moves the old outbox: moving it here")
+        }
+    }
 }
 
 /// `run --once`: one snapshot, one attempt to deliver everything queued, with the cached

@@ -25,3 +25,4 @@ mod report;
 mod revoked;
 mod secrets;
 mod tiers;
+mod upgrade;

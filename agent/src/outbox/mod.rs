@@ -35,7 +35,7 @@
 //! duplicates). After a failure the folders are listed again before the next use, because what
 //! memory holds may no longer match them.
 //!
-//! Agents up to 0.1 kept this outbox in sled, in the same folder: [`sled_import`] moves it here
+//! Earlier agents kept this outbox in sled, in the same folder: [`sled_import`] moves it here
 //! once, at the first open, and is the only code that touches sled.
 
 mod sled_import;
@@ -511,6 +511,13 @@ impl Outbox {
             }),
             _lock: lock,
         })
+    }
+
+    /// An outbox left by an older agent (sled) is in `dir`, not yet moved: [`Outbox::open`]
+    /// moves it. `run` has a child process open it first (`vigie-agent outbox-import`), because
+    /// sled keeps its I/O threads for the life of a process that used it once.
+    pub fn old_outbox_present(dir: &Path) -> bool {
+        sled_import::old_outbox_present(dir)
     }
 
     /// Runs `op` on the state (listing the folders again first after a disk failure). A disk

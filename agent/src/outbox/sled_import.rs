@@ -1,4 +1,4 @@
-//! The outbox of agents up to 0.1, kept in sled in the same folder (`db`, `conf`, `blobs/`,
+//! The outbox of earlier agents, kept in sled in the same folder (`db`, `conf`, `blobs/`,
 //! `snap.*`), moved into the plain-file outbox at the first open, then removed. The only file
 //! of the agent that names sled; it runs only when an old `db` is there, so that otherwise
 //! none of sled's code is ever paged in and none of its threads start.
@@ -188,7 +188,7 @@ mod tests {
     use crate::outbox::Outbox;
     use crate::outbox::tests::{backup, hostnames, snapshot};
 
-    /// An outbox exactly as the sled outbox of agents up to 0.1 wrote it (same trees, keys and
+    /// An outbox exactly as the sled outbox of earlier agents wrote it (same trees, keys and
     /// value layout, flushed), holding `queued` and `refused` (with their reasons), and these
     /// counters.
     fn write_sled_outbox(
