@@ -10,6 +10,7 @@ pub mod stranger;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -32,8 +33,33 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// Lowest port `free_port` hands out.
+const TEST_PORTS_FROM: u32 = 10_000;
+
+/// A port that was free a moment ago on 127.0.0.1, for a server a test starts next. Taken
+/// below the kernel's ephemeral range, so that no outgoing connection of a parallel test can
+/// take it as its source port meanwhile (seen: a collector's console refused "Address already
+/// in use" with a port that `bind(0)` had just given), and never twice in one test process.
 pub fn free_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral_from.saturating_sub(TEST_PORTS_FROM);
+    if span >= 1_000 {
+        // Processes start at different places, so two test binaries rarely meet.
+        let start = std::process::id().wrapping_mul(7_919) % span;
+        for _ in 0..span {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let port = TEST_PORTS_FROM + (start + n) % span;
+            if let Ok(port) = u16::try_from(port)
+                && TcpListener::bind(("127.0.0.1", port)).is_ok()
+            {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
