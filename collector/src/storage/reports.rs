@@ -360,6 +360,21 @@ impl LoadedEntry {
     }
 }
 
+/// An inline batch value of the readable ones of `entries` (sorted by id).
+fn inline_value(entries: &[LoadedEntry]) -> Vec<u8> {
+    let kept: Vec<batch::Entry<'_>> = entries
+        .iter()
+        .filter_map(|e| {
+            e.bytes.as_deref().map(|bytes| batch::Entry {
+                id: e.id,
+                received_at: e.received_at,
+                bytes,
+            })
+        })
+        .collect();
+    batch::encode_inline(&kept)
+}
+
 /// Counts the reports of a batch that cannot be read back (they are skipped and logged).
 fn warn_damaged(entries: &[LoadedEntry]) {
     let damaged = entries.iter().filter(|e| e.bytes.is_none()).count();
@@ -980,20 +995,7 @@ impl Storage {
                         };
                         batch::encode_located(place, &rows[cut..])
                     }
-                    batch::Body::Inline(_) => {
-                        let entries = self.load_batch(value)?;
-                        let kept: Vec<batch::Entry<'_>> = entries[cut..]
-                            .iter()
-                            .filter_map(|e| {
-                                e.bytes.as_deref().map(|bytes| batch::Entry {
-                                    id: e.id,
-                                    received_at: e.received_at,
-                                    bytes,
-                                })
-                            })
-                            .collect();
-                        batch::encode_inline(&kept)
-                    }
+                    batch::Body::Inline(_) => inline_value(&self.load_batch(value)?[cut..]),
                 };
                 rewrites.push(BatchWrite {
                     key,
@@ -1072,17 +1074,8 @@ impl Storage {
         }
         let entries = self.load_batch(value)?;
         warn_damaged(&entries);
-        let kept: Vec<batch::Entry<'_>> = entries
-            .iter()
-            .filter_map(|e| {
-                e.bytes.as_deref().map(|bytes| batch::Entry {
-                    id: e.id,
-                    received_at: e.received_at,
-                    bytes,
-                })
-            })
-            .collect();
-        Ok((!kept.is_empty()).then(|| batch::encode_inline(&kept)))
+        let readable = entries.iter().any(|e| e.bytes.is_some());
+        Ok(readable.then(|| inline_value(&entries)))
     }
 
     /// Deletes the report log's segments no batch points into any more; returns how many
