@@ -128,6 +128,11 @@ async fn ingest_with(opts: &Options, stored: u64, results: &mut Results) -> Resu
     // is the one that removes the oldest fifth.
     let config = collector.data_dir.join("collector.toml");
     let text = std::fs::read_to_string(&config)?;
+    anyhow::ensure!(
+        text.contains("reports_days = 400"),
+        "{} has no `reports_days = 400` to lift",
+        config.display()
+    );
     std::fs::write(
         &config,
         text.replace("reports_days = 400", "reports_days = 36500"),

@@ -70,27 +70,18 @@ pub(super) fn import(folders: &Folders, counters: &mut Counters) -> Result<Impor
         .open()
         .map_err(sled_error)?;
     let mut imported = Imported::default();
-    for entry in db.open_tree("reports").map_err(sled_error)?.iter() {
-        let (key, value) = entry.map_err(sled_error)?;
-        let Some(id) = id_of(&key) else { continue };
-        let name = file_name(id, kind_of(value.first()));
-        write_file(
-            &folders.reports,
-            &name,
-            &[value.get(1..).unwrap_or_default()],
-        )?;
-        imported.reports += 1;
-    }
-    for entry in db.open_tree("quarantine").map_err(sled_error)?.iter() {
-        let (key, value) = entry.map_err(sled_error)?;
-        let Some(id) = id_of(&key) else { continue };
-        let name = file_name(id, kind_of(value.first()));
-        write_file(
-            &folders.quarantine,
-            &name,
-            &[value.get(1..).unwrap_or_default()],
-        )?;
-        imported.quarantined += 1;
+    // Both trees: key = the report id, value = kind byte then the entry as the folder keeps it.
+    for (tree, folder, moved) in [
+        ("reports", &folders.reports, &mut imported.reports),
+        ("quarantine", &folders.quarantine, &mut imported.quarantined),
+    ] {
+        for entry in db.open_tree(tree).map_err(sled_error)?.iter() {
+            let (key, value) = entry.map_err(sled_error)?;
+            let Some(id) = id_of(&key) else { continue };
+            let name = file_name(id, kind_of(value.first()));
+            write_file(folder, &name, &[value.get(1..).unwrap_or_default()])?;
+            *moved += 1;
+        }
     }
     let meta = db.open_tree("meta").map_err(sled_error)?;
     let counter = |key: &str| -> Result<u64, ImportError> {

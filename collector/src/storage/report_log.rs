@@ -236,16 +236,6 @@ impl ReportLog {
         }
         Ok(deleted)
     }
-
-    /// Bytes of every segment file (for the benchmark's bytes per stored report).
-    pub fn disk_bytes(&self) -> u64 {
-        Self::segments_in(&self.dir)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|s| std::fs::metadata(self.dir.join(name_of(s))).ok())
-            .map(|m| m.len())
-            .sum()
-    }
 }
 
 #[cfg(unix)]

@@ -352,11 +352,9 @@ struct LoadedEntry {
 }
 
 impl LoadedEntry {
-    fn stored(&self) -> Option<StoredReport> {
-        self.bytes.as_ref().map(|bytes| StoredReport {
-            received_at: Timestamp::from_microsecond(self.received_at).ok(),
-            bytes: bytes.clone(),
-        })
+    fn into_stored(self) -> Option<StoredReport> {
+        let received_at = Timestamp::from_microsecond(self.received_at).ok();
+        self.bytes.map(|bytes| StoredReport { received_at, bytes })
     }
 }
 
@@ -693,10 +691,10 @@ impl Storage {
             let (key, value) = &overlapping[i];
             let added: HashSet<Uuid> = additions.iter().map(|r| r.id).collect();
             let mut entries: Vec<(Uuid, i64, Cow<'r, [u8]>)> = Vec::new();
-            for old in &ranges[i].2 {
-                match &old.bytes {
+            for old in std::mem::take(&mut ranges[i].2) {
+                match old.bytes {
                     Some(bytes) if !added.contains(&old.id) => {
-                        entries.push((old.id, old.received_at, Cow::Owned(bytes.clone())));
+                        entries.push((old.id, old.received_at, Cow::Owned(bytes)));
                     }
                     Some(_) => {}
                     // Damaged and not resent now: dropped; the agent still has it queued.
@@ -845,7 +843,11 @@ impl Storage {
             let (_, value) = item?;
             let entries = self.load_batch(&value)?;
             warn_damaged(&entries);
-            found.extend(entries.iter().filter_map(|e| e.stored().map(|r| (e.id, r))));
+            found.extend(
+                entries
+                    .into_iter()
+                    .filter_map(|e| Some(e.id).zip(e.into_stored())),
+            );
         }
         found.sort_by_key(|(id, _)| *id);
         Ok(found)
@@ -871,9 +873,9 @@ impl Storage {
             let wanted = limit - found.len();
             found.extend(
                 entries
-                    .iter()
+                    .into_iter()
                     .rev()
-                    .filter_map(LoadedEntry::stored)
+                    .filter_map(LoadedEntry::into_stored)
                     .take(wanted),
             );
         }
@@ -1085,11 +1087,6 @@ impl Storage {
         let kept = counted_segments(&self.report_segments)?;
         Ok(self.report_log.delete_except(&kept)?)
     }
-
-    /// Bytes of the report log's files (the benchmark's bytes per stored report).
-    pub fn report_log_bytes(&self) -> u64 {
-        self.report_log.disk_bytes()
-    }
 }
 
 fn agent_key(agent_id: &str) -> Result<[u8; 16], StorageError> {
@@ -1195,7 +1192,11 @@ mod tests {
             .expect("read");
         // The index only: 17 bytes of header and 32 per report, no report bytes.
         assert_eq!(value.len(), 17 + 20 * 32);
-        assert_eq!(storage.report_log_bytes(), 20 * 8);
+        let log_bytes: u64 = segment_files(&dir)
+            .iter()
+            .map(|f| std::fs::metadata(f).expect("segment").len())
+            .sum();
+        assert_eq!(log_bytes, 20 * 8);
         drop(storage);
         let storage = Storage::open(&dir.path().join("db")).expect("reopen");
         let all = storage.reports_of(&agent).expect("all");
