@@ -70,6 +70,15 @@ pub struct AgentRecord {
     pub config: crate::central_config::AgentConfigState,
 }
 
+/// The two fields of an [`AgentRecord`] the ingest checks on every call, read without building
+/// the rest (serde skips the other fields).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AgentIdentity {
+    pub clinic_id: String,
+    #[serde(default)]
+    pub revoked: bool,
+}
+
 /// What an agent's outbox went through, as its last batch said (agents older than these
 /// fields send zeros).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -20,7 +20,8 @@ use uuid::Uuid;
 use vigie_domain::identity::CertIdentity;
 use vigie_proto::received::ingest_server::Ingest;
 use vigie_proto::v1::{
-    OutboxStatus, ReceivedBatch, RejectedReport, Report, ReportAck, ReportHeader, report,
+    OutboxStatus, ReceivedBatch, RejectedReport, Report, ReportAck, ReportHeader,
+    SystemSnapshot as WireSnapshot, report,
 };
 
 use super::convert::{
@@ -150,7 +151,8 @@ struct Received {
 
 /// What an understood report says.
 struct Meaning {
-    snapshot: Option<SystemSnapshot>,
+    /// As received: only a batch's newest snapshot is converted (`at_trusted_times`).
+    snapshot: Option<WireSnapshot>,
     /// What the alert rules will judge.
     fact: Option<Fact>,
 }
@@ -170,7 +172,7 @@ impl From<StorageError> for IngestError {
 /// The agent of the certificate must be known to this collector, in that clinic, and not
 /// revoked: checked on every call (revocation takes effect at once).
 fn check_agent(storage: &Storage, agent_id: &str, clinic_id: &str) -> Result<(), Status> {
-    match storage.agent(agent_id).map_err(internal)? {
+    match storage.agent_identity(agent_id).map_err(internal)? {
         Some(agent) if !agent.revoked && agent.clinic_id == clinic_id => Ok(()),
         Some(agent) if agent.revoked => {
             tracing::warn!(agent_id = %agent_id, clinic_id = %clinic_id, "report refused: agent revoked");
@@ -225,13 +227,13 @@ fn read_report(bytes: Vec<u8>) -> Result<Received, RejectedReport> {
     };
     let report =
         Report::decode(bytes.as_slice()).map_err(|e| reject(format!("malformed report: {e}")))?;
-    let meaning = match &report.payload {
+    let meaning = match report.payload {
         Some(payload) => Some(Meaning {
+            fact: fact_from_payload(&payload),
             snapshot: match payload {
-                report::Payload::SystemSnapshot(s) => Some(snapshot_from_proto(s)),
+                report::Payload::SystemSnapshot(s) => Some(s),
                 _ => None,
             },
-            fact: fact_from_payload(payload),
         }),
         None => {
             let fields = wire::field_numbers(&bytes).unwrap_or_default();
@@ -333,7 +335,7 @@ fn at_trusted_times(
     clock: Option<&ClockReading>,
     reports: impl IntoIterator<Item = (Timestamp, Meaning)>,
 ) -> Trusted {
-    let mut latest: Option<(Timestamp, SystemSnapshot)> = None;
+    let mut latest: Option<(Timestamp, WireSnapshot)> = None;
     let mut facts = Vec::new();
     for (collected_at, meaning) in reports {
         let at = trusted_time(collected_at, received_at, clock);
@@ -347,7 +349,10 @@ fn at_trusted_times(
             facts.push((at, fact));
         }
     }
-    Trusted { latest, facts }
+    Trusted {
+        latest: latest.map(|(at, snapshot)| (at, snapshot_from_proto(&snapshot))),
+        facts,
+    }
 }
 
 /// Records facts for every tier (the policy decides later what alerts). Idempotent: a resent
@@ -605,7 +610,6 @@ impl Ingest for IngestService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigie_proto::v1::SystemSnapshot as WireSnapshot;
 
     fn report(id: &str, at: Option<i64>, snapshot: bool) -> Report {
         Report {

@@ -8,7 +8,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{Storage, StorageError, decode, encode};
-use crate::model::{AgentRecord, Clinic, TokenRecord};
+use crate::model::{AgentIdentity, AgentRecord, Clinic, TokenRecord};
 
 /// Why an enrollment token cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,6 +127,15 @@ impl Storage {
     }
 
     // ---- agents ----
+
+    /// Only what the per-call identity check needs: serde skips the rest of the record (the
+    /// snapshot above all) without building it, on every `Report` call.
+    pub fn agent_identity(&self, id: &str) -> Result<Option<AgentIdentity>, StorageError> {
+        self.agents
+            .get(id.as_bytes())?
+            .map(|v| decode("agent", &v))
+            .transpose()
+    }
 
     pub fn agent(&self, id: &str) -> Result<Option<AgentRecord>, StorageError> {
         self.agents

@@ -195,7 +195,13 @@ impl Storage {
         let at = (run.finished_at.as_second() as u64) ^ (1 << 63);
         let mut key = prefix.clone().into_bytes();
         key.extend_from_slice(&at.to_be_bytes());
-        self.backup_runs.insert(key, encode("backup run", run)?)?;
+        let value = encode("backup run", run)?;
+        // A declared job's last run repeats a run of the same report, and agents resend it
+        // with every backup report: a run already stored as is changes nothing.
+        if self.backup_runs.get(&key)?.is_some_and(|old| old == value) {
+            return Ok(());
+        }
+        self.backup_runs.insert(key, value)?;
         let kept = self.backup_runs.scan_prefix(prefix.as_bytes()).count();
         if kept > RUNS_KEPT {
             let old: Vec<_> = self
