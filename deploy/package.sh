@@ -9,7 +9,8 @@
 # Needs: dpkg-dev (dpkg-shlibdeps), wixl, gcc-mingw-w64-x86-64, rustup target x86_64-pc-windows-gnu.
 # VIGIE_PACKAGE_PROFILE=debug packages the debug builds (what the tests do: no release build in
 # CI); the default is the release profile, and for the agent the size profile `agent`
-# (Cargo.toml: its resident code is most of its memory on every clinic PC; docs/PERFORMANCE.md).
+# (Cargo.toml: its resident code is most of its memory on every clinic PC; docs/PERFORMANCE.md),
+# linked on Linux with deploy/agent.order (agent/build.rs; regenerate: deploy/agent-order.sh).
 #
 # The .debs are made with dpkg-deb from this script rather than cargo-deb: same result
 # (control, conffiles, maintainer scripts, md5sums, shlibs), nothing to compile first
@@ -42,6 +43,9 @@ cargo build --locked --profile "$cargo_profile" --workspace --bins
 # (built with the workspace, it would get the collector's, e.g. tracing-subscriber's regex).
 if [ "$agent_profile" != "$cargo_profile" ]; then
   cargo build --locked --profile "$agent_profile" -p vigie-agent --bins
+  # agent/build.rs linked it with deploy/agent.order (hot code first: docs/PERFORMANCE.md);
+  # fails when most of the list no longer names this build's symbols (then regenerate it).
+  [ "${VIGIE_AGENT_ORDER:-}" = 0 ] || bash deploy/agent-order.sh --check
 fi
 cargo build --locked --profile "$agent_profile" -p vigie-agent --bins --target x86_64-pc-windows-gnu
 linux_bin="$target_dir/$out_subdir"
