@@ -4,6 +4,7 @@
 //! changed by compare-and-swap, so concurrent writers (ingest, admin) never undo each other.
 
 use jiff::Timestamp;
+use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
@@ -131,13 +132,15 @@ impl Storage {
     /// Only what the per-call identity check needs: serde skips the rest of the record (the
     /// snapshot above all) without building it, on every `Report` call.
     pub fn agent_identity(&self, id: &str) -> Result<Option<AgentIdentity>, StorageError> {
-        self.agents
-            .get(id.as_bytes())?
-            .map(|v| decode("agent", &v))
-            .transpose()
+        self.agent_as(id)
     }
 
     pub fn agent(&self, id: &str) -> Result<Option<AgentRecord>, StorageError> {
+        self.agent_as(id)
+    }
+
+    /// An agent's stored record, read as `T` (the whole record or a view of it).
+    fn agent_as<T: DeserializeOwned>(&self, id: &str) -> Result<Option<T>, StorageError> {
         self.agents
             .get(id.as_bytes())?
             .map(|v| decode("agent", &v))

@@ -198,8 +198,19 @@ fn clinics_list_in_creation_order_and_agents_filter_by_clinic() {
             .expect("list")
             .is_empty()
     );
+    let identity = |id| storage.agent_identity(id).expect("identity");
+    assert_eq!(
+        identity("x").map(|a| (a.clinic_id, a.revoked)),
+        Some(("clinic".to_owned(), false))
+    );
     let revoked = storage.revoke_agent("x", Timestamp::now()).expect("revoke");
     assert!(revoked.is_some_and(|a| a.revoked));
+    // The identity check reads the same fields of the same record.
+    assert_eq!(
+        identity("x").map(|a| (a.clinic_id, a.revoked)),
+        Some(("clinic".to_owned(), true))
+    );
+    assert_eq!(identity("nope"), None);
     assert!(
         storage
             .revoke_agent("nope", Timestamp::now())
