@@ -6,6 +6,7 @@
 //! The command sets are a handful of Implicit VR Little Endian elements, written and read here
 //! rather than pulling in the whole DICOM object model.
 
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use dicom_ul::ClientAssociationOptions;
@@ -50,12 +51,22 @@ struct Echo {
 }
 
 /// One C-ECHO; `timeout` bounds the whole exchange (a little under the round's own timeout,
-/// so a silent peer reads as "timed out" with the association step it hung on).
+/// so a silent peer reads as "timed out" rather than as the round's generic timeout).
+///
+/// dicom-ul's blocking API on the blocking pool: its `async` feature would turn on tokio's
+/// multi-thread scheduler, which the agent never runs, and with it libm (one `pow`), about
+/// 300 KiB of RSS (docs/PERFORMANCE.md). The sockets' own timeouts end the thread by the
+/// deadline; the wait here answers at the deadline whatever the thread is doing.
 pub async fn probe(address: &str, probe: &DicomProbe, timeout: Duration) -> ProbeResult {
     let started = Instant::now();
     let budget = timeout.mul_f32(0.9);
-    let outcome = match tokio::time::timeout(budget, echo(address, probe, budget)).await {
-        Ok(outcome) => outcome,
+    let deadline = started + budget;
+    let (target, config) = (host_port(address, probe.port), probe.clone());
+    let echo = tokio::task::spawn_blocking(move || echo(&target, &config, deadline));
+    let outcome = match tokio::time::timeout(budget, echo).await {
+        Ok(Ok(outcome)) => outcome,
+        // A panic stays a panic of the probe's task, as when this ran on the runtime.
+        Ok(Err(join)) => std::panic::resume_unwind(join.into_panic()),
         Err(_) => Err(EchoError::Timeout),
     };
     match outcome {
@@ -86,16 +97,28 @@ pub async fn probe(address: &str, probe: &DicomProbe, timeout: Duration) -> Prob
     .detail("calling_ae", &probe.calling_ae)
 }
 
-async fn echo(address: &str, probe: &DicomProbe, timeout: Duration) -> Result<Echo, EchoError> {
+/// The blocking exchange; every socket operation is bounded by what is left until `deadline`.
+fn echo(target: &str, probe: &DicomProbe, deadline: Instant) -> Result<Echo, EchoError> {
+    // Resolved here so that a name that does not resolve reads "cannot connect" (dicom-ul
+    // reports it as an address conversion error when a connection timeout is set).
+    let addresses: Vec<SocketAddr> = target
+        .to_socket_addrs()
+        .map_err(|e| EchoError::Connect(io_error(&e)))?
+        .collect();
+    if addresses.is_empty() {
+        return Err(EchoError::Connect(
+            "could not resolve to any address".to_owned(),
+        ));
+    }
+    let left = remaining(deadline)?;
     let mut association = ClientAssociationOptions::new()
         .calling_ae_title(probe.calling_ae.as_str())
         .called_ae_title(probe.called_ae.as_str())
         .with_abstract_syntax(VERIFICATION_SOP_CLASS)
-        .connection_timeout(timeout)
-        .read_timeout(timeout)
-        .write_timeout(timeout)
-        .establish_async(host_port(address, probe.port))
-        .await
+        .connection_timeout(left)
+        .read_timeout(left)
+        .write_timeout(left)
+        .establish(addresses.as_slice())
         .map_err(association_error)?;
     let context = association
         .presentation_contexts()
@@ -104,6 +127,7 @@ async fn echo(address: &str, probe: &DicomProbe, timeout: Duration) -> Result<Ec
         .ok_or(EchoError::NoPresentationContext)?;
     let message_id: u16 = rand::random::<u16>().max(1);
     let started = Instant::now();
+    arm(association.inner_stream(), deadline)?;
     association
         .send(&Pdu::PData {
             data: vec![PDataValue {
@@ -113,11 +137,11 @@ async fn echo(address: &str, probe: &DicomProbe, timeout: Duration) -> Result<Ec
                 data: echo_request(message_id),
             }],
         })
-        .await
-        .map_err(|e| EchoError::Echo(format!("send: {e}")))?;
+        .map_err(|e| echo_error("send", &e))?;
     let mut command = Vec::new();
     loop {
-        match association.receive().await {
+        arm(association.inner_stream(), deadline)?;
+        match association.receive() {
             Ok(Pdu::PData { data }) => {
                 let mut last = false;
                 for pdv in data {
@@ -141,19 +165,68 @@ async fn echo(address: &str, probe: &DicomProbe, timeout: Duration) -> Result<Ec
                     other.short_description()
                 )));
             }
-            Err(e) => return Err(EchoError::Echo(format!("receive: {e}"))),
+            Err(e) => return Err(echo_error("receive", &e)),
         }
     }
     let round_trip = started.elapsed();
     let status = echo_status(&command, message_id).map_err(EchoError::Echo)?;
     // A failed release costs nothing to the verdict: the echo already answered.
-    if let Err(e) = association.release().await {
-        tracing::debug!(error = %e, "DICOM release failed");
+    let released = arm(association.inner_stream(), deadline)
+        .map_err(|e| e.to_string())
+        .and_then(|()| association.release().map_err(|e| e.to_string()));
+    if let Err(error) = released {
+        tracing::debug!(%error, "DICOM release failed");
     }
     Ok(Echo { status, round_trip })
 }
 
+/// Time left until `deadline`, or `Timeout` (a socket timeout of zero is an error).
+fn remaining(deadline: Instant) -> Result<Duration, EchoError> {
+    match deadline.checked_duration_since(Instant::now()) {
+        Some(left) if !left.is_zero() => Ok(left),
+        _ => Err(EchoError::Timeout),
+    }
+}
+
+/// Bounds the next socket operation by the deadline.
+fn arm(socket: &TcpStream, deadline: Instant) -> Result<(), EchoError> {
+    let left = remaining(deadline)?;
+    socket
+        .set_read_timeout(Some(left))
+        .and_then(|()| socket.set_write_timeout(Some(left)))
+        .map_err(|e| EchoError::Echo(format!("socket: {}", io_error(&e))))
+}
+
+/// A socket timeout (std reports it as `WouldBlock` on Unix, `TimedOut` on Windows) somewhere
+/// in the error's sources: the deadline, which reads "timed out" like the wait in `probe`.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn echo_error(step: &str, e: &AssociationError) -> EchoError {
+    if timed_out(e) {
+        EchoError::Timeout
+    } else {
+        EchoError::Echo(format!("{step}: {e}"))
+    }
+}
+
 fn association_error(e: AssociationError) -> EchoError {
+    if timed_out(&e) {
+        return EchoError::Timeout;
+    }
     match e {
         AssociationError::Rejected { association_rj, .. } => EchoError::Rejected {
             result: match association_rj.result {
@@ -301,5 +374,45 @@ mod tests {
         let result = probe("127.0.0.1", &config, Duration::from_secs(2)).await;
         assert!(!result.ok);
         assert_eq!(result.details["association"], "failed", "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_times_out_by_the_deadline() {
+        // Accepts the connection (the kernel's backlog does) and never answers the A-ASSOCIATE-RQ.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let config = DicomProbe {
+            port,
+            calling_ae: "VIGIE".to_owned(),
+            called_ae: "PACS".to_owned(),
+        };
+        let started = Instant::now();
+        let result = probe("127.0.0.1", &config, Duration::from_millis(500)).await;
+        assert!(started.elapsed() < Duration::from_secs(2), "{result:?}");
+        assert!(!result.ok);
+        assert_eq!(result.error, "timed out", "{result:?}");
+        assert_eq!(result.details["association"], "timed out", "{result:?}");
+        drop(listener);
+    }
+
+    #[test]
+    fn the_sockets_own_timeouts_end_the_blocking_exchange() {
+        // Without the wait in `probe`: the socket timeouts alone stop the thread, as "timed out".
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let config = DicomProbe {
+            port,
+            calling_ae: "VIGIE".to_owned(),
+            called_ae: "PACS".to_owned(),
+        };
+        let started = Instant::now();
+        let outcome = echo(
+            &format!("127.0.0.1:{port}"),
+            &config,
+            started + Duration::from_millis(300),
+        );
+        assert!(matches!(outcome, Err(EchoError::Timeout)), "{:?}", outcome.err());
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(listener);
     }
 }
