@@ -411,7 +411,11 @@ mod tests {
             &config,
             started + Duration::from_millis(300),
         );
-        assert!(matches!(outcome, Err(EchoError::Timeout)), "{:?}", outcome.err());
+        assert!(
+            matches!(outcome, Err(EchoError::Timeout)),
+            "{:?}",
+            outcome.err()
+        );
         assert!(started.elapsed() < Duration::from_secs(2));
         drop(listener);
     }
