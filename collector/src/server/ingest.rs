@@ -524,18 +524,21 @@ impl Ingest for IngestService {
         let version = batch.agent_version;
         let config_version = batch.config_version;
 
+        // Here, not on the blocking pool: the snapshots it drops were decoded on this thread,
+        // and glibc frees another thread's memory through that arena's lock.
+        let Trusted { latest, facts } = at_trusted_times(received_at, clock.as_ref(), meanings);
+
         let storage = self.state.storage.clone();
         let commit = self.state.commit.clone();
         let (id, clinic) = (agent_id.clone(), clinic_id.clone());
         // One storage call: the identity check, then the write (each hop to the blocking pool
         // is two context switches).
-        let (outcome, facts) = blocking(move || {
+        let (outcome, facts, encoded) = blocking(move || {
             check_agent(&storage, &id, &clinic).map_err(IngestError::Refused)?;
             // After a failed flush nothing written now could be acknowledged honestly.
             commit
                 .check()
                 .map_err(|e| IngestError::Refused(not_durable(&id, &e)))?;
-            let Trusted { latest, facts } = at_trusted_times(received_at, clock.as_ref(), meanings);
             let note = BatchNote {
                 now: received_at,
                 version: &version,
@@ -558,7 +561,8 @@ impl Ingest for IngestService {
                 marker,
                 facts,
             });
-            Ok::<_, IngestError>((outcome, facts))
+            // The report bytes go back to be freed where they were allocated (see above).
+            Ok::<_, IngestError>((outcome, facts, encoded))
         })
         .await?
         .map_err(|error| match error {
@@ -571,6 +575,7 @@ impl Ingest for IngestService {
             IngestError::Storage(error) => internal(error),
         })?;
 
+        drop(encoded);
         if let Err(error) = self.state.commit.durable().await {
             return Err(not_durable(&agent_id, &error));
         }

@@ -173,6 +173,7 @@ impl Storage {
     /// Fills a freshly created database from an export, tree by tree; refuses to merge into a
     /// tree that holds anything. Call [`Storage::flush_durably`] when done.
     pub fn importer(&self) -> Importer<'_> {
+        self.report_locks.forget();
         Importer {
             storage: self,
             tree: None,
@@ -233,7 +234,9 @@ impl Importer<'_> {
 
     /// Writes what is still batched.
     pub fn finish(mut self) -> Result<(), ImportError> {
-        self.apply()
+        let applied = self.apply();
+        self.storage.report_locks.forget();
+        applied
     }
 
     fn apply(&mut self) -> Result<(), ImportError> {

@@ -19,7 +19,7 @@
 //! reads the batches outside the transaction that writes them.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::Timestamp;
 use sled::Transactional;
@@ -176,21 +176,44 @@ pub struct DeferredFacts<'a> {
     pub ids: &'a [Uuid],
 }
 
+/// What the ingest remembers of one agent's stored reports, so that a batch newer than all of
+/// them (nearly every batch) skips the reads that could not find anything.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StoredIds {
+    /// At least the greatest report id stored for the agent: only `store_batch` adds ids (and
+    /// raises it), retention only removes them, so a batch whose ids are all greater overlaps
+    /// no stored batch.
+    newest: Option<Uuid>,
+    /// Whether the format before issue 16 holds reports of this agent (that tree is never
+    /// written any more).
+    legacy: bool,
+}
+
+type Stripe = HashMap<[u8; 16], StoredIds>;
+
 /// Per-agent write locks (striped): a batch's deduplication reads, then its transaction
-/// writes; two batches of one agent must not interleave there.
+/// writes; two batches of one agent must not interleave there. Each stripe also keeps the
+/// [`StoredIds`] of the agents it covers, read and updated under the same lock.
 #[derive(Debug)]
-pub(super) struct AgentLocks([parking_lot::Mutex<()>; LOCK_STRIPES]);
+pub(super) struct AgentLocks([parking_lot::Mutex<Stripe>; LOCK_STRIPES]);
 
 impl Default for AgentLocks {
     fn default() -> Self {
-        AgentLocks([const { parking_lot::Mutex::new(()) }; LOCK_STRIPES])
+        AgentLocks(std::array::from_fn(|_| parking_lot::Mutex::default()))
     }
 }
 
 impl AgentLocks {
-    pub(super) fn of(&self, agent: &[u8; 16]) -> parking_lot::MutexGuard<'_, ()> {
+    pub(super) fn of(&self, agent: &[u8; 16]) -> parking_lot::MutexGuard<'_, Stripe> {
         // UUIDv7: the last bytes are random.
         self.0[usize::from(agent[15]) % LOCK_STRIPES].lock()
+    }
+
+    /// Forgets what is remembered (an import wrote the trees behind the ingest's back).
+    pub(super) fn forget(&self) {
+        for stripe in &self.0 {
+            stripe.lock().clear();
+        }
     }
 }
 
@@ -475,7 +498,11 @@ impl Storage {
     ) -> Result<(StoreOutcome, Option<[u8; 32]>), StorageError> {
         let _turn = self.writing();
         let agent = agent_key(agent_id)?;
-        let _agent_turn = self.report_locks.of(&agent);
+        let mut agent_turn = self.report_locks.of(&agent);
+        let known = match agent_turn.get(&agent) {
+            Some(known) => *known,
+            None => self.stored_ids(&agent)?,
+        };
         let mut outcome = StoreOutcome::default();
 
         // The first copy of an id wins; then what the legacy tree holds is a duplicate.
@@ -488,7 +515,7 @@ impl Storage {
                 outcome.duplicates += 1;
             }
         }
-        if self.reports.scan_prefix(agent).next().is_some() {
+        if known.legacy {
             let before = fresh.len();
             let mut kept = Vec::with_capacity(before);
             for report in fresh {
@@ -501,7 +528,8 @@ impl Storage {
         }
         fresh.sort_by_key(|r| r.id);
         let micros = received_at.as_microsecond();
-        let plan = self.plan_batches(&agent, &fresh, micros, &mut outcome)?;
+        let newest = fresh.last().map(|r| r.id).max(known.newest);
+        let plan = self.plan_batches(&agent, &fresh, micros, known.newest, &mut outcome)?;
         let writes = self.write_bytes(plan.writes)?;
         let uninterpreted: Vec<[u8; 32]> = plan
             .stored
@@ -564,7 +592,26 @@ impl Storage {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => StorageError::Sled(e),
         })?;
+        agent_turn.insert(
+            agent,
+            StoredIds {
+                newest,
+                legacy: known.legacy,
+            },
+        );
         Ok((outcome, marker.map(|(key, _)| key)))
+    }
+
+    /// What is stored of one agent's reports, read from the trees (once per agent and start).
+    fn stored_ids(&self, agent: &[u8; 16]) -> Result<StoredIds, StorageError> {
+        let newest = match self.report_batches.scan_prefix(agent).next_back() {
+            Some(item) => batch::last_id(&item?.1).map_err(corrupt)?,
+            None => None,
+        };
+        Ok(StoredIds {
+            newest,
+            legacy: self.reports.scan_prefix(agent).next().is_some(),
+        })
     }
 
     /// Appends each planned value's bytes to the report log: the values to write. Bytes
@@ -603,6 +650,7 @@ impl Storage {
         agent: &[u8; 16],
         fresh: &[&'r EncodedReport],
         micros: i64,
+        newest: Option<Uuid>,
         outcome: &mut StoreOutcome,
     ) -> Result<BatchPlan<'r>, StorageError> {
         let (Some(first), Some(last)) = (fresh.first(), fresh.last()) else {
@@ -613,6 +661,20 @@ impl Storage {
             });
         };
         let (low, high) = (report_key(agent, &first.id), report_key(agent, &last.id));
+        let new_entry = |r: &'r EncodedReport| (r.id, micros, Cow::Borrowed(r.bytes.as_slice()));
+        let one_new_batch = || BatchPlan {
+            writes: vec![PlannedWrite {
+                key: low,
+                entries: fresh.iter().map(|r| new_entry(r)).collect(),
+                replaces_segment: None,
+            }],
+            stored: fresh.to_vec(),
+            count_delta: fresh.len() as i64,
+        };
+        // Newer than every stored id (`StoredIds::newest`): nothing to read.
+        if newest.is_none_or(|newest| first.id > newest) {
+            return Ok(one_new_batch());
+        }
         // Stored batches whose range meets [first, last]: the one starting at or before
         // `first` if it reaches it, and every one starting inside.
         let mut overlapping: Vec<(sled::IVec, sled::IVec)> = Vec::new();
@@ -632,17 +694,8 @@ impl Storage {
         )) {
             overlapping.push(item?);
         }
-        let new_entry = |r: &'r EncodedReport| (r.id, micros, Cow::Borrowed(r.bytes.as_slice()));
         if overlapping.is_empty() {
-            return Ok(BatchPlan {
-                writes: vec![PlannedWrite {
-                    key: low,
-                    entries: fresh.iter().map(|r| new_entry(r)).collect(),
-                    replaces_segment: None,
-                }],
-                stored: fresh.to_vec(),
-                count_delta: fresh.len() as i64,
-            });
+            return Ok(one_new_batch());
         }
 
         // The stored batches, in key (so id) order, disjoint, read back with their bytes.
@@ -1126,6 +1179,39 @@ mod tests {
                 interpreted: true,
             })
             .collect()
+    }
+
+    #[test]
+    fn resends_and_backlogs_are_found_whether_the_ingest_remembers_the_agent_or_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let agent = Uuid::now_v7().to_string();
+        let backlog = Uuid::now_v7();
+        let [a, b, c, d, e] = [(); 5].map(|()| Uuid::now_v7());
+        let at = Timestamp::from_second(1_800_000_000).expect("ts");
+        let counts = |o: StoreOutcome| (o.new, o.duplicates);
+        {
+            let storage = Storage::open(&path).expect("open");
+            let store = |ids: &[Uuid]| storage.store_reports(&agent, at, &encoded(ids));
+            assert_eq!(counts(store(&[a, b, c]).expect("first")), (3, 0));
+            // Remembered: the resend is older than the newest stored id, so it is read.
+            assert_eq!(counts(store(&[c, b, a]).expect("resend")), (0, 3));
+            assert_eq!(counts(store(&[d]).expect("newer")), (1, 0));
+            storage.flush_durably().expect("flush");
+        }
+        let storage = Storage::open(&path).expect("reopen");
+        let store = |ids: &[Uuid]| storage.store_reports(&agent, at, &encoded(ids));
+        // Not remembered after a restart: read from the trees.
+        assert_eq!(counts(store(&[b, d]).expect("resend")), (0, 2));
+        assert_eq!(counts(store(&[e]).expect("newer")), (1, 0));
+        // A backlog older than everything stored is still stored, and then found.
+        assert_eq!(counts(store(&[backlog]).expect("backlog")), (1, 0));
+        assert_eq!(counts(store(&[backlog, e]).expect("again")), (0, 2));
+        assert_eq!(storage.report_count(&agent).expect("count"), 6);
+        for id in [backlog, a, b, c, d, e] {
+            let stored = storage.report(&agent, &id).expect("get").expect("stored");
+            assert_eq!(stored.bytes, id.as_bytes()[8..]);
+        }
     }
 
     #[test]
