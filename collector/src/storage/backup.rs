@@ -173,7 +173,6 @@ impl Storage {
     /// Fills a freshly created database from an export, tree by tree; refuses to merge into a
     /// tree that holds anything. Call [`Storage::flush_durably`] when done.
     pub fn importer(&self) -> Importer<'_> {
-        self.report_locks.forget();
         Importer {
             storage: self,
             tree: None,
@@ -232,7 +231,8 @@ impl Importer<'_> {
         Ok(())
     }
 
-    /// Writes what is still batched.
+    /// Writes what is still batched; the ingest forgets what it remembered of the trees
+    /// written behind its back.
     pub fn finish(mut self) -> Result<(), ImportError> {
         let applied = self.apply();
         self.storage.report_locks.forget();
