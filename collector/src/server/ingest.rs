@@ -34,7 +34,9 @@ use crate::alerts::evaluator::Evaluator;
 use crate::facts::Fact;
 use crate::group_commit::{DurabilityError, GroupCommit};
 use crate::model::{AgentRecord, SystemSnapshot};
-use crate::storage::{DeferredFacts, EncodedReport, Storage, StorageError};
+use crate::storage::{
+    BatchInput, DeferredFacts, EncodedReport, Storage, StorageError, StoreOutcome,
+};
 
 /// Acknowledged batches whose facts wait for the recorder: beyond this, the ingest waits
 /// (backpressure) rather than holding an unbounded backlog in memory.
@@ -46,18 +48,178 @@ const FACT_ROUND: usize = 256;
 #[derive(Debug, Clone)]
 pub struct IngestService {
     state: Arc<CollectorState>,
+    storer: BatchStorer,
     facts: FactRecorder,
 }
 
 impl IngestService {
-    /// Starts the fact recorder on the current runtime; it stops when the service is dropped.
+    /// Starts the batch storer and the fact recorder; they stop when the service is dropped.
     pub fn new(state: Arc<CollectorState>) -> Self {
+        let storer = BatchStorer::spawn(state.storage.clone(), state.commit.clone());
         let facts = FactRecorder::spawn(
             state.storage.clone(),
             state.commit.clone(),
             state.evaluator.clone(),
         );
-        IngestService { state, facts }
+        IngestService {
+            state,
+            storer,
+            facts,
+        }
+    }
+}
+
+/// Batches waiting for the storer: beyond this, the ingest waits (backpressure).
+const STORE_QUEUE: usize = 1024;
+
+/// Batches the storer takes at once (one sled transaction holds them all).
+const STORE_GROUP: usize = 64;
+
+/// One batch for the storer, and where its answer goes.
+struct StoreJob {
+    agent_id: String,
+    clinic_id: String,
+    received_at: Timestamp,
+    encoded: Vec<EncodedReport>,
+    /// Reports whose facts are recorded after the ack (the `facts_pending` marker names them).
+    fact_ids: Vec<Uuid>,
+    facts: Vec<(Timestamp, Fact)>,
+    version: String,
+    config_version: u64,
+    outbox: Option<OutboxStatus>,
+    clock: Option<ClockReading>,
+    latest: Option<(Timestamp, SystemSnapshot)>,
+}
+
+/// Where the storer answers a job.
+type StoreAnswer = tokio::sync::oneshot::Sender<Result<Stored, IngestError>>;
+
+/// A stored batch: what happened, its facts to record, and what the job carried, handed back
+/// to be freed on the thread that allocated it (glibc frees another thread's memory through
+/// that arena's lock).
+struct Stored {
+    outcome: StoreOutcome,
+    facts: Option<FactJob>,
+    leftovers: (Vec<EncodedReport>, Option<(Timestamp, SystemSnapshot)>),
+}
+
+/// Stores batches on one thread, every batch queued meanwhile in one storage call: a sled
+/// transaction writes out sled's I/O buffer twice whatever it holds (each write a wake-up of
+/// sled's whole I/O pool), so one transaction per batch was most of the durable path's cost.
+#[derive(Debug, Clone)]
+struct BatchStorer {
+    queue: tokio::sync::mpsc::Sender<(StoreJob, StoreAnswer)>,
+}
+
+impl BatchStorer {
+    fn spawn(storage: Storage, commit: GroupCommit) -> Self {
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<(StoreJob, StoreAnswer)>(STORE_QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("vigie-storer".into())
+            .spawn(move || {
+                while let Some(first) = rx.blocking_recv() {
+                    let mut jobs = Vec::with_capacity(STORE_GROUP);
+                    jobs.push(first);
+                    while jobs.len() < STORE_GROUP {
+                        match rx.try_recv() {
+                            Ok(job) => jobs.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    // A panic answers this group's batches with an error (their senders drop),
+                    // never the later ones.
+                    let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        store_group(&storage, &commit, jobs)
+                    }));
+                    if stored.is_err() {
+                        tracing::error!("storing a group of batches panicked: not acknowledged");
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            // Every batch is then refused with "storer stopped": visible, never silent.
+            tracing::error!(%error, "cannot start the batch storer thread");
+        }
+        BatchStorer { queue }
+    }
+
+    async fn store(&self, job: StoreJob) -> Result<Stored, IngestError> {
+        let (answer, rx) = tokio::sync::oneshot::channel();
+        let stopped = || {
+            IngestError::Refused(Status::unavailable(
+                "the collector's batch storer stopped; keep the reports and send them again",
+            ))
+        };
+        self.queue
+            .send((job, answer))
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+/// The identity and durability checks of each batch, then one storage call for those that
+/// passed; every job is answered.
+fn store_group(storage: &Storage, commit: &GroupCommit, jobs: Vec<(StoreJob, StoreAnswer)>) {
+    let mut admitted = Vec::with_capacity(jobs.len());
+    for (job, answer) in jobs {
+        let checked = check_agent(storage, &job.agent_id, &job.clinic_id).and_then(|()| {
+            // After a failed flush nothing written now could be acknowledged honestly.
+            commit.check().map_err(|e| not_durable(&job.agent_id, &e))
+        });
+        match checked {
+            Ok(()) => admitted.push((job, answer)),
+            Err(status) => {
+                let _ = answer.send(Err(IngestError::Refused(status)));
+            }
+        }
+    }
+    let results = {
+        let notes: Vec<BatchNote<'_>> = admitted
+            .iter()
+            .map(|(job, _)| BatchNote {
+                now: job.received_at,
+                version: &job.version,
+                config_version: job.config_version,
+                outbox: job.outbox.as_ref(),
+                clock: job.clock,
+                latest: job.latest.as_ref(),
+            })
+            .collect();
+        let apply: Vec<_> = notes
+            .iter()
+            .map(|note| move |agent: &mut AgentRecord| note_batch(agent, note))
+            .collect();
+        let inputs: Vec<BatchInput<'_>> = admitted
+            .iter()
+            .zip(&apply)
+            .map(|((job, _), apply)| BatchInput {
+                agent_id: &job.agent_id,
+                received_at: job.received_at,
+                reports: &job.encoded,
+                // The facts are recorded after the ack; the marker makes them durable meanwhile.
+                deferred: Some(DeferredFacts {
+                    clock: job.clock.as_ref(),
+                    ids: &job.fact_ids,
+                }),
+                note: apply,
+            })
+            .collect();
+        storage.store_batches(&inputs)
+    };
+    for ((job, answer), result) in admitted.into_iter().zip(results) {
+        let stored = result
+            .map_err(IngestError::Storage)
+            .map(|(outcome, marker)| Stored {
+                outcome,
+                facts: marker.map(|marker| FactJob {
+                    agent_id: job.agent_id,
+                    marker,
+                    facts: job.facts,
+                }),
+                leftovers: (job.encoded, job.latest),
+            });
+        let _ = answer.send(stored);
     }
 }
 
@@ -528,44 +690,24 @@ impl Ingest for IngestService {
         // and glibc frees another thread's memory through that arena's lock.
         let Trusted { latest, facts } = at_trusted_times(received_at, clock.as_ref(), meanings);
 
-        let storage = self.state.storage.clone();
-        let commit = self.state.commit.clone();
-        let (id, clinic) = (agent_id.clone(), clinic_id.clone());
-        // One storage call: the identity check, then the write (each hop to the blocking pool
-        // is two context switches).
-        let (outcome, facts, encoded) = blocking(move || {
-            check_agent(&storage, &id, &clinic).map_err(IngestError::Refused)?;
-            // After a failed flush nothing written now could be acknowledged honestly.
-            commit
-                .check()
-                .map_err(|e| IngestError::Refused(not_durable(&id, &e)))?;
-            let note = BatchNote {
-                now: received_at,
-                version: &version,
-                config_version,
-                outbox: outbox.as_ref(),
-                clock,
-                latest: latest.as_ref(),
-            };
-            // The facts are recorded after the ack; the marker makes them durable meanwhile.
-            let deferred = DeferredFacts {
-                clock: clock.as_ref(),
-                ids: &fact_ids,
-            };
-            let (outcome, marker) =
-                storage.store_batch(&id, received_at, &encoded, Some(deferred), |agent| {
-                    note_batch(agent, &note)
-                })?;
-            let facts = marker.map(|marker| FactJob {
-                agent_id: id,
-                marker,
-                facts,
-            });
-            // The report bytes go back to be freed where they were allocated (see above).
-            Ok::<_, IngestError>((outcome, facts, encoded))
-        })
-        .await?
-        .map_err(|error| match error {
+        let job = StoreJob {
+            agent_id: agent_id.clone(),
+            clinic_id: clinic_id.clone(),
+            received_at,
+            encoded,
+            fact_ids,
+            facts,
+            version,
+            config_version,
+            outbox,
+            clock,
+            latest,
+        };
+        let Stored {
+            outcome,
+            facts,
+            leftovers,
+        } = self.storer.store(job).await.map_err(|error| match error {
             IngestError::Refused(status) => status,
             IngestError::Storage(error) if error.is_io_failure() => {
                 // sled keeps an I/O error and fails every later write: only a restart helps.
@@ -575,7 +717,7 @@ impl Ingest for IngestService {
             IngestError::Storage(error) => internal(error),
         })?;
 
-        drop(encoded);
+        drop(leftovers);
         if let Err(error) = self.state.commit.durable().await {
             return Err(not_durable(&agent_id, &error));
         }

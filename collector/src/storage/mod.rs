@@ -53,7 +53,8 @@ pub use enrollment::{EnrollError, TokenRejection};
 pub use facts::{FactKind, RUNS_KEPT};
 pub use history::{DeviceTransition, HISTORY_KEPT, HistoryTopic};
 pub use reports::{
-    DeferredFacts, EncodedReport, PendingFacts, StoreOutcome, StoredReport, UninterpretedReport,
+    BatchInput, BatchStored, DeferredFacts, EncodedReport, PendingFacts, StoreOutcome,
+    StoredReport, UninterpretedReport,
 };
 pub use retention::{Cutoffs, Pruned};
 

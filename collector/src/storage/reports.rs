@@ -176,6 +176,32 @@ pub struct DeferredFacts<'a> {
     pub ids: &'a [Uuid],
 }
 
+/// One batch for [`Storage::store_batches`]: [`Storage::store_batch`]'s arguments.
+pub struct BatchInput<'a> {
+    pub agent_id: &'a str,
+    pub received_at: Timestamp,
+    pub reports: &'a [EncodedReport],
+    pub deferred: Option<DeferredFacts<'a>>,
+    /// Applied to the agent's record in the batch's transaction.
+    pub note: &'a dyn Fn(&mut AgentRecord),
+}
+
+/// What storing a batch did, and the key of its `facts_pending` marker if it wrote one.
+pub type BatchStored = (StoreOutcome, Option<[u8; 32]>);
+
+/// A batch deduplicated, planned and its bytes appended: what its transaction writes.
+struct Prepared {
+    agent: [u8; 16],
+    outcome: StoreOutcome,
+    /// The agent's [`StoredIds`] once the transaction committed.
+    newest: Option<Uuid>,
+    legacy: bool,
+    writes: Vec<BatchWrite>,
+    uninterpreted: Vec<[u8; 32]>,
+    count_delta: i64,
+    marker: Option<([u8; 32], Vec<u8>)>,
+}
+
 /// What the ingest remembers of one agent's stored reports, so that a batch newer than all of
 /// them (nearly every batch) skips the reads that could not find anything.
 #[derive(Debug, Clone, Copy)]
@@ -197,6 +223,25 @@ type Stripe = HashMap<[u8; 16], StoredIds>;
 #[derive(Debug)]
 pub(super) struct AgentLocks([parking_lot::Mutex<Stripe>; LOCK_STRIPES]);
 
+fn stripe_index(agent: &[u8; 16]) -> usize {
+    // UUIDv7: the last bytes are random.
+    usize::from(agent[15]) % LOCK_STRIPES
+}
+
+/// Stripes locked by [`AgentLocks::of_all`].
+pub(super) struct HeldStripes<'a>(BTreeMap<usize, parking_lot::MutexGuard<'a, Stripe>>);
+
+impl HeldStripes<'_> {
+    /// The stripe of an agent given to [`AgentLocks::of_all`].
+    fn of(&mut self, agent: &[u8; 16]) -> &mut Stripe {
+        match self.0.get_mut(&stripe_index(agent)) {
+            Some(stripe) => stripe,
+            // `of_all` locked the stripe of every agent it was given.
+            None => unreachable!("stripe of an agent not locked"),
+        }
+    }
+}
+
 impl Default for AgentLocks {
     fn default() -> Self {
         AgentLocks(std::array::from_fn(|_| parking_lot::Mutex::default()))
@@ -205,8 +250,14 @@ impl Default for AgentLocks {
 
 impl AgentLocks {
     pub(super) fn of(&self, agent: &[u8; 16]) -> parking_lot::MutexGuard<'_, Stripe> {
-        // UUIDv7: the last bytes are random.
-        self.0[usize::from(agent[15]) % LOCK_STRIPES].lock()
+        self.0[stripe_index(agent)].lock()
+    }
+
+    /// The stripes of several agents, each locked once, in stripe order (so that two callers
+    /// holding several never wait on each other in a cycle).
+    pub(super) fn of_all<'k>(&self, agents: impl Iterator<Item = &'k [u8; 16]>) -> HeldStripes<'_> {
+        let indexes: std::collections::BTreeSet<usize> = agents.map(stripe_index).collect();
+        HeldStripes(indexes.into_iter().map(|i| (i, self.0[i].lock())).collect())
     }
 
     /// Forgets what is remembered (an import wrote the trees behind the ingest's back).
@@ -495,20 +546,121 @@ impl Storage {
         reports: &[EncodedReport],
         deferred: Option<DeferredFacts<'_>>,
         note: impl Fn(&mut AgentRecord),
-    ) -> Result<(StoreOutcome, Option<[u8; 32]>), StorageError> {
-        let _turn = self.writing();
-        let agent = agent_key(agent_id)?;
-        let mut agent_turn = self.report_locks.of(&agent);
-        let known = match agent_turn.get(&agent) {
-            Some(known) => *known,
-            None => self.stored_ids(&agent)?,
+    ) -> Result<BatchStored, StorageError> {
+        let input = BatchInput {
+            agent_id,
+            received_at,
+            reports,
+            deferred,
+            note: &note,
         };
-        let mut outcome = StoreOutcome::default();
+        let mut results = self.store_batches(std::slice::from_ref(&input));
+        results.pop().unwrap_or(Err(StorageError::CorruptBatch(
+            "no result for a stored batch",
+        )))
+    }
 
+    /// [`Storage::store_batch`] for several batches (of several agents) at once: one
+    /// transaction for all of them, because every sled transaction writes out sled's I/O
+    /// buffer twice (`pin_log` in sled 0.34), whatever it holds. One result per input, in
+    /// order; a batch that fails alone (a damaged record) does not fail the others.
+    pub fn store_batches(
+        &self,
+        inputs: &[BatchInput<'_>],
+    ) -> Vec<Result<BatchStored, StorageError>> {
+        let _turn = self.writing();
+        let mut results: Vec<Option<Result<BatchStored, StorageError>>> =
+            inputs.iter().map(|_| None).collect();
+        // One batch per agent and round, in arrival order: a batch is planned against what the
+        // trees hold, which must include the same agent's batch before it.
+        let mut pending: Vec<usize> = (0..inputs.len()).collect();
+        while !pending.is_empty() {
+            let mut agents = HashSet::new();
+            let (round, later): (Vec<usize>, Vec<usize>) = pending
+                .iter()
+                .partition(|&&i| agents.insert(inputs[i].agent_id));
+            self.store_round(inputs, &round, &mut results);
+            pending = later;
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(StorageError::CorruptBatch("batch left unstored"))))
+            .collect()
+    }
+
+    /// One round of [`Storage::store_batches`]: distinct agents, their locks held together.
+    fn store_round(
+        &self,
+        inputs: &[BatchInput<'_>],
+        round: &[usize],
+        results: &mut [Option<Result<BatchStored, StorageError>>],
+    ) {
+        let mut keyed = Vec::with_capacity(round.len());
+        for &i in round {
+            match agent_key(inputs[i].agent_id) {
+                Ok(agent) => keyed.push((i, agent)),
+                Err(error) => results[i] = Some(Err(error)),
+            }
+        }
+        let mut stripes = self
+            .report_locks
+            .of_all(keyed.iter().map(|(_, agent)| agent));
+        let mut prepared = Vec::with_capacity(keyed.len());
+        for (i, agent) in keyed {
+            let stripe = stripes.of(&agent);
+            let known = match stripe.get(&agent) {
+                Some(known) => Ok(*known),
+                None => self.stored_ids(&agent),
+            };
+            match known.and_then(|known| self.prepare(agent, &inputs[i], known)) {
+                Ok(batch) => prepared.push((i, batch)),
+                Err(error) => results[i] = Some(Err(error)),
+            }
+        }
+        let committed = match self.commit_prepared(inputs, &prepared) {
+            Ok(()) => prepared.into_iter().map(|p| (p, Ok(()))).collect(),
+            // Each alone: only the batch at fault fails (its bytes are appended already).
+            Err(_) if prepared.len() > 1 => prepared
+                .into_iter()
+                .map(|p| {
+                    let result = self.commit_prepared(inputs, std::slice::from_ref(&p));
+                    (p, result)
+                })
+                .collect(),
+            Err(error) => {
+                if let Some((i, _)) = prepared.first() {
+                    results[*i] = Some(Err(error));
+                }
+                Vec::new()
+            }
+        };
+        for ((i, batch), result) in committed {
+            results[i] = Some(result.map(|()| {
+                stripes.of(&batch.agent).insert(
+                    batch.agent,
+                    StoredIds {
+                        newest: batch.newest,
+                        legacy: batch.legacy,
+                    },
+                );
+                (batch.outcome, batch.marker.map(|(key, _)| key))
+            }));
+        }
+    }
+
+    /// Deduplicates one batch against what is stored, plans its values and appends its bytes
+    /// to the report log: everything but its transaction. Under the agent's lock.
+    fn prepare(
+        &self,
+        agent: [u8; 16],
+        input: &BatchInput<'_>,
+        known: StoredIds,
+    ) -> Result<Prepared, StorageError> {
+        let mut outcome = StoreOutcome::default();
         // The first copy of an id wins; then what the legacy tree holds is a duplicate.
-        let mut seen = HashSet::with_capacity(reports.len());
-        let mut fresh: Vec<&EncodedReport> = Vec::with_capacity(reports.len());
-        for report in reports {
+        let mut seen = HashSet::with_capacity(input.reports.len());
+        let mut fresh: Vec<&EncodedReport> = Vec::with_capacity(input.reports.len());
+        for report in input.reports {
             if seen.insert(report.id) {
                 fresh.push(report);
             } else {
@@ -527,7 +679,7 @@ impl Storage {
             fresh = kept;
         }
         fresh.sort_by_key(|r| r.id);
-        let micros = received_at.as_microsecond();
+        let micros = input.received_at.as_microsecond();
         let newest = fresh.last().map(|r| r.id).max(known.newest);
         let plan = self.plan_batches(&agent, &fresh, micros, known.newest, &mut outcome)?;
         let writes = self.write_bytes(plan.writes)?;
@@ -539,15 +691,41 @@ impl Storage {
             .collect();
         outcome.new = plan.stored.len();
         outcome.uninterpreted = uninterpreted.len();
-        let count_delta = plan.count_delta;
-        let segments = segment_deltas(&writes);
-        let marker = deferred.filter(|d| !d.ids.is_empty()).map(|d| {
+        let marker = input.deferred.filter(|d| !d.ids.is_empty()).map(|d| {
             (
                 report_key(&agent, &d.ids[0]),
-                PendingFacts::encode(received_at, d.clock, d.ids),
+                PendingFacts::encode(input.received_at, d.clock, d.ids),
             )
         });
+        Ok(Prepared {
+            agent,
+            outcome,
+            newest,
+            legacy: known.legacy,
+            writes,
+            uninterpreted,
+            count_delta: plan.count_delta,
+            marker,
+        })
+    }
 
+    /// The transaction of prepared batches (distinct agents): their values, records,
+    /// counts and markers, all or nothing.
+    fn commit_prepared(
+        &self,
+        inputs: &[BatchInput<'_>],
+        prepared: &[(usize, Prepared)],
+    ) -> Result<(), StorageError> {
+        if prepared.is_empty() {
+            return Ok(());
+        }
+        let mut segments: BTreeMap<u32, i64> = BTreeMap::new();
+        for (_, batch) in prepared {
+            for (segment, delta) in segment_deltas(&batch.writes) {
+                *segments.entry(segment).or_insert(0) += delta;
+            }
+        }
+        segments.retain(|_, d| *d != 0);
         let trees = (
             &self.report_batches,
             &self.report_counts,
@@ -558,32 +736,36 @@ impl Storage {
         );
         let result = trees.transaction(
             |(batches, counts, unread, agents, pending, segment_counts)| {
-                if let Some(old) = agents.get(agent_id.as_bytes())? {
-                    let mut record: AgentRecord =
-                        decode("agent", &old).map_err(ConflictableTransactionError::Abort)?;
-                    note(&mut record);
-                    let new =
-                        encode("agent", &record).map_err(ConflictableTransactionError::Abort)?;
-                    agents.insert(agent_id.as_bytes(), new)?;
-                }
-                for write in &writes {
-                    batches.insert(write.key.as_slice(), write.value.as_slice())?;
+                for (i, batch) in prepared {
+                    let input = &inputs[*i];
+                    if let Some(old) = agents.get(input.agent_id.as_bytes())? {
+                        let mut record: AgentRecord =
+                            decode("agent", &old).map_err(ConflictableTransactionError::Abort)?;
+                        (input.note)(&mut record);
+                        let new = encode("agent", &record)
+                            .map_err(ConflictableTransactionError::Abort)?;
+                        agents.insert(input.agent_id.as_bytes(), new)?;
+                    }
+                    for write in &batch.writes {
+                        batches.insert(write.key.as_slice(), write.value.as_slice())?;
+                    }
+                    for key in &batch.uninterpreted {
+                        unread.insert(key.as_slice(), &[])?;
+                    }
+                    if let Some((key, value)) = &batch.marker {
+                        pending.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    if batch.count_delta != 0 {
+                        let count =
+                            read_counter("report count", counts.get(batch.agent)?.as_deref())
+                                .map_err(ConflictableTransactionError::Abort)?
+                                .unwrap_or(0);
+                        let count = count.saturating_add_signed(batch.count_delta);
+                        counts.insert(batch.agent.as_slice(), count.to_be_bytes().as_slice())?;
+                    }
                 }
                 for (segment, delta) in &segments {
                     count_segment(segment_counts, *segment, *delta)?;
-                }
-                for key in &uninterpreted {
-                    unread.insert(key.as_slice(), &[])?;
-                }
-                if let Some((key, value)) = &marker {
-                    pending.insert(key.as_slice(), value.as_slice())?;
-                }
-                if count_delta != 0 {
-                    let count = read_counter("report count", counts.get(agent)?.as_deref())
-                        .map_err(ConflictableTransactionError::Abort)?
-                        .unwrap_or(0);
-                    let count = count.saturating_add_signed(count_delta);
-                    counts.insert(agent.as_slice(), count.to_be_bytes().as_slice())?;
                 }
                 Ok::<_, ConflictableTransactionError<StorageError>>(())
             },
@@ -591,15 +773,7 @@ impl Storage {
         result.map_err(|e| match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => StorageError::Sled(e),
-        })?;
-        agent_turn.insert(
-            agent,
-            StoredIds {
-                newest,
-                legacy: known.legacy,
-            },
-        );
-        Ok((outcome, marker.map(|(key, _)| key)))
+        })
     }
 
     /// What is stored of one agent's reports, read from the trees (once per agent and start).

@@ -272,3 +272,89 @@ fn a_database_keeps_the_segment_size_it_was_created_with() {
     drop(Storage::open(&new).expect("new"));
     assert_eq!(super::segment_bytes(&new), super::NEW_SEGMENT_BYTES);
 }
+
+#[test]
+fn batches_of_several_agents_share_a_transaction_and_fail_alone() {
+    let (_dir, storage) = open();
+    let [a, b, c] = [(); 3].map(|()| Uuid::now_v7().to_string());
+    for id in [&a, &b] {
+        let record = agent_from(&token(60), id);
+        storage
+            .agents
+            .insert(id.as_bytes(), encode("agent", &record).expect("encode"))
+            .expect("insert");
+    }
+    // C's record is damaged: its batch fails, the others' are stored.
+    storage
+        .agents
+        .insert(c.as_bytes(), &b"{not json"[..])
+        .expect("insert");
+    let at = Timestamp::from_second(1_800_000_000).expect("ts");
+    let first: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    let newer = Uuid::now_v7();
+    let (a1, b1, c1) = (
+        reports(&first),
+        reports(&[Uuid::now_v7()]),
+        reports(&[Uuid::now_v7()]),
+    );
+    // A's second batch in the same call: a resend of its first with one newer report.
+    let a2 = reports(&[first[0], first[2], newer]);
+    let seen = |agent: &mut AgentRecord| agent.last_seen = Some(at);
+    let results = storage.store_batches(&[
+        input(&a, &a1, at, &seen),
+        input(&c, &c1, at, &seen),
+        input(&b, &b1, at, &seen),
+        input(&a, &a2, at, &seen),
+    ]);
+    let outcome = |i: usize| {
+        results[i]
+            .as_ref()
+            .map(|(o, _)| (o.new, o.duplicates))
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(outcome(0), Ok((3, 0)));
+    assert!(
+        matches!(
+            &results[1],
+            Err(StorageError::Corrupt { what: "agent", .. })
+        ),
+        "{:?}",
+        outcome(1)
+    );
+    assert_eq!(outcome(2), Ok((1, 0)));
+    assert_eq!(outcome(3), Ok((1, 2)));
+    assert_eq!(storage.report_count(&a).expect("count"), 4);
+    assert_eq!(storage.report_count(&b).expect("count"), 1);
+    assert_eq!(storage.report_count(&c).expect("count"), 0);
+    assert!(storage.report(&c, &c1[0].id).expect("get").is_none());
+    for (agent, ids) in [
+        (&a, vec![first[0], first[1], first[2], newer]),
+        (&b, vec![b1[0].id]),
+    ] {
+        for id in ids {
+            let stored = storage.report(agent, &id).expect("get").expect("stored");
+            assert_eq!(stored.bytes, id.as_bytes());
+        }
+        let record = storage.agent(agent).expect("agent").expect("record");
+        assert_eq!(
+            record.last_seen,
+            Some(at),
+            "note applied in the shared transaction"
+        );
+    }
+}
+
+fn input<'a>(
+    agent_id: &'a str,
+    reports: &'a [EncodedReport],
+    received_at: Timestamp,
+    note: &'a dyn Fn(&mut AgentRecord),
+) -> BatchInput<'a> {
+    BatchInput {
+        agent_id,
+        received_at,
+        reports,
+        deferred: None,
+        note,
+    }
+}
