@@ -206,7 +206,7 @@ struct Prepared {
 /// them (nearly every batch) skips the reads that could not find anything.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct StoredIds {
-    /// At least the greatest report id stored for the agent: only `store_batch` adds ids (and
+    /// At least the greatest report id stored for the agent: only `store_batches` adds ids (and
     /// raises it), retention only removes them, so a batch whose ids are all greater overlaps
     /// no stored batch.
     newest: Option<Uuid>,
