@@ -201,7 +201,10 @@ impl Storage {
         if self.backup_runs.get(&key)?.is_some_and(|old| old == value) {
             return Ok(());
         }
-        self.backup_runs.insert(key, value)?;
+        // A run that replaces one of the same job and finish time leaves the count as it was.
+        if self.backup_runs.insert(key, value)?.is_some() {
+            return Ok(());
+        }
         let kept = self.backup_runs.scan_prefix(prefix.as_bytes()).count();
         if kept > RUNS_KEPT {
             let old: Vec<_> = self
