@@ -358,3 +358,43 @@ fn input<'a>(
         note,
     }
 }
+
+#[test]
+fn a_job_keeps_its_newest_runs_and_a_replaced_run_changes_no_count() {
+    let (_dir, storage) = open();
+    let agent = Uuid::now_v7().to_string();
+    let run = |second: i64, bytes: u64| crate::facts::BackupRun {
+        job: "nightly".into(),
+        kind: crate::facts::RunKind::Backup,
+        source: "restic".into(),
+        status: crate::facts::BackupStatus::Success,
+        started_at: None,
+        finished_at: Timestamp::from_second(1_800_000_000 + second).expect("ts"),
+        bytes: Some(bytes),
+        files: None,
+        target: String::new(),
+        message: String::new(),
+        cause: String::new(),
+        code: None,
+        failed_items: None,
+    };
+    let extra = 5;
+    for second in 0..(RUNS_KEPT + extra) as i64 {
+        storage
+            .put_backup_run(&agent, &run(second, 1))
+            .expect("run");
+    }
+    // The newest run again, with other figures: replaced, nothing else removed.
+    let newest = (RUNS_KEPT + extra - 1) as i64;
+    storage
+        .put_backup_run(&agent, &run(newest, 2))
+        .expect("replace");
+    let runs = &storage.backup_runs(&agent).expect("runs")["nightly"];
+    assert_eq!(runs.len(), RUNS_KEPT);
+    assert_eq!(
+        runs[0].finished_at,
+        run(extra as i64, 1).finished_at,
+        "oldest trimmed"
+    );
+    assert_eq!(runs[RUNS_KEPT - 1].bytes, Some(2));
+}
