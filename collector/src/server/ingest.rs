@@ -75,7 +75,7 @@ const STORE_QUEUE: usize = 1024;
 /// Batches the storer takes at once (one sled transaction holds them all).
 const STORE_GROUP: usize = 64;
 
-/// One batch for the storer, and where its answer goes.
+/// One batch for the storer.
 struct StoreJob {
     agent_id: String,
     clinic_id: String,
@@ -147,7 +147,8 @@ impl BatchStorer {
         let (answer, rx) = tokio::sync::oneshot::channel();
         let stopped = || {
             IngestError::Refused(Status::unavailable(
-                "the collector's batch storer stopped; keep the reports and send them again",
+                "the collector could not store the batch (its storing thread failed or stopped); \
+                 keep the reports and send them again",
             ))
         };
         self.queue
