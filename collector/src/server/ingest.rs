@@ -652,8 +652,8 @@ impl Ingest for IngestService {
         #[cfg(feature = "bench")]
         if self.state.config.bench.discard_reports {
             // Benchmark only (`[bench] discard_reports`): the same gRPC path, no storage; the
-            // identity check still reads the agent's record (the durable path does it in the
-            // same storage call as the write).
+            // identity check still reads the agent's record (the durable path does it on the
+            // storing thread, just before the write).
             let storage = self.state.storage.clone();
             let (id, clinic) = (agent_id.clone(), clinic_id.clone());
             blocking(move || check_agent(&storage, &id, &clinic)).await??;

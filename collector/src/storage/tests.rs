@@ -364,19 +364,9 @@ fn a_job_keeps_its_newest_runs_and_a_replaced_run_changes_no_count() {
     let (_dir, storage) = open();
     let agent = Uuid::now_v7().to_string();
     let run = |second: i64, bytes: u64| crate::facts::BackupRun {
-        job: "nightly".into(),
-        kind: crate::facts::RunKind::Backup,
-        source: "restic".into(),
-        status: crate::facts::BackupStatus::Success,
-        started_at: None,
         finished_at: Timestamp::from_second(1_800_000_000 + second).expect("ts"),
         bytes: Some(bytes),
-        files: None,
-        target: String::new(),
-        message: String::new(),
-        cause: String::new(),
-        code: None,
-        failed_items: None,
+        ..crate::alerts::rules::fixtures::run("nightly", crate::facts::BackupStatus::Success, 0)
     };
     let extra = 5;
     for second in 0..(RUNS_KEPT + extra) as i64 {
