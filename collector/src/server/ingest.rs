@@ -250,18 +250,22 @@ impl FactRecorder {
                 let recorded = blocking(move || {
                     let mut markers = Vec::with_capacity(round.len());
                     let mut agents = BTreeSet::new();
-                    for job in &round {
-                        match record_facts(&store, &job.agent_id, &job.facts) {
-                            Ok(()) => markers.push(job.marker),
-                            // Its marker stays: the facts are recorded again at the next start.
+                    // One call per agent with all its batches of the round, in arrival order, so
+                    // that what they repeat is written once.
+                    for jobs in by_agent(&round) {
+                        let agent_id = &jobs[0].agent_id;
+                        let facts = jobs.iter().flat_map(|job| job.facts.iter().map(|(at, fact)| (*at, fact)));
+                        match store.record_facts(agent_id, facts) {
+                            Ok(()) => markers.extend(jobs.iter().map(|job| job.marker)),
+                            // Their markers stay: the facts are recorded again at the next start.
                             Err(error) => {
-                                tracing::error!(agent_id = %job.agent_id, %error, "facts of an acknowledged batch not recorded");
+                                tracing::error!(agent_id = %agent_id, batches = jobs.len(), %error, "facts of acknowledged batches not recorded");
                                 if error.is_io_failure() {
                                     return Err(error);
                                 }
                             }
                         }
-                        agents.insert(job.agent_id.clone());
+                        agents.insert(agent_id.clone());
                     }
                     Ok((markers, agents))
                 })
@@ -299,6 +303,21 @@ impl FactRecorder {
             tracing::warn!("fact recorder stopped: facts recorded at the next start");
         }
     }
+}
+
+/// A round's jobs grouped by agent, each group in arrival order, groups in order of first
+/// arrival.
+fn by_agent(round: &[FactJob]) -> Vec<Vec<&FactJob>> {
+    let mut groups: Vec<Vec<&FactJob>> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for job in round {
+        let i = *index.entry(job.agent_id.as_str()).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[i].push(job);
+    }
+    groups
 }
 
 /// A report that passed validation.
@@ -525,10 +544,7 @@ fn record_facts(
     agent_id: &str,
     facts: &[(Timestamp, Fact)],
 ) -> Result<(), StorageError> {
-    for (at, fact) in facts {
-        storage.record_fact(agent_id, *at, fact)?;
-    }
-    Ok(())
+    storage.record_facts(agent_id, facts.iter().map(|(at, fact)| (*at, fact)))
 }
 
 /// Interprets the stored reports that an older version of this collector could not (run at

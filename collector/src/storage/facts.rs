@@ -4,6 +4,8 @@
 //! backups and LAN, only what the collector left out of the latest report),
 //! `lan_devices` (agent ␟ device → DeviceRecord).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use jiff::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -54,75 +56,103 @@ impl Storage {
         collected_at: Timestamp,
         fact: &Fact,
     ) -> Result<(), StorageError> {
+        self.record_facts(agent_id, [(collected_at, fact)])
+    }
+
+    /// Records what several reports of one agent say, in their order: the same result as
+    /// [`Storage::record_fact`] for each in turn. Backup facts are folded in memory first, so
+    /// that each run, the declaration and the cut are written once: every backup report
+    /// repeats the declared jobs and their last runs, and a backlog holds many.
+    pub fn record_facts<'f>(
+        &self,
+        agent_id: &str,
+        facts: impl IntoIterator<Item = (Timestamp, &'f Fact)>,
+    ) -> Result<(), StorageError> {
         let _turn = self.writing();
-        match fact {
-            Fact::Backup {
-                runs,
-                declared,
-                cut,
-            } => {
-                for run in runs {
-                    self.put_backup_run(agent_id, run)?;
+        let mut backups = BackupFold::default();
+        for (collected_at, fact) in facts {
+            match fact {
+                Fact::Backup {
+                    runs,
+                    declared,
+                    cut,
+                } => {
+                    for run in runs {
+                        backups.add_run(agent_id, run);
+                    }
+                    if !declared.is_empty() {
+                        backups.declarations.push((collected_at, declared));
+                    }
+                    backups.cuts.push((collected_at, cut));
                 }
-                if !declared.is_empty() {
-                    self.note_declared_jobs(agent_id, collected_at, declared)?;
+                Fact::OsUpdates(status) => {
+                    self.update_json(
+                        &self.latest_facts,
+                        &FactKind::OsUpdates.key(agent_id),
+                        |prev| {
+                            let prev: Option<Stamped<OsUpdates>> = prev;
+                            match prev {
+                                Some(p) if p.collected_at > collected_at => Some(p),
+                                p => Some(Stamped {
+                                    collected_at,
+                                    value: status.clone().merge(p.as_ref(), collected_at),
+                                }),
+                            }
+                        },
+                    )?;
                 }
-                self.put_cut(agent_id, CUT_BACKUP, collected_at, cut)?;
+                Fact::Antivirus(av) => {
+                    self.put_latest(agent_id, FactKind::Antivirus, collected_at, av)?
+                }
+                Fact::Software(sw) => {
+                    self.put_latest(agent_id, FactKind::Software, collected_at, sw)?
+                }
+                Fact::Lan(lan) => {
+                    self.note_devices(agent_id, collected_at, lan)?;
+                    self.put_cut(agent_id, CUT_LAN, &[(collected_at, &lan.cut)])?;
+                }
             }
-            Fact::OsUpdates(status) => {
-                self.update_json(
-                    &self.latest_facts,
-                    &FactKind::OsUpdates.key(agent_id),
-                    |prev| {
-                        let prev: Option<Stamped<OsUpdates>> = prev;
-                        match prev {
-                            Some(p) if p.collected_at > collected_at => Some(p),
-                            p => Some(Stamped {
-                                collected_at,
-                                value: status.clone().merge(p.as_ref(), collected_at),
-                            }),
-                        }
-                    },
-                )?;
-            }
-            Fact::Antivirus(av) => {
-                self.put_latest(agent_id, FactKind::Antivirus, collected_at, av)?
-            }
-            Fact::Software(sw) => {
-                self.put_latest(agent_id, FactKind::Software, collected_at, sw)?
-            }
-            Fact::Lan(lan) => {
-                self.note_devices(agent_id, collected_at, lan)?;
-                self.put_cut(agent_id, CUT_LAN, collected_at, &lan.cut)?;
-            }
+            self.note_fact_history(agent_id, collected_at, fact)?;
         }
-        self.note_fact_history(agent_id, collected_at, fact)?;
+        self.put_backup_runs(&backups.runs)?;
+        if !backups.declarations.is_empty() {
+            self.note_declared_jobs(agent_id, &backups.declarations)?;
+        }
+        if !backups.cuts.is_empty() {
+            self.put_cut(agent_id, CUT_BACKUP, &backups.cuts)?;
+        }
         Ok(())
     }
 
     /// Keeps what the latest report of a kind without a fact record of its own (backups, LAN)
-    /// left out, or forgets it when that report was whole.
+    /// left out, or forgets it when that report was whole; `cuts` in the order they came.
     fn put_cut(
         &self,
         agent_id: &str,
         kind: &str,
-        collected_at: Timestamp,
-        cut: &Cut,
+        cuts: &[(Timestamp, &Cut)],
     ) -> Result<(), StorageError> {
         let key = format!("{agent_id}{SEP}{kind}");
-        if cut.is_empty() && self.latest_facts.get(key.as_bytes())?.is_none() {
+        if cuts.iter().all(|(_, cut)| cut.is_empty())
+            && self.latest_facts.get(key.as_bytes())?.is_none()
+        {
             return Ok(());
         }
         self.update_json(
             &self.latest_facts,
             &key,
-            |prev: Option<Stamped<Cut>>| match prev {
-                Some(p) if p.collected_at > collected_at => Some(p),
-                _ if cut.is_empty() => None,
-                _ => Some(Stamped {
-                    collected_at,
-                    value: cut.clone(),
-                }),
+            |mut kept: Option<Stamped<Cut>>| {
+                for (at, cut) in cuts {
+                    kept = match kept {
+                        Some(p) if p.collected_at > *at => Some(p),
+                        _ if cut.is_empty() => None,
+                        _ => Some(Stamped {
+                            collected_at: *at,
+                            value: (*cut).clone(),
+                        }),
+                    };
+                }
+                kept
             },
         )
     }
@@ -185,36 +215,45 @@ impl Storage {
             .transpose()
     }
 
+    #[cfg(test)]
     pub(super) fn put_backup_run(
         &self,
         agent_id: &str,
         run: &BackupRun,
     ) -> Result<(), StorageError> {
-        let prefix = format!("{agent_id}{SEP}{}{SEP}", run.job);
-        // Big-endian with the sign bit flipped: byte order is time order.
-        let at = (run.finished_at.as_second() as u64) ^ (1 << 63);
-        let mut key = prefix.clone().into_bytes();
-        key.extend_from_slice(&at.to_be_bytes());
-        let value = encode("backup run", run)?;
-        // A declared job's last run repeats a run of the same report, and agents resend it
-        // with every backup report: a run already stored as is changes nothing.
-        if self.backup_runs.get(&key)?.is_some_and(|old| old == value) {
-            return Ok(());
+        let mut fold = BackupFold::default();
+        fold.add_run(agent_id, run);
+        self.put_backup_runs(&fold.runs)
+    }
+
+    /// Writes folded runs, then trims each job that gained one to its newest [`RUNS_KEPT`]
+    /// (the same runs as trimming after each insert: the newest of all).
+    fn put_backup_runs(&self, runs: &BTreeMap<Vec<u8>, FoldedRun<'_>>) -> Result<(), StorageError> {
+        let mut grown = BTreeSet::new();
+        for (key, folded) in runs {
+            let value = encode("backup run", folded.run)?;
+            // A declared job's last run repeats a run of the same report, and agents resend it
+            // with every backup report: a run already stored as is changes nothing.
+            if self.backup_runs.get(key)?.is_some_and(|old| old == value) {
+                continue;
+            }
+            // A run that replaces one of the same job and finish time leaves the count as it was.
+            if self.backup_runs.insert(key.as_slice(), value)?.is_none() {
+                grown.insert(&key[..folded.prefix_len]);
+            }
         }
-        // A run that replaces one of the same job and finish time leaves the count as it was.
-        if self.backup_runs.insert(key, value)?.is_some() {
-            return Ok(());
-        }
-        let kept = self.backup_runs.scan_prefix(prefix.as_bytes()).count();
-        if kept > RUNS_KEPT {
-            let old: Vec<_> = self
-                .backup_runs
-                .scan_prefix(prefix.as_bytes())
-                .keys()
-                .take(kept - RUNS_KEPT)
-                .collect::<Result<_, _>>()?;
-            for key in old {
-                self.backup_runs.remove(key)?;
+        for prefix in grown {
+            let kept = self.backup_runs.scan_prefix(prefix).count();
+            if kept > RUNS_KEPT {
+                let old: Vec<_> = self
+                    .backup_runs
+                    .scan_prefix(prefix)
+                    .keys()
+                    .take(kept - RUNS_KEPT)
+                    .collect::<Result<_, _>>()?;
+                for key in old {
+                    self.backup_runs.remove(key)?;
+                }
             }
         }
         Ok(())
@@ -239,37 +278,51 @@ impl Storage {
         Ok(jobs)
     }
 
-    /// Replaces an agent's declared jobs with a newer declaration, keeping since when each
-    /// job has been declared.
+    /// Replaces an agent's declared jobs with each newer declaration in turn (in the order they
+    /// came), keeping since when each job has been declared; writes only what changed.
     fn note_declared_jobs(
         &self,
         agent_id: &str,
-        at: Timestamp,
-        jobs: &[DeclaredJob],
+        declarations: &[(Timestamp, &[DeclaredJob])],
     ) -> Result<(), StorageError> {
-        let current = self.declared_jobs(agent_id)?;
-        if current.iter().any(|d| d.declared_at > at) {
-            return Ok(());
+        let stored = self.declared_jobs(agent_id)?;
+        let mut current: BTreeMap<&str, DeclaredJobRecord> = stored
+            .iter()
+            .map(|d| (d.job.name.as_str(), d.clone()))
+            .collect();
+        for (at, jobs) in declarations {
+            if current.values().any(|d| d.declared_at > *at) {
+                continue;
+            }
+            let next = jobs
+                .iter()
+                .map(|job| {
+                    let first = current
+                        .get(job.name.as_str())
+                        .map_or(*at, |d| d.first_declared_at);
+                    let record = DeclaredJobRecord {
+                        job: job.clone(),
+                        first_declared_at: first,
+                        declared_at: *at,
+                    };
+                    (job.name.as_str(), record)
+                })
+                .collect();
+            current = next;
         }
-        for old in &current {
-            if !jobs.iter().any(|j| j.name == old.job.name) {
+        for old in &stored {
+            if !current.contains_key(old.job.name.as_str()) {
                 self.declared_jobs
                     .remove(format!("{agent_id}{SEP}{}", old.job.name).as_bytes())?;
             }
         }
-        for job in jobs {
-            let first = current
-                .iter()
-                .find(|d| d.job.name == job.name)
-                .map_or(at, |d| d.first_declared_at);
-            let record = DeclaredJobRecord {
-                job: job.clone(),
-                first_declared_at: first,
-                declared_at: at,
-            };
+        for (name, record) in &current {
+            if stored.iter().any(|d| d == record) {
+                continue;
+            }
             self.declared_jobs.insert(
-                format!("{agent_id}{SEP}{}", job.name).as_bytes(),
-                encode("declared job", &record)?,
+                format!("{agent_id}{SEP}{name}").as_bytes(),
+                encode("declared job", record)?,
             )?;
         }
         Ok(())
@@ -338,9 +391,39 @@ impl Storage {
             let old = tree.get(key.as_bytes())?;
             let value = old.as_ref().map(|v| decode("fact", v)).transpose()?;
             let new = change(value).map(|v| encode("fact", &v)).transpose()?;
+            if new.as_deref() == old.as_deref() {
+                return Ok(());
+            }
             if tree.compare_and_swap(key.as_bytes(), old, new)?.is_ok() {
                 return Ok(());
             }
         }
+    }
+}
+
+/// A run to write: the last one given for its key (as an insert would keep), and how much of
+/// the key is the job's prefix.
+struct FoldedRun<'f> {
+    run: &'f BackupRun,
+    prefix_len: usize,
+}
+
+/// One agent's backup facts, folded before they are written (see [`Storage::record_facts`]).
+#[derive(Default)]
+struct BackupFold<'f> {
+    /// By key: agent ␟ job ␟ finish time.
+    runs: BTreeMap<Vec<u8>, FoldedRun<'f>>,
+    declarations: Vec<(Timestamp, &'f [DeclaredJob])>,
+    cuts: Vec<(Timestamp, &'f Cut)>,
+}
+
+impl<'f> BackupFold<'f> {
+    fn add_run(&mut self, agent_id: &str, run: &'f BackupRun) {
+        let mut key = format!("{agent_id}{SEP}{}{SEP}", run.job).into_bytes();
+        let prefix_len = key.len();
+        // Big-endian with the sign bit flipped: byte order is time order.
+        let at = (run.finished_at.as_second() as u64) ^ (1 << 63);
+        key.extend_from_slice(&at.to_be_bytes());
+        self.runs.insert(key, FoldedRun { run, prefix_len });
     }
 }

@@ -388,3 +388,86 @@ fn a_job_keeps_its_newest_runs_and_a_replaced_run_changes_no_count() {
     );
     assert_eq!(runs[RUNS_KEPT - 1].bytes, Some(2));
 }
+
+#[test]
+fn facts_recorded_together_end_as_recorded_one_by_one() {
+    use crate::facts::{BackupStatus, DeclaredJob, Fact};
+    use crate::limits::Cut;
+    let at = |second: i64| Timestamp::from_second(1_800_000_000 + second).expect("ts");
+    let run = |job: &str, second: i64, bytes: u64| crate::facts::BackupRun {
+        finished_at: at(second),
+        bytes: Some(bytes),
+        ..crate::alerts::rules::fixtures::run(job, BackupStatus::Success, 0)
+    };
+    let job = |name: &str, every: u64| DeclaredJob {
+        name: name.into(),
+        every_seconds: every,
+        days_of_week: Vec::new(),
+        check_every_seconds: 0,
+        last_check: None,
+        last_good_check_at: None,
+    };
+    let backup = |runs: Vec<crate::facts::BackupRun>, declared: Vec<DeclaredJob>, cut: &[&str]| {
+        Fact::Backup {
+            runs,
+            declared,
+            cut: Cut(cut.iter().map(|c| c.to_string()).collect()),
+        }
+    };
+    // What a backlog holds: runs repeated and replaced, more runs than are kept, a job dropped
+    // and declared again, an older declaration arriving late, cuts that come and go.
+    let mut facts = Vec::new();
+    for second in 0..(RUNS_KEPT as i64 + 8) {
+        let declared = match second {
+            10..=19 => vec![job("nightly", 86_400)],
+            _ => vec![job("nightly", 86_400), job("weekly", 7 * 86_400)],
+        };
+        let cut: &[&str] = if second % 7 == 0 {
+            &["2 exécutions"]
+        } else {
+            &[]
+        };
+        facts.push((
+            at(second * 10),
+            backup(
+                vec![
+                    run("nightly", second, 1),
+                    run("nightly", second, 2),
+                    run("weekly", second / 7, 3),
+                ],
+                declared,
+                cut,
+            ),
+        ));
+    }
+    facts.push((
+        at(5),
+        backup(vec![run("nightly", 2, 9)], vec![job("old", 60)], &["late"]),
+    ));
+
+    let (_a, one_by_one) = open();
+    let (_b, together) = open();
+    let agent = Uuid::now_v7().to_string();
+    for (when, fact) in &facts {
+        one_by_one.record_fact(&agent, *when, fact).expect("fact");
+    }
+    together
+        .record_facts(&agent, facts.iter().map(|(when, fact)| (*when, fact)))
+        .expect("facts");
+
+    let runs = one_by_one.backup_runs(&agent).expect("runs");
+    assert_eq!(runs["nightly"].len(), RUNS_KEPT, "trimmed");
+    assert_eq!(runs, together.backup_runs(&agent).expect("runs"));
+    let declared = one_by_one.declared_jobs(&agent).expect("declared");
+    assert_eq!(declared.len(), 2);
+    assert!(
+        declared
+            .iter()
+            .any(|d| d.job.name == "weekly" && d.first_declared_at == at(200))
+    );
+    assert_eq!(declared, together.declared_jobs(&agent).expect("declared"));
+    assert_eq!(
+        one_by_one.fact_cuts(&agent).expect("cuts"),
+        together.fact_cuts(&agent).expect("cuts")
+    );
+}
