@@ -20,7 +20,7 @@ use crate::group_commit::GroupCommit;
 /// storing them; an evaluation reads the facts recorded until it starts, so one after the gap
 /// judges every batch that came meanwhile. A request after a quiet gap is evaluated at once: a
 /// lone failed backup alerts without waiting.
-pub const AGENT_GAP: Duration = Duration::from_millis(100);
+pub const AGENT_GAP: Duration = Duration::from_millis(50);
 
 /// Asks the evaluator to look at an agent; cheap to clone.
 #[derive(Debug, Clone)]
