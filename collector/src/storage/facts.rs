@@ -285,10 +285,14 @@ impl Storage {
         agent_id: &str,
         declarations: &[(Timestamp, &[DeclaredJob])],
     ) -> Result<(), StorageError> {
-        let stored = self.declared_jobs(agent_id)?;
+        let stored: BTreeMap<String, DeclaredJobRecord> = self
+            .declared_jobs(agent_id)?
+            .into_iter()
+            .map(|d| (d.job.name.clone(), d))
+            .collect();
         let mut current: BTreeMap<&str, DeclaredJobRecord> = stored
             .iter()
-            .map(|d| (d.job.name.as_str(), d.clone()))
+            .map(|(name, d)| (name.as_str(), d.clone()))
             .collect();
         for (at, jobs) in declarations {
             if current.values().any(|d| d.declared_at > *at) {
@@ -310,14 +314,14 @@ impl Storage {
                 .collect();
             current = next;
         }
-        for old in &stored {
-            if !current.contains_key(old.job.name.as_str()) {
+        for name in stored.keys() {
+            if !current.contains_key(name.as_str()) {
                 self.declared_jobs
-                    .remove(format!("{agent_id}{SEP}{}", old.job.name).as_bytes())?;
+                    .remove(format!("{agent_id}{SEP}{name}").as_bytes())?;
             }
         }
         for (name, record) in &current {
-            if stored.iter().any(|d| d == record) {
+            if stored.get(*name) == Some(record) {
                 continue;
             }
             self.declared_jobs.insert(
